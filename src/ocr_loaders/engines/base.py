@@ -1,0 +1,48 @@
+"""The engine contract: one page image in, one raw grounded answer out.
+
+Engines are async so the pipeline can keep many pages in flight. An engine may also ask for a
+*page hook*: a plain function the renderer calls on the open PyMuPDF page, in the worker that
+owns the document (PyMuPDF is not thread-safe), whose picklable result reaches the engine as
+``PageImage.hint``. The local engine uses it to read the PDF text layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+from ..model import PageImage, RawPage
+
+PageHook = Callable[[Any], Any]
+"""Called with a ``pymupdf.Page``; must be a module-level function returning picklable data."""
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the pipeline needs from an OCR engine."""
+
+    name: str
+    """``openai`` (an endpoint), ``local`` (embedded CPU engine) or ``vllm`` (in-process)."""
+    model: str
+    """The model name reported in metadata (``ocr_model``)."""
+    prompt: str
+
+    @property
+    def page_hook(self) -> PageHook | None:
+        """Work to do where the document is open, or ``None``."""
+        ...
+
+    @property
+    def cache_identity(self) -> str:
+        """Everything about this engine that changes its output (model, prompt, dialect...)."""
+        ...
+
+    async def recognize(self, page: PageImage) -> RawPage:
+        """OCR one page. Transport errors are retried inside; a page that still fails is
+        returned with ``RawPage.error`` set rather than raised, unless nothing can succeed
+        (then :class:`~ocr_loaders.errors.EndpointUnavailableError`)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections and workers."""
+        ...
