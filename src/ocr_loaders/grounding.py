@@ -37,8 +37,8 @@ CAPTION_LABELS = frozenset({
     "image_caption", "table_caption", "figure_title", "table_footnote", "image_footnote",
 })
 
-# Tags as they appear, tolerating stray spaces inside the delimiters.
-_TAG_RE = re.compile(r"<\|\s*(/?)\s*(ref|det|grounding)\s*\|>")
+# The four tags (and the prompt marker), exactly as the tokenizer writes them.
+_TAG_RE = re.compile(r"<\|(/?)(ref|det|grounding)\|>")
 _EOS_RE = re.compile(r"<｜end▁of▁sentence｜>|<\|end▁of▁sentence\|>|<\|endoftext\|>")
 _BOX_RE = re.compile(r"\[([^\[\]]*)\]")
 _INT_RE = re.compile(r"\d+")
@@ -61,7 +61,14 @@ def _tags(text: str) -> list[_Tag]:
 
 
 def _strip_tags(text: str) -> str:
-    return _TAG_RE.sub("", text)
+    """Remove tag fragments; one between two non-spaces leaves a space, so words stay apart."""
+
+    def repl(m: re.Match[str]) -> str:
+        before = text[m.start() - 1] if m.start() > 0 else " "
+        after = text[m.end()] if m.end() < len(text) else " "
+        return " " if not before.isspace() and not after.isspace() else ""
+
+    return _TAG_RE.sub(repl, text)
 
 
 def parse_boxes(det: str) -> tuple[Box, ...]:
@@ -97,6 +104,20 @@ class _Draft:
 def _clean_content(text: str) -> str:
     """Content between headers, minus leftover tag fragments and surrounding blank lines."""
     return _strip_tags(text).strip("\n").rstrip()
+
+
+_PAYLOAD_RE = re.compile(r"[ \t\[\],\d-]*")
+
+
+def _is_payload(det: str) -> bool:
+    """A closed det holds one line of box list; anything with a newline or markup is content."""
+    return "\n" not in det and "<" not in det
+
+
+def _unclosed_payload_end(text: str, start: int) -> int:
+    """End of a det payload with no closing tag: box characters only, never content."""
+    m = _PAYLOAD_RE.match(text, start)
+    return m.end() if m else start
 
 
 def _split_headers(text: str) -> list[_Draft]:
@@ -147,17 +168,16 @@ def _split_headers(text: str) -> list[_Draft]:
                 det_end = j + 1
                 while det_end < len(tags) and tags[det_end].kind not in ("/det", "ref", "det"):
                     det_end += 1
-                if det_end < len(tags) and tags[det_end].kind == "/det":
+                if det_end < len(tags) and tags[det_end].kind == "/det" and _is_payload(
+                        text[tags[j].end:tags[det_end].start]):
                     boxes = parse_boxes(text[tags[j].end:tags[det_end].start])
                     after = tags[det_end].end
                     nxt = det_end + 1
-                else:  # unclosed det: the payload runs to the end of its line
-                    stop = tags[det_end].start if det_end < len(tags) else len(text)
-                    line_end = text.find("\n", tags[j].end, stop)
-                    payload_end = stop if line_end < 0 else line_end
+                else:  # unclosed det: only box-like characters belong to it
+                    payload_end = _unclosed_payload_end(text, tags[j].end)
                     boxes = parse_boxes(text[tags[j].end:payload_end])
                     after = payload_end
-                    nxt = det_end
+                    nxt = j + 1
             pending = _Draft(label, boxes, "", header=True)
             pos = after
             i = nxt
@@ -168,15 +188,14 @@ def _split_headers(text: str) -> list[_Draft]:
             while k < len(tags) and tags[k].kind not in ("/det", "ref", "det"):
                 k += 1
             flush(tag.start)
-            if k < len(tags) and tags[k].kind == "/det":
+            if k < len(tags) and tags[k].kind == "/det" and _is_payload(
+                    text[tag.end:tags[k].start]):
                 boxes = parse_boxes(text[tag.end:tags[k].start])
                 pos, i = tags[k].end, k + 1
             else:
-                stop = tags[k].start if k < len(tags) else len(text)
-                line_end = text.find("\n", tag.end, stop)
-                payload_end = stop if line_end < 0 else line_end
+                payload_end = _unclosed_payload_end(text, tag.end)
                 boxes = parse_boxes(text[tag.end:payload_end])
-                pos, i = payload_end, k
+                pos, i = payload_end, i + 1
             pending = _Draft("text", boxes, "", header=True)
             continue
         i += 1  # stray closing tags and <|grounding|> are dropped with the content cleanup
@@ -203,7 +222,7 @@ def _has_table(text: str) -> bool:
 def _take_tables(text: str) -> tuple[str, str]:
     """Split ``text`` into (text without table HTML, the table HTML)."""
     tables = [m.group(0) for m in _TABLE_RE.finditer(text)]
-    rest = _TABLE_RE.sub("", text)
+    rest = _TABLE_RE.sub("\n", text)
     rest = re.sub(r"\n{3,}", "\n\n", rest).strip("\n").rstrip()
     return rest, "\n\n".join(t.strip() for t in tables)
 

@@ -1,0 +1,105 @@
+"""Loader options: one frozen dataclass built from keyword arguments and the environment.
+
+Both adapters and the CLI accept the same options (docs/usage.md lists them). Unknown names
+are an error, not silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .chunking import ChunkOptions
+from .engines.base import Engine
+from .engines.openai_compat import GROUNDING_PROMPT, Dialect
+from .errors import ConfigError
+from .render import RenderSettings
+from .sources import PageSelection
+
+DEFAULT_MODEL = "deepseek-ai/DeepSeek-OCR"
+ENV_BASE_URL = "DEEPSEEK_OCR_BASE_URL"
+ENV_API_KEY = "DEEPSEEK_OCR_API_KEY"
+ENV_MODEL = "DEEPSEEK_OCR_MODEL"
+
+OnError = Literal["continue", "raise"]
+
+
+@dataclass(frozen=True)
+class LoaderOptions:
+    """Everything that shapes a load. Build with :meth:`from_kwargs`."""
+
+    base_urls: tuple[str, ...] = ()
+    """Empty: the embedded local engine runs."""
+    model: str = DEFAULT_MODEL
+    api_key: str | None = field(default=None, repr=False)
+    dialect: Dialect = "auto"
+    prompt: str = GROUNDING_PROMPT
+    pages: PageSelection = PageSelection()
+    password: str | None = field(default=None, repr=False)
+    concurrency: int = 16
+    render: RenderSettings = RenderSettings()
+    chunk: ChunkOptions = ChunkOptions()
+    timeout: float = 300.0
+    max_attempts: int = 6
+    output_retries: int = 2
+    unavailable_after: float = 45.0
+    on_error: OnError = "continue"
+    cache: bool = False
+    cache_dir: Path | None = None
+    cache_max_bytes: int = 2 * 1024**3
+    engine: Engine | None = None
+    """An engine instance to use instead of the one the other options describe."""
+    ngram_size: int = 30
+    window_size: int = 90
+    sglang_logit_processor: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.on_error not in ("continue", "raise"):
+            raise ConfigError(f"on_error must be 'continue' or 'raise', got {self.on_error!r}")
+
+    @property
+    def uses_endpoint(self) -> bool:
+        return bool(self.base_urls)
+
+    @classmethod
+    def from_kwargs(cls, base_url: str | list[str] | tuple[str, ...] | None = None,
+                    model: str | None = None, api_key: str | None = None,
+                    **options: Any) -> LoaderOptions:
+        """Options from the public keyword arguments, falling back to the environment.
+
+        ``base_url`` (or ``DEEPSEEK_OCR_BASE_URL``) may hold several comma-separated URLs.
+        Rendering (``dpi``, ``image_format``, ``max_pixels``, ``jpeg_quality``) and chunking
+        (``chunk_size``, ``chunk_overlap``, ``mode``, ``tables``) options are accepted flat.
+        """
+        render_keys = {f.name for f in dataclasses.fields(RenderSettings)}
+        chunk_keys = {f.name for f in dataclasses.fields(ChunkOptions)}
+        own_keys = {f.name for f in dataclasses.fields(cls)} - {"base_urls"}
+        render_kw = {k: options.pop(k) for k in list(options) if k in render_keys}
+        chunk_kw = {k: options.pop(k) for k in list(options) if k in chunk_keys}
+        unknown = set(options) - own_keys
+        if unknown:
+            valid = sorted(own_keys | render_keys | chunk_keys | {"base_url"})
+            raise TypeError(f"unknown option(s) {sorted(unknown)}; valid options: {valid}")
+        url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL, "")
+        urls = [url] if isinstance(url, str) else list(url)
+        base_urls = tuple(u.strip() for item in urls for u in item.split(",") if u.strip())
+        if "pages" in options:
+            options["pages"] = PageSelection.parse(options["pages"])
+        if options.get("cache_dir") is not None:
+            options["cache_dir"] = Path(options["cache_dir"]).expanduser()
+        try:
+            return cls(
+                base_urls=base_urls,
+                model=model or os.environ.get(ENV_MODEL) or DEFAULT_MODEL,
+                api_key=api_key if api_key is not None else os.environ.get(ENV_API_KEY),
+                render=RenderSettings(**render_kw),
+                chunk=ChunkOptions(**chunk_kw),
+                **options,
+            )
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from exc

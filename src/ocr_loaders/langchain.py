@@ -1,0 +1,117 @@
+"""LangChain loader and blob parser over the pipeline.
+
+``DeepSeekOCRLoader(path).load()`` returns ``Document`` chunks; ``lazy_load`` streams them and
+``alazy_load`` is real async (no thread wrapping). ``DeepSeekOCRParser`` is a
+``BaseBlobParser`` for ``GenericLoader`` and other blob-based loaders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+from . import _sync
+from .config import LoaderOptions
+from .pipeline import DocumentFailed, DocumentFinished, Pipeline
+from .records import Record, arecords
+from .sources import DocumentSource, Input
+from .stats import Totals
+
+try:
+    from langchain_core.document_loaders import BaseBlobParser, BaseLoader
+    from langchain_core.documents import Document
+    from langchain_core.documents.base import Blob
+except ImportError as exc:  # pragma: no cover - exercised by test_optional_imports
+    raise ImportError(
+        "DeepSeekOCRLoader needs LangChain: pip install 'ocr-loaders[langchain]'"
+    ) from exc
+
+
+def to_document(record: Record) -> Document:
+    """A LangChain ``Document`` with the stable id and the contract metadata."""
+    return Document(page_content=record.text, metadata=dict(record.metadata), id=record.id)
+
+
+class _Runner:
+    """Shared load logic: options, stats, async core and its sync wrapper."""
+
+    def __init__(self, base_url: str | list[str] | None, model: str | None,
+                 api_key: str | None, options: dict[str, Any]) -> None:
+        self.options = LoaderOptions.from_kwargs(base_url=base_url, model=model,
+                                                 api_key=api_key, **options)
+        self.last_stats: Totals | None = None
+        self.last_documents: list[Totals] = []
+
+    async def _arun(self, inputs: Input | Sequence[Input] | Sequence[DocumentSource]
+                    ) -> AsyncIterator[Document]:
+        pipeline = Pipeline(self.options)
+        self.last_documents = []
+        try:
+            async for item in arecords(pipeline.events(inputs), self.options.chunk):
+                if isinstance(item, Record):
+                    yield to_document(item)
+                elif isinstance(item, DocumentFinished):
+                    self.last_documents.append(item.totals)
+                elif isinstance(item, DocumentFailed):
+                    raise item.error
+        finally:
+            self.last_stats = pipeline.run_totals()
+
+
+class DeepSeekOCRLoader(BaseLoader, _Runner):
+    """Load PDFs and images through DeepSeek-OCR as LangChain ``Document`` chunks.
+
+    Args:
+        file_path: a path, folder, glob, bytes, a binary file object, or a list of them.
+        base_url: endpoint(s) serving DeepSeek-OCR (``DEEPSEEK_OCR_BASE_URL``); none: the
+            embedded local engine.
+        model, api_key: as the environment variables ``DEEPSEEK_OCR_MODEL`` / ``_API_KEY``.
+        **options: see docs/usage.md.
+
+    After a load, :attr:`last_stats` holds the run's totals (see docs/stats.md).
+    """
+
+    def __init__(self, file_path: Input | Sequence[Input], base_url: str | list[str] | None = None,
+                 model: str | None = None, api_key: str | None = None,
+                 **options: Any) -> None:
+        _Runner.__init__(self, base_url, model, api_key, options)
+        self.file_path = file_path
+
+    def lazy_load(self) -> Iterator[Document]:
+        """Stream chunks as pages finish (works inside a running event loop)."""
+        return _sync.iterate(lambda: self._arun(self.file_path))
+
+    async def alazy_load(self) -> AsyncIterator[Document]:
+        """Stream chunks on the caller's event loop."""
+        async for doc in self._arun(self.file_path):
+            yield doc
+
+
+class DeepSeekOCRParser(BaseBlobParser, _Runner):
+    """Parse blobs (PDF or image bytes) into ``Document`` chunks, e.g. for ``GenericLoader``."""
+
+    def __init__(self, base_url: str | list[str] | None = None, model: str | None = None,
+                 api_key: str | None = None, **options: Any) -> None:
+        _Runner.__init__(self, base_url, model, api_key, options)
+
+    def lazy_parse(self, blob: Blob) -> Iterator[Document]:
+        """Chunks of one blob; the blob's ``source`` names the document in metadata."""
+        source = _blob_source(blob)
+        return _sync.iterate(lambda: self._arun([source]))
+
+    async def alazy_parse(self, blob: Blob) -> AsyncIterator[Document]:
+        """Async variant of :meth:`lazy_parse`."""
+        async for doc in self._arun([_blob_source(blob)]):
+            yield doc
+
+
+def _blob_source(blob: Blob) -> DocumentSource:
+    from pathlib import Path
+
+    name = str(blob.source or blob.path or "<blob>")
+    if blob.data is None and blob.path is not None:
+        return DocumentSource(name=name, path=Path(str(blob.path)))
+    return DocumentSource(name=name, data=blob.as_bytes())
+
+
+__all__ = ["DeepSeekOCRLoader", "DeepSeekOCRParser", "to_document"]

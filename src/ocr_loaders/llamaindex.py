@@ -1,0 +1,163 @@
+"""LlamaIndex reader: ``DeepSeekOCRReader().load_data(path)`` -> ``Document`` chunks.
+
+A thin adapter over the pipeline. ``load_data`` / ``lazy_load_data`` run the async core on a
+private loop (safe inside Jupyter); ``aload_data`` / ``alazy_load_data`` run it on the caller's
+loop. It also works where LlamaIndex calls readers itself:
+``SimpleDirectoryReader(dir, file_extractor={".pdf": reader, ".png": reader})``, which calls
+``load_data(file, extra_info=..., fs=...)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
+from typing import Any
+
+from . import _sync
+from .config import LoaderOptions
+from .pipeline import DocumentFailed, DocumentFinished, Pipeline
+from .records import EXCLUDED_FROM_EMBEDDING, Record, arecords
+from .sources import DocumentSource, Input
+from .stats import Totals
+
+try:
+    from llama_index.core.readers.base import BaseReader
+    from llama_index.core.schema import Document
+except ImportError as exc:  # pragma: no cover - exercised by test_optional_imports
+    raise ImportError(
+        "DeepSeekOCRReader needs LlamaIndex: pip install 'ocr-loaders[llamaindex]'"
+    ) from exc
+
+
+class DeepSeekOCRReader(BaseReader):
+    """Load PDFs and images through DeepSeek-OCR as LlamaIndex ``Document`` chunks.
+
+    Args:
+        base_url: OpenAI-compatible endpoint(s) serving DeepSeek-OCR (vLLM or SGLang); falls
+            back to ``DEEPSEEK_OCR_BASE_URL``. With none, the embedded local engine runs.
+        model: served model name (``DEEPSEEK_OCR_MODEL``, default ``deepseek-ai/DeepSeek-OCR``).
+        api_key: bearer token (``DEEPSEEK_OCR_API_KEY``).
+        **options: see docs/usage.md (``pages``, ``password``, ``concurrency``, ``dpi``,
+            ``chunk_size``, ``chunk_overlap``, ``mode``, ``on_error``, ``cache``, ...).
+
+    After a load, :attr:`last_stats` holds the run's totals (see docs/stats.md).
+    """
+
+    def __init__(self, base_url: str | list[str] | None = None, model: str | None = None,
+                 api_key: str | None = None, **options: Any) -> None:
+        self.options = LoaderOptions.from_kwargs(base_url=base_url, model=model,
+                                                 api_key=api_key, **options)
+        self.last_stats: Totals | None = None
+        self.last_documents: list[Totals] = []
+
+    # -- async core ---------------------------------------------------------------------------
+
+    async def _aiter(self, file: Any, extra_info: dict[str, Any] | None, fs: Any,
+                     kwargs: dict[str, Any]) -> AsyncIterator[Document]:
+        inputs = _inputs(file, extra_info, fs, kwargs)
+        if kwargs:
+            raise TypeError(f"unexpected arguments {sorted(kwargs)}; pass options to the "
+                            "DeepSeekOCRReader constructor")
+        pipeline = Pipeline(self.options)
+        self.last_documents = []
+        try:
+            async for item in arecords(pipeline.events(inputs), self.options.chunk):
+                if isinstance(item, Record):
+                    yield to_document(item)
+                elif isinstance(item, DocumentFinished):
+                    self.last_documents.append(item.totals)
+                elif isinstance(item, DocumentFailed):
+                    raise item.error
+        finally:
+            self.last_stats = pipeline.run_totals()
+
+    def alazy_load_data(  # type: ignore[override]
+            self, file: Input | list[Input] | None = None,
+            extra_info: dict[str, Any] | None = None, fs: Any = None,
+            **kwargs: Any) -> LazyDocuments:
+        """Chunks as pages finish, on the caller's loop (real async, no thread).
+
+        Use ``async for doc in reader.alazy_load_data(path)`` to stream, or
+        ``await reader.alazy_load_data(path)`` for a list, as LlamaIndex's base class allows.
+        """
+        return LazyDocuments(lambda: self._aiter(file, extra_info, fs, dict(kwargs)))
+
+    async def aload_data(
+            self, file: Input | list[Input] | None = None,
+            extra_info: dict[str, Any] | None = None, fs: Any = None,
+            **kwargs: Any) -> list[Document]:
+        """Load every chunk (real async)."""
+        return [d async for d in self._aiter(file, extra_info, fs, kwargs)]
+
+    # -- sync wrappers ----------------------------------------------------------------------
+
+    def lazy_load_data(
+            self, file: Input | list[Input] | None = None,
+            extra_info: dict[str, Any] | None = None, fs: Any = None,
+            **kwargs: Any) -> Iterator[Document]:
+        """Yield ``Document`` chunks as pages finish (works inside a running event loop)."""
+        return _sync.iterate(lambda: self._aiter(file, extra_info, fs, dict(kwargs)))
+
+    def load_data(
+            self, file: Input | list[Input] | None = None,
+            extra_info: dict[str, Any] | None = None, fs: Any = None,
+            **kwargs: Any) -> list[Document]:
+        """Load every chunk of ``file`` (a path, folder, glob, bytes or a list of them)."""
+        return list(self.lazy_load_data(file, extra_info, fs, **kwargs))
+
+
+class LazyDocuments:
+    """Result of ``alazy_load_data``: iterate it with ``async for``, or ``await`` a list."""
+
+    def __init__(self, make: Callable[[], AsyncIterator[Document]]) -> None:
+        self._make = make
+
+    def __aiter__(self) -> AsyncIterator[Document]:
+        return self._make().__aiter__()
+
+    def __await__(self) -> Generator[Any, None, list[Document]]:
+        return self._collect().__await__()
+
+    async def _collect(self) -> list[Document]:
+        return [d async for d in self._make()]
+
+
+def _inputs(file: Any, extra_info: dict[str, Any] | None, fs: Any,
+            kwargs: dict[str, Any]) -> list[DocumentSource] | list[Input]:
+    if file is None:
+        file = kwargs.pop("file_path", None) or kwargs.pop("input_file", None)
+    if file is None:
+        raise TypeError("load_data() needs a file: a path, folder, glob, bytes or a list")
+    extra = tuple((k, v) for k, v in (extra_info or {}).items()
+                  if isinstance(v, (str, int, float, bool)) and v is not None)
+    if fs is not None:  # a remote filesystem (fsspec): read the bytes through it
+        files = file if isinstance(file, list) else [file]
+        sources = []
+        for f in files:
+            with fs.open(str(f), "rb") as fh:
+                data = fh.read()
+            sources.append(DocumentSource(name=str(f), data=data, extra=extra))
+        return sources
+    if extra:
+        from .sources import resolve_inputs
+
+        return [DocumentSource(s.name, s.path, s.data, extra) for s in resolve_inputs(file)]
+    if isinstance(file, (str, os.PathLike)) or not isinstance(file, Iterable) or isinstance(
+            file, (bytes, bytearray)):
+        return [file]
+    return list(file)
+
+
+def to_document(record: Record) -> Document:
+    """A LlamaIndex ``Document`` with the contract metadata and bulky keys excluded."""
+    keys = [k for k in EXCLUDED_FROM_EMBEDDING if k in record.metadata]
+    return Document(
+        id_=record.id,
+        text=record.text,
+        metadata=dict(record.metadata),
+        excluded_embed_metadata_keys=list(keys),
+        excluded_llm_metadata_keys=list(keys),
+    )
+
+
+__all__ = ["DeepSeekOCRReader", "to_document"]

@@ -1,0 +1,314 @@
+"""Orchestration: documents in, page results out, in order, with bounded work in flight.
+
+One async core serves every entry point (the sync ones run it on a private event loop, see
+:mod:`ocr_loaders._sync`). Documents open lazily, one after another; their pages render in a
+dedicated worker (PyMuPDF is not thread-safe) while up to ``concurrency`` requests are in
+flight, so rendering overlaps with OCR. Results come out in page order while later pages are
+still being processed; memory is bounded by the pages in flight (``concurrency`` plus a small
+render-ahead window), never by document length.
+
+Events, in order: :class:`DocumentStarted`, one :class:`~ocr_loaders.model.PageResult` per
+selected page, :class:`DocumentFinished` (with the document's totals); or
+:class:`DocumentFailed` for an input that cannot be read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, cast
+
+from .cache import PageCache, page_key
+from .config import LoaderOptions
+from .engines.base import Engine, PageHook
+from .errors import (
+    ConfigError,
+    EngineError,
+    InputError,
+    OCRLoadersError,
+    PageFailedError,
+    PageRenderError,
+)
+from .grounding import default_image_link, parse_page, to_markdown
+from .model import Page, PageImage, PageResult, PageStats, PageStatus, RawPage, SourceInfo
+from .render import RenderSettings
+from .sources import DocumentSource, Input, OpenDocument, open_document, resolve_inputs
+from .stats import StatsAccumulator, Totals, page_stats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentStarted:
+    info: SourceInfo
+    pages: tuple[int, ...]
+    """The selected 1-based page numbers, in order."""
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentFinished:
+    info: SourceInfo
+    totals: Totals
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentFailed:
+    source: str
+    error: OCRLoadersError
+
+
+Event = DocumentStarted | PageResult | DocumentFinished | DocumentFailed
+
+
+def make_engine(options: LoaderOptions) -> Engine:
+    """The engine the options describe: an endpoint when a base URL is set, else local."""
+    if options.engine is not None:
+        return options.engine
+    if options.uses_endpoint:
+        from .engines.openai_compat import EndpointSettings, OpenAICompatEngine
+
+        engine: Engine = OpenAICompatEngine(EndpointSettings(
+            base_urls=options.base_urls, model=options.model, api_key=options.api_key,
+            dialect=options.dialect, prompt=options.prompt, timeout=options.timeout,
+            max_attempts=options.max_attempts, output_retries=options.output_retries,
+            unavailable_after=options.unavailable_after, ngram_size=options.ngram_size,
+            window_size=options.window_size,
+            sglang_logit_processor=options.sglang_logit_processor))
+        log.info("ocr_loaders: using the DeepSeek-OCR endpoint at %s (model %s)",
+                 ", ".join(options.base_urls), options.model)
+        return engine
+    from .engines.local import LocalEngine
+
+    local: Engine = LocalEngine()
+    log.info("ocr_loaders: no endpoint configured (DEEPSEEK_OCR_BASE_URL); using the embedded "
+             "local engine (PyMuPDF text layer + RapidOCR), not DeepSeek-OCR")
+    return local
+
+
+class RenderWorker:
+    """Owns open documents and renders their pages on one dedicated thread."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocr-loaders-render")
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def open(self, src: DocumentSource, password: str | None) -> OpenDocument:
+        doc: OpenDocument = await self._run(open_document, src, password)
+        return doc
+
+    async def render(self, doc: OpenDocument, number: int, settings: RenderSettings,
+                     hook: PageHook | None) -> PageImage:
+        image: PageImage = await self._run(doc.render, number, settings, hook)
+        return image
+
+    async def close(self, doc: OpenDocument) -> None:
+        await self._run(doc.close)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def build_page(image: PageImage, raw: RawPage) -> Page:
+    """Parse an engine's answer into a :class:`Page` and decide how the page ended."""
+    parsed = parse_page(raw.text, raw.finish_reason)
+    status: PageStatus = "ok"
+    error = raw.error
+    if raw.error and not parsed.blocks:
+        status = "failed"
+    elif parsed.loop is not None or raw.finish_reason == "length":
+        status = "truncated"
+        if not error:
+            error = ("repetition loop cut" if parsed.loop is not None
+                     else "output hit max_tokens")
+    return Page(
+        number=image.number, label=image.label, width=image.width, height=image.height,
+        image_width=image.image_width, image_height=image.image_height, blocks=parsed.blocks,
+        raw_text=raw.text, status=status, error=error if status != "ok" else "",
+        loop_cut=parsed.loop is not None, downscaled=image.downscaled)
+
+
+def failed_page_image(doc: OpenDocument, number: int) -> PageImage:
+    """A placeholder for a page that could not be rendered: no pixels, no vision tokens."""
+    return PageImage(source=doc.info, number=number, label=doc.label(number), width=0.0,
+                     height=0.0, image=b"", mime="", image_width=0, image_height=0)
+
+
+@dataclass(frozen=True, slots=True)
+class _DocEnd:
+    """Marker: every page of ``doc`` has been queued."""
+
+    doc: OpenDocument
+
+
+class Pipeline:
+    """Runs a load. ``stats`` holds the run's running totals (see :meth:`run_totals`)."""
+
+    def __init__(self, options: LoaderOptions) -> None:
+        self.options = options
+        self.stats = StatsAccumulator(model=options.model)
+        self._cache: PageCache | None = None
+        if options.cache:
+            self._cache = PageCache(options.cache_dir, max_bytes=options.cache_max_bytes)
+
+    def run_totals(self) -> Totals:
+        """Totals of everything processed so far by this pipeline."""
+        return self.stats.totals()
+
+    async def events(self, inputs: Input | Sequence[Input] | Sequence[DocumentSource]
+                     ) -> AsyncIterator[Event]:
+        """Process inputs; yield events in document and page order."""
+        if isinstance(inputs, (list, tuple)) and inputs and all(
+                isinstance(i, DocumentSource) for i in inputs):
+            sources: list[DocumentSource] = list(cast(Sequence[DocumentSource], inputs))
+        else:
+            sources = resolve_inputs(cast(Input | Sequence[Input], inputs))
+        engine = make_engine(self.options)
+        self.stats.engine = engine.name
+        self.stats.model = engine.model
+        worker = RenderWorker()
+        out: asyncio.Queue[Any] = asyncio.Queue()
+        slots = asyncio.Semaphore(self.options.concurrency + max(2, self.options.concurrency // 4))
+        requests = asyncio.Semaphore(self.options.concurrency)
+        producer = asyncio.create_task(
+            self._produce(sources, engine, worker, out, slots, requests))
+        current = StatsAccumulator(engine=engine.name, model=engine.model)
+        try:
+            while True:
+                item = await out.get()
+                if item is None:
+                    break
+                if isinstance(item, asyncio.Future):
+                    try:
+                        result: PageResult = await item
+                    finally:
+                        slots.release()
+                    self.stats.add(result.stats)
+                    current.add(result.stats)
+                    if result.page.status == "failed" and self.options.on_error == "raise":
+                        raise PageFailedError(result.page.error, path=result.doc.source,
+                                              page=result.page.number)
+                    yield result
+                elif isinstance(item, DocumentStarted):
+                    current = StatsAccumulator(engine=engine.name, model=engine.model)
+                    yield item
+                elif isinstance(item, _DocEnd):
+                    await worker.close(item.doc)
+                    self.stats.documents += 1
+                    yield DocumentFinished(item.doc.info, current.totals())
+                elif isinstance(item, DocumentFailed):
+                    self.stats.documents_failed += 1
+                    yield item
+                elif isinstance(item, BaseException):
+                    raise item
+        finally:
+            producer.cancel()
+            with contextlib.suppress(BaseException):
+                await producer
+            while not out.empty():
+                leftover = out.get_nowait()
+                if isinstance(leftover, asyncio.Future):
+                    leftover.cancel()
+                    with contextlib.suppress(BaseException):
+                        await leftover
+                elif isinstance(leftover, _DocEnd):
+                    with contextlib.suppress(BaseException):
+                        await worker.close(leftover.doc)
+            worker.shutdown()
+            if self.options.engine is None:
+                await engine.aclose()
+
+    async def _produce(self, sources: list[DocumentSource], engine: Engine,
+                       worker: RenderWorker, out: asyncio.Queue[Any],
+                       slots: asyncio.Semaphore, requests: asyncio.Semaphore) -> None:
+        try:
+            for src in sources:
+                try:
+                    doc = await worker.open(src, self.options.password)
+                except InputError as exc:
+                    await out.put(DocumentFailed(src.name, exc))
+                    continue
+                try:
+                    numbers = doc.page_numbers(self.options.pages)
+                except ConfigError as exc:
+                    await worker.close(doc)
+                    await out.put(DocumentFailed(src.name, exc))
+                    continue
+                await out.put(DocumentStarted(doc.info, tuple(numbers)))
+                for number in numbers:
+                    await slots.acquire()
+                    task = asyncio.ensure_future(
+                        self._page(doc, number, engine, worker, requests))
+                    await out.put(task)
+                await out.put(_DocEnd(doc))
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # surface unexpected errors to the consumer
+            await out.put(exc)
+            return
+        await out.put(None)
+
+    async def _page(self, doc: OpenDocument, number: int, engine: Engine,
+                    worker: RenderWorker, requests: asyncio.Semaphore) -> PageResult:
+        """Render, OCR, parse and account for one page; a failure becomes a failed page."""
+        cache_key = None
+        if self._cache is not None:
+            cache_key = page_key(doc.info.doc_hash, number, self.options.render,
+                                 engine.cache_identity)
+            hit = await asyncio.to_thread(self._cache.get, cache_key)
+            if hit is not None:
+                image, raw = hit
+                image = _rebind(image, doc.info)
+                return self._result(doc.info, image, raw, engine, cached=True)
+        try:
+            image = await worker.render(doc, number, self.options.render, engine.page_hook)
+        except PageRenderError as exc:
+            log.warning("%s", exc)
+            image = failed_page_image(doc, number)
+            raw = RawPage(text="", finish_reason=None, engine=engine.name, model=engine.model,
+                          prompt=engine.prompt, error=exc.reason)
+            return self._result(doc.info, image, raw, engine, cached=False)
+        async with requests:
+            try:
+                raw = await engine.recognize(image)
+            except EngineError:
+                raise
+            except Exception as exc:  # an engine bug must not lose the page silently
+                log.exception("%s page %d: engine failed", doc.info.source, number)
+                raw = RawPage(text="", finish_reason=None, engine=engine.name,
+                              model=engine.model, prompt=engine.prompt,
+                              error=f"{type(exc).__name__}: {exc}")
+        result = self._result(doc.info, image, raw, engine, cached=False)
+        if self._cache is not None and cache_key is not None and result.page.status != "failed":
+            await asyncio.to_thread(self._cache.put, cache_key, _strip_image(image), raw)
+        return result
+
+    def _result(self, info: SourceInfo, image: PageImage, raw: RawPage, engine: Engine,
+                *, cached: bool) -> PageResult:
+        page = build_page(image, raw)
+        markdown = to_markdown(page.blocks, image_link=default_image_link(page.number),
+                               loop_cut=page.loop_cut, tables=self.options.chunk.tables)
+        stats = page_stats(image, raw, page, markdown, self.options.model, cached=cached) \
+            if image.image_width else _no_pixels_stats(page, raw)
+        return PageResult(doc=info, page=page, stats=stats, engine=engine.name,
+                          model=engine.model, markdown=markdown)
+
+
+def _strip_image(image: PageImage) -> PageImage:
+    """What the cache keeps of a page image: its geometry, not its pixels."""
+    return replace(image, image=b"", hint=None)
+
+
+def _rebind(image: PageImage, info: SourceInfo) -> PageImage:
+    return replace(image, source=info)
+
+
+def _no_pixels_stats(page: Page, raw: RawPage) -> PageStats:
+    return PageStats(page=page.number, status=page.status, vision_tokens=0, text_tokens=0,
+                     compression_ratio=0.0, risk="fine", output_tokens=raw.completion_tokens,
+                     latency_s=raw.latency_s, attempts=raw.attempts)

@@ -1,0 +1,148 @@
+"""Rasterization and encoding: one page in, the exact image sent to the model out.
+
+PDF pages render with PyMuPDF at ``dpi`` (144 by default, like DeepSeek's own PDF script) in
+the orientation a viewer shows (``/Rotate`` applied), RGB, no alpha. Image files keep their
+native resolution. Either way the render is capped at ``max_pixels``: a bigger page is scaled
+down to fit and :attr:`~ocr_loaders.model.PageImage.downscaled` says so. The image always
+covers the whole page, so model boxes map back with ``v / 999 * size`` at any resolution.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from .errors import ConfigError, PageRenderError
+from .model import PageImage
+
+if TYPE_CHECKING:
+    from .sources import OpenDocument
+
+ImageFormat = Literal["png", "jpeg"]
+
+
+@dataclass(frozen=True, slots=True)
+class RenderSettings:
+    """How pages become images. Part of the cache key: change one, and pages re-run."""
+
+    dpi: int = 144
+    image_format: ImageFormat = "png"
+    jpeg_quality: int = 90
+    max_pixels: int = 4_000_000
+    """Pixel budget per page (width x height). DeepSeek-OCR resizes to at most six 640 px
+    tiles plus a 1024 px global view, so more pixels only cost encoding and upload time."""
+
+    def __post_init__(self) -> None:
+        if not 18 <= self.dpi <= 1200:
+            raise ConfigError(f"dpi must be between 18 and 1200, got {self.dpi}")
+        if self.image_format not in ("png", "jpeg"):
+            raise ConfigError(f"image_format must be 'png' or 'jpeg', got {self.image_format!r}")
+        if self.max_pixels < 64 * 64:
+            raise ConfigError(f"max_pixels too small: {self.max_pixels}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ConfigError(f"jpeg_quality must be 1..100, got {self.jpeg_quality}")
+
+    @property
+    def mime(self) -> str:
+        return "image/png" if self.image_format == "png" else "image/jpeg"
+
+    def key(self) -> str:
+        """A short stable description for cache keys."""
+        q = f"q{self.jpeg_quality}" if self.image_format == "jpeg" else ""
+        return f"{self.dpi}dpi-{self.image_format}{q}-{self.max_pixels}px"
+
+
+def fit_scale(width: float, height: float, scale: float, max_pixels: int) -> tuple[float, bool]:
+    """The scale to render at: ``scale``, or less so ``width*height*scale^2 <= max_pixels``."""
+    pixels = width * scale * height * scale
+    if pixels <= max_pixels:
+        return scale, False
+    return scale * math.sqrt(max_pixels / pixels) * 0.999, True
+
+
+def render_pdf_page(doc: OpenDocument, pdoc: Any, number: int, settings: RenderSettings,
+                    hook: Any = None) -> PageImage:
+    """Render one PDF page (1-based ``number``) and run the engine's page hook on it."""
+    import pymupdf
+
+    try:
+        page = pdoc[number - 1]
+        rect = page.rect  # the displayed frame: rotation applied, origin at top-left
+        width, height = max(rect.width, 1.0), max(rect.height, 1.0)
+        zoom, downscaled = fit_scale(width, height, settings.dpi / 72.0, settings.max_pixels)
+        pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False,
+                              colorspace=pymupdf.csRGB)
+        if settings.image_format == "png":
+            data = pix.tobytes("png")
+        else:
+            data = pix.tobytes("jpg", jpg_quality=settings.jpeg_quality)
+        size = (pix.width, pix.height)
+        del pix
+        hint = hook(page) if hook is not None else None
+    except PageRenderError:
+        raise
+    except Exception as exc:
+        raise PageRenderError(f"cannot render ({type(exc).__name__}: {exc})",
+                              path=doc.info.source, page=number) from exc
+    return PageImage(
+        source=doc.info, number=number, label=doc.label(number), width=width, height=height,
+        image=data, mime=settings.mime, image_width=size[0], image_height=size[1],
+        downscaled=downscaled, hint=hint)
+
+
+def _to_rgb(img: Any) -> Any:
+    """RGB for any Pillow mode: transparency composited on white, 16-bit scaled down."""
+    from PIL import Image
+
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        img = img.point(lambda v: v / 256).convert("L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        img = img.convert("RGBA")
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img, mask=img.getchannel("A"))
+        return background
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def encode_image(img: Any, settings: RenderSettings) -> bytes:
+    """Encode a Pillow RGB image as the configured format (fast PNG compression)."""
+    buf = io.BytesIO()
+    if settings.image_format == "png":
+        img.save(buf, format="PNG", compress_level=1)
+    else:
+        img.save(buf, format="JPEG", quality=settings.jpeg_quality)
+    return buf.getvalue()
+
+
+def render_image_frame(doc: OpenDocument, img: Any, number: int,
+                       settings: RenderSettings) -> PageImage:
+    """One frame (1-based) of an image file at native resolution, capped at the pixel budget.
+
+    Regions of image files are in the image's own pixels, so the page frame is the frame's
+    pixel size even when the sent image was scaled down.
+    """
+    try:
+        img.seek(number - 1)
+        width, height = img.size
+        scale, downscaled = fit_scale(width, height, 1.0, settings.max_pixels)
+        frame = img
+        if downscaled:
+            target = (max(1, int(width * scale)), max(1, int(height * scale)))
+            if img.format == "JPEG":
+                frame.draft("RGB", target)  # decode at reduced size: far less memory
+            frame = frame.copy() if frame is img else frame
+            frame.thumbnail(target)
+        rgb = _to_rgb(frame)
+        data = encode_image(rgb, settings)
+        size = rgb.size
+    except Exception as exc:
+        raise PageRenderError(f"cannot decode image frame ({type(exc).__name__}: {exc})",
+                              path=doc.info.source, page=number) from exc
+    return PageImage(
+        source=doc.info, number=number, label=doc.label(number), width=float(width),
+        height=float(height), image=data, mime=settings.mime, image_width=size[0],
+        image_height=size[1], downscaled=downscaled)

@@ -1,0 +1,173 @@
+"""Inputs, page selection, rendering frame and pixel budget, bad input errors."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pymupdf
+import pytest
+from PIL import Image
+
+from ocr_loaders.errors import (
+    ConfigError,
+    CorruptInputError,
+    EmptyDocumentError,
+    InputNotFoundError,
+    PasswordError,
+    UnsupportedInputError,
+)
+from ocr_loaders.render import RenderSettings
+from ocr_loaders.sources import (
+    DocumentSource,
+    PageSelection,
+    open_document,
+    resolve_inputs,
+    sniff_kind,
+)
+
+
+def make_pdf(path: Path, pages: int = 3, rotate: int = 0, size: tuple[int, int] = (612, 792),
+             **save: object) -> Path:
+    doc = pymupdf.open()
+    for i in range(pages):
+        page = doc.new_page(width=size[0], height=size[1])
+        page.insert_text((72, 72), f"Page number {i + 1}", fontsize=14)
+        if rotate:
+            page.set_rotation(rotate)
+    doc.save(path, **save)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("spec", "total", "expected"),
+    [
+        ("1-3,7", 10, [1, 2, 3, 7]),
+        ("2-3", 5, [2, 3]),
+        ("5-", 7, [5, 6, 7]),
+        ("-2", 7, [1, 2]),
+        ("3,1,3", 5, [1, 3]),
+        ("4-9", 5, [4, 5]),
+        (None, 3, [1, 2, 3]),
+        ([2, 4], 5, [2, 4]),
+    ],
+)
+def test_page_selection(spec: object, total: int, expected: list[int]) -> None:
+    assert PageSelection.parse(spec).numbers(total) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("spec", ["0", "3-1", "a-b", "", "1-2-3", ","])
+def test_bad_page_selection(spec: str) -> None:
+    with pytest.raises(ConfigError):
+        PageSelection.parse(spec)
+
+
+def test_resolve_folder_glob_bytes_and_file_object(tmp_path: Path) -> None:
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    a = make_pdf(tmp_path / "a.pdf")
+    b = make_pdf(sub / "b.pdf")
+    Image.new("RGB", (10, 10)).save(tmp_path / "c.png")
+    (tmp_path / "notes.txt").write_text("not a document")
+    (tmp_path / ".hidden.pdf").write_bytes(a.read_bytes())
+    names = [Path(s.name).name for s in resolve_inputs(tmp_path)]
+    assert names == ["a.pdf", "c.png", "b.pdf"]
+    assert [Path(s.name).name for s in resolve_inputs(str(tmp_path / "**" / "*.pdf"))] == [
+        "a.pdf", "b.pdf"]
+    data = a.read_bytes()
+    assert resolve_inputs(data)[0].data == data
+    assert resolve_inputs(io.BytesIO(data))[0].data == data
+    assert [s.path for s in resolve_inputs([a, b])] == [a, b]
+    with pytest.raises(InputNotFoundError, match="missing.pdf"):
+        resolve_inputs(tmp_path / "missing.pdf")
+    with pytest.raises(InputNotFoundError, match="matched no"):
+        resolve_inputs(str(tmp_path / "*.docx"))
+
+
+def test_sniff_kind() -> None:
+    assert sniff_kind(b"%PDF-1.7\n") == "pdf"
+    assert sniff_kind(b"\x89PNG\r\n\x1a\n....") == "image"
+    assert sniff_kind(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image"
+    assert sniff_kind(b"PK\x03\x04") is None
+
+
+def test_open_pdf_labels_and_hash(tmp_path: Path) -> None:
+    path = make_pdf(tmp_path / "doc.pdf", pages=4)
+    doc = pymupdf.open(path)
+    doc.set_page_labels([{"startpage": 0, "prefix": "", "style": "r", "firstpagenum": 1},
+                         {"startpage": 2, "prefix": "A-", "style": "D", "firstpagenum": 1}])
+    doc.save(tmp_path / "labelled.pdf")
+    opened = open_document(DocumentSource(str(tmp_path / "labelled.pdf"),
+                                          path=tmp_path / "labelled.pdf"))
+    assert opened.page_count == 4
+    assert [opened.label(n) for n in range(1, 5)] == ["i", "ii", "A-1", "A-2"]
+    assert len(opened.info.doc_hash) == 64
+    plain = open_document(DocumentSource(str(path), path=path))
+    assert plain.label(3) == "3"
+
+
+def test_rotated_page_renders_in_viewer_frame(tmp_path: Path) -> None:
+    path = make_pdf(tmp_path / "rot.pdf", pages=1, rotate=90)
+    doc = open_document(DocumentSource(str(path), path=path))
+    image = doc.render(1, RenderSettings(dpi=72))
+    assert (image.width, image.height) == (792.0, 612.0)  # landscape as displayed
+    assert (image.image_width, image.image_height) == (792, 612)
+    assert image.mime == "image/png" and image.image.startswith(b"\x89PNG")
+
+
+def test_pixel_budget_on_a_poster_page(tmp_path: Path) -> None:
+    # 250 x 500 inches: at 144 dpi that would be 36000 x 72000 pixels
+    path = make_pdf(tmp_path / "poster.pdf", pages=1, size=(250 * 72, 500 * 72))
+    doc = open_document(DocumentSource(str(path), path=path))
+    settings = RenderSettings()
+    image = doc.render(1, settings)
+    assert image.downscaled
+    assert image.image_width * image.image_height <= settings.max_pixels
+    assert abs(image.image_width / image.image_height - 0.5) < 0.01
+    assert (image.width, image.height) == (250 * 72, 500 * 72)
+
+
+def test_multipage_tiff_frames_are_pages(tmp_path: Path) -> None:
+    frames = [Image.new("L", (300 + 10 * i, 200), 255) for i in range(3)]
+    path = tmp_path / "scan.tif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    doc = open_document(DocumentSource(str(path), path=path))
+    assert doc.info.kind == "image" and doc.page_count == 3
+    image = doc.render(3, RenderSettings())
+    assert (image.width, image.image_width) == (320.0, 320)  # native resolution
+    assert Image.open(io.BytesIO(image.image)).mode == "RGB"
+
+
+def test_bad_inputs_get_project_errors(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.pdf"
+    empty.write_bytes(b"")
+    with pytest.raises(CorruptInputError, match="empty.pdf"):
+        open_document(DocumentSource(str(empty), path=empty))
+    junk = tmp_path / "junk.pdf"
+    junk.write_bytes(b"%PDF-1.4\n" + b"\x00garbage" * 10)
+    with pytest.raises((CorruptInputError, EmptyDocumentError), match="junk.pdf"):
+        open_document(DocumentSource(str(junk), path=junk))
+    text = tmp_path / "notes.docx"
+    text.write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(UnsupportedInputError, match="notes.docx"):
+        open_document(DocumentSource(str(text), path=text))
+    zero = tmp_path / "zero.pdf"
+    minimal = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+               b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF")
+    zero.write_bytes(minimal)
+    with pytest.raises(EmptyDocumentError, match="zero.pdf"):
+        open_document(DocumentSource(str(zero), path=zero))
+
+
+def test_encrypted_pdf_passwords_and_pages_not_blank(tmp_path: Path) -> None:
+    path = make_pdf(tmp_path / "secret.pdf", pages=2, encryption=pymupdf.PDF_ENCRYPT_AES_256,
+                    user_pw="s3cret", owner_pw="owner")
+    src = DocumentSource(str(path), path=path)
+    with pytest.raises(PasswordError, match="encrypted"):
+        open_document(src)
+    with pytest.raises(PasswordError, match="wrong password"):
+        open_document(src, password="nope")
+    doc = open_document(src, password="s3cret")
+    image = doc.render(1, RenderSettings(dpi=72))
+    pixels = Image.open(io.BytesIO(image.image)).convert("L")
+    assert pixels.getextrema()[0] < 128, "the page rendered blank"
