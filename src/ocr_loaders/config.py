@@ -101,5 +101,7 @@ class LoaderOptions:
                 chunk=ChunkOptions(**chunk_kw),
                 **options,
             )
-        except TypeError as exc:
+        except ConfigError:
+            raise
+        except (TypeError, ValueError) as exc:
             raise ConfigError(str(exc)) from exc

@@ -453,7 +453,8 @@ def default_image_link(page: int | None = None) -> ImageLink:
     return link
 
 
-def _caption_for(blocks: Sequence[Block], i: int) -> str:
+def caption_for(blocks: Sequence[Block], i: int) -> str:
+    """Short alt text for block ``i``: the first line of an adjacent caption, if any."""
     for j in (i + 1, i - 1):
         if 0 <= j < len(blocks) and blocks[j].label in CAPTION_LABELS:
             first = _CENTER_RE.sub("", blocks[j].text).strip().split("\n", 1)[0]
@@ -500,7 +501,7 @@ def to_markdown(blocks: Sequence[Block], *, tables: str = "html",
         caption = ""
         if block.label == "image":
             target = link(block, k)
-            caption = _caption_for(blocks, i)
+            caption = caption_for(blocks, i)
             k += 1
         md = block_markdown(block, tables=tables, image_target=target, caption=caption)
         if md:
