@@ -27,7 +27,8 @@ def main(folder: Path, storage: Path) -> None:
     loader = SimpleDirectoryReader(str(folder), recursive=True, required_exts=list(SUFFIXES),
                                    file_extractor=dict.fromkeys(SUFFIXES, reader))
     documents = loader.load_data()
-    pages = {(d.metadata["doc_hash"], d.metadata["page_start"]) for d in documents}
+    pages = {(d.metadata["doc_hash"], n) for d in documents
+             for n in range(d.metadata["page_start"], d.metadata["page_end"] + 1)}
     print(f"{len(documents)} chunks from {len(pages)} pages under {folder}")
 
     Settings.embed_model = MockEmbedding(embed_dim=64)

@@ -27,8 +27,8 @@ from .grounding import (
     CAPTION_LABELS,
     HEADING_LABELS,
     LOOP_NOTE,
-    caption_for,
     block_markdown,
+    caption_for,
     html_table_to_markdown,
 )
 from .model import Block, Chunk, Page, Region
