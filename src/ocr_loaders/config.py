@@ -44,6 +44,12 @@ class LoaderOptions:
     chunk: ChunkOptions = ChunkOptions()
     timeout: float = 300.0
     max_attempts: int = 6
+    backoff_base: float = 0.5
+    backoff_max: float = 20.0
+    render_workers: int = 1
+    """Render processes; 0 renders on a thread of this process (no render timeout)."""
+    render_timeout: float = 120.0
+    """Seconds one page may take to render before it is given up as ``failed``."""
     output_retries: int = 2
     unavailable_after: float = 45.0
     on_error: OnError = "continue"
@@ -59,6 +65,8 @@ class LoaderOptions:
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.render_workers < 0 or self.render_timeout <= 0:
+            raise ConfigError("render_workers must be >= 0 and render_timeout > 0")
         if self.on_error not in ("continue", "raise"):
             raise ConfigError(f"on_error must be 'continue' or 'raise', got {self.on_error!r}")
 

@@ -75,6 +75,7 @@ def make_engine(options: LoaderOptions) -> Engine:
             base_urls=options.base_urls, model=options.model, api_key=options.api_key,
             dialect=options.dialect, prompt=options.prompt, timeout=options.timeout,
             max_attempts=options.max_attempts, output_retries=options.output_retries,
+            backoff_base=options.backoff_base, backoff_max=options.backoff_max,
             unavailable_after=options.unavailable_after, ngram_size=options.ngram_size,
             window_size=options.window_size,
             sglang_logit_processor=options.sglang_logit_processor))
@@ -89,8 +90,8 @@ def make_engine(options: LoaderOptions) -> Engine:
     return local
 
 
-class RenderWorker:
-    """Owns open documents and renders their pages on one dedicated thread."""
+class ThreadRenderer:
+    """Owns open documents and renders their pages on one dedicated thread (no timeout)."""
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocr-loaders-render")
@@ -114,6 +115,19 @@ class RenderWorker:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+Renderer = Any
+"""``ThreadRenderer`` or :class:`~ocr_loaders.workers.ProcessRenderer` (same methods)."""
+
+
+def make_renderer(options: LoaderOptions) -> Renderer:
+    """Render in worker processes (default) or on a thread when ``render_workers == 0``."""
+    if options.render_workers == 0:
+        return ThreadRenderer()
+    from .workers import ProcessRenderer, shared_pool
+
+    return ProcessRenderer(shared_pool(options.render_workers), options.render_timeout)
+
+
 def build_page(image: PageImage, raw: RawPage) -> Page:
     """Parse an engine's answer into a :class:`Page` and decide how the page ended."""
     parsed = parse_page(raw.text, raw.finish_reason)
@@ -133,7 +147,7 @@ def build_page(image: PageImage, raw: RawPage) -> Page:
         loop_cut=parsed.loop is not None, downscaled=image.downscaled)
 
 
-def failed_page_image(doc: OpenDocument, number: int) -> PageImage:
+def failed_page_image(doc: Any, number: int) -> PageImage:
     """A placeholder for a page that could not be rendered: no pixels, no vision tokens."""
     return PageImage(source=doc.info, number=number, label=doc.label(number), width=0.0,
                      height=0.0, image=b"", mime="", image_width=0, image_height=0)
@@ -143,7 +157,7 @@ def failed_page_image(doc: OpenDocument, number: int) -> PageImage:
 class _DocEnd:
     """Marker: every page of ``doc`` has been queued."""
 
-    doc: OpenDocument
+    doc: Any
 
 
 class Pipeline:
@@ -171,7 +185,7 @@ class Pipeline:
         engine = make_engine(self.options)
         self.stats.engine = engine.name
         self.stats.model = engine.model
-        worker = RenderWorker()
+        worker = make_renderer(self.options)
         out: asyncio.Queue[Any] = asyncio.Queue()
         slots = asyncio.Semaphore(self.options.concurrency + max(2, self.options.concurrency // 4))
         requests = asyncio.Semaphore(self.options.concurrency)
@@ -224,7 +238,7 @@ class Pipeline:
                 await engine.aclose()
 
     async def _produce(self, sources: list[DocumentSource], engine: Engine,
-                       worker: RenderWorker, out: asyncio.Queue[Any],
+                       worker: Renderer, out: asyncio.Queue[Any],
                        slots: asyncio.Semaphore, requests: asyncio.Semaphore) -> None:
         try:
             for src in sources:
@@ -253,8 +267,8 @@ class Pipeline:
             return
         await out.put(None)
 
-    async def _page(self, doc: OpenDocument, number: int, engine: Engine,
-                    worker: RenderWorker, requests: asyncio.Semaphore) -> PageResult:
+    async def _page(self, doc: Any, number: int, engine: Engine,
+                    worker: Renderer, requests: asyncio.Semaphore) -> PageResult:
         """Render, OCR, parse and account for one page; a failure becomes a failed page."""
         cache_key = None
         if self._cache is not None:

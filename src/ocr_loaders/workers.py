@@ -1,0 +1,378 @@
+"""Render workers: child processes that own open documents and rasterize pages.
+
+Why processes: PyMuPDF is not thread-safe, a malformed page can hang or crash MuPDF, and
+rendering is CPU work that should not compete with the event loop for the GIL. Each worker is
+``python -m ocr_loaders.workers`` talking length-prefixed pickle frames over its stdin/stdout
+(plain subprocesses, so a user's unguarded script is never re-imported the way
+``multiprocessing`` spawn does). A render that exceeds ``render_timeout`` kills its worker; the
+page fails with :class:`~ocr_loaders.errors.PageRenderError` and a fresh worker re-opens the
+documents it needs. A worker that dies (segfault, out of memory) is replaced the same way.
+
+The pool is shared by every pipeline in the process, started on first use and stopped at exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import os
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any
+
+from .errors import InputError, PageRenderError, UnreadableInputError
+from .model import PageImage
+from .render import RenderSettings
+from .sources import DocumentSource, OpenDocument, open_document
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("!Q")
+
+
+def _write_frame(stream: IO[bytes], obj: Any) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def _read_frame(stream: IO[bytes]) -> Any:
+    head = stream.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        raise EOFError("worker pipe closed")
+    (size,) = _HEADER.unpack(head)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("worker pipe closed mid-frame")
+    return pickle.loads(data)  # noqa: S301 - frames come from our own child process
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedInfo:
+    """What the parent learns when a worker opens a document."""
+
+    info: Any  # SourceInfo
+    labels: tuple[str, ...]
+
+
+# --- the child side -------------------------------------------------------------------------
+
+
+def _serve(inp: IO[bytes], out: IO[bytes]) -> None:
+    """Worker loop: open / render / close requests until the pipe closes."""
+    docs: dict[str, OpenDocument] = {}
+    while True:
+        try:
+            request = _read_frame(inp)
+        except EOFError:
+            return
+        op = request[0]
+        try:
+            if op == "open":
+                _op, key, src, password = request
+                if key not in docs:
+                    docs[key] = open_document(src, password)
+                doc = docs[key]
+                labels = tuple(doc.label(n) for n in range(1, doc.page_count + 1))
+                reply: Any = ("ok", OpenedInfo(doc.info, labels))
+            elif op == "render":
+                _op, key, number, settings, hook = request
+                reply = ("ok", docs[key].render(number, settings, hook))
+            elif op == "close":
+                if request[1] in docs:
+                    docs.pop(request[1]).close()
+                reply = ("ok", None)
+            else:
+                reply = ("error", UnreadableInputError(f"unknown worker request {op!r}"))
+        except Exception as exc:  # sent back and raised in the parent
+            reply = ("error", exc)
+        try:
+            _write_frame(out, reply)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            _write_frame(out, ("error", PageRenderError(f"result not transferable: {exc}")))
+
+
+def main() -> None:
+    """Entry point of ``python -m ocr_loaders.workers``."""
+    proto_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not corrupt frames
+    try:
+        import pymupdf
+
+        pymupdf.TOOLS.mupdf_display_errors(False)
+    except Exception:  # noqa: S110 - quieter logs are a nicety
+        pass
+    _serve(sys.stdin.buffer, proto_out)
+
+
+# --- the parent side ------------------------------------------------------------------------
+
+
+class _Worker:
+    """One child process; one request at a time (callers hold ``lock``)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.replies: queue.Queue[Any] = queue.Queue()
+        self.opened: set[str] = set()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        env.setdefault("OMP_NUM_THREADS", "1")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ocr_loaders.workers"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=None, env=env, close_fds=True)
+        self.replies = queue.Queue()
+        stdout = proc.stdout
+        assert stdout is not None
+
+        def pump(stream: IO[bytes], box: queue.Queue[Any]) -> None:
+            while True:
+                try:
+                    box.put(_read_frame(stream))
+                except Exception as exc:
+                    box.put(("dead", exc))
+                    return
+
+        threading.Thread(target=pump, args=(stdout, self.replies), daemon=True,
+                         name="ocr-loaders-worker-reader").start()
+        self.opened = set()
+        return proc
+
+    def call(self, request: tuple[Any, ...], timeout: float | None) -> Any:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = self._start()
+        stdin = self.proc.stdin
+        assert stdin is not None
+        try:
+            _write_frame(stdin, request)
+            reply = self.replies.get(timeout=timeout)
+        except queue.Empty:
+            self.kill()
+            raise TimeoutError from None
+        except (BrokenPipeError, OSError) as exc:
+            self.kill()
+            raise ChildProcessError(f"render worker died ({exc})") from exc
+        status, value = reply
+        if status == "dead":
+            self.kill()
+            raise ChildProcessError(f"render worker died ({value})")
+        if status == "error":
+            raise value
+        return value
+
+    def kill(self) -> None:
+        proc, self.proc = self.proc, None
+        self.opened = set()
+        if proc is None:
+            return
+        try:
+            proc.kill()
+            proc.wait(timeout=5)
+        except Exception:  # noqa: S110 - best effort
+            pass
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except Exception:  # noqa: S110 - best effort
+                pass
+
+
+@dataclass
+class _Doc:
+    key: str
+    src: DocumentSource
+    password: str | None
+
+
+class RenderPool:
+    """A pool of render workers shared by the pipelines of this process."""
+
+    def __init__(self, size: int = 1) -> None:
+        self.size = max(1, size)
+        self._workers = [_Worker() for _ in range(self.size)]
+        self._free: queue.Queue[_Worker] = queue.Queue()
+        for w in self._workers:
+            self._free.put(w)
+        self._docs: dict[str, _Doc] = {}
+        self._lock = threading.Lock()
+        self._counter = 0
+
+    def _checkout(self) -> _Worker:
+        return self._free.get()
+
+    def _checkin(self, worker: _Worker) -> None:
+        self._free.put(worker)
+
+    def _ensure_open(self, worker: _Worker, doc: _Doc, timeout: float | None) -> OpenedInfo:
+        info: OpenedInfo = worker.call(("open", doc.key, doc.src, doc.password), timeout)
+        worker.opened.add(doc.key)
+        return info
+
+    # -- blocking operations (run in threads by the async wrappers) ----------------------
+
+    def open(self, src: DocumentSource, password: str | None,
+             timeout: float | None = 120.0) -> tuple[str, OpenedInfo]:
+        with self._lock:
+            self._counter += 1
+            key = f"d{self._counter}"
+        doc = _Doc(key, src, password)
+        worker = self._checkout()
+        try:
+            try:
+                info = self._ensure_open(worker, doc, timeout)
+            except TimeoutError:
+                raise UnreadableInputError(f"opening took longer than {timeout:.0f} s",
+                                           path=src.name) from None
+            except ChildProcessError as exc:
+                raise UnreadableInputError(f"the renderer crashed opening it ({exc})",
+                                           path=src.name) from None
+        finally:
+            self._checkin(worker)
+        with self._lock:
+            self._docs[key] = doc
+        return key, info
+
+    def render(self, key: str, number: int, settings: RenderSettings, hook: Any,
+               timeout: float | None) -> PageImage:
+        doc = self._docs[key]
+        worker = self._checkout()
+        try:
+            if key not in worker.opened:
+                self._ensure_open(worker, doc, timeout)
+            image: PageImage = worker.call(("render", key, number, settings, hook), timeout)
+            return image
+        except TimeoutError:
+            raise PageRenderError(f"rendering took longer than {timeout:.0f} s; skipped",
+                                  path=doc.src.name, page=number) from None
+        except ChildProcessError as exc:
+            raise PageRenderError(f"the renderer crashed on this page ({exc})",
+                                  path=doc.src.name, page=number) from None
+        except InputError as exc:
+            if isinstance(exc, PageRenderError):
+                raise
+            raise PageRenderError(exc.reason, path=doc.src.name, page=number) from None
+        finally:
+            self._checkin(worker)
+
+    def close(self, key: str) -> None:
+        with self._lock:
+            self._docs.pop(key, None)
+        for _ in range(self.size):
+            worker = self._checkout()
+            try:
+                if key in worker.opened:
+                    try:
+                        worker.call(("close", key), 30.0)
+                    except Exception:  # a dead worker has nothing open
+                        worker.kill()
+                    worker.opened.discard(key)
+            finally:
+                self._checkin(worker)
+            if not any(key in w.opened for w in self._workers):
+                break
+
+    def shutdown(self) -> None:
+        for w in self._workers:
+            w.kill()
+
+
+_POOLS: dict[int, RenderPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def shared_pool(size: int) -> RenderPool:
+    """The process-wide pool of ``size`` workers (started lazily, stopped at exit)."""
+    with _POOLS_LOCK:
+        pool = _POOLS.get(size)
+        if pool is None:
+            pool = _POOLS[size] = RenderPool(size)
+        return pool
+
+
+@atexit.register
+def _shutdown_pools() -> None:
+    for pool in list(_POOLS.values()):
+        pool.shutdown()
+
+
+class ProcessRenderer:
+    """Async face of the pool for one pipeline run: open, render, close documents."""
+
+    def __init__(self, pool: RenderPool, render_timeout: float | None) -> None:
+        self.pool = pool
+        self.render_timeout = render_timeout
+        self._threads = ThreadPool(pool.size + 1)
+
+    async def open(self, src: DocumentSource, password: str | None) -> RemoteDocument:
+        key, opened = await self._threads.run(self.pool.open, src, password)
+        return RemoteDocument(key, opened.info, opened.labels)
+
+    async def render(self, doc: RemoteDocument, number: int, settings: RenderSettings,
+                     hook: Any) -> PageImage:
+        image: PageImage = await self._threads.run(
+            self.pool.render, doc.key, number, settings, hook, self.render_timeout)
+        return image
+
+    async def close(self, doc: RemoteDocument) -> None:
+        await self._threads.run(self.pool.close, doc.key)
+
+    def shutdown(self) -> None:
+        self._threads.shutdown()
+
+
+class RemoteDocument:
+    """A document opened in the render workers: its info and labels, no handle."""
+
+    def __init__(self, key: str, info: Any, labels: tuple[str, ...]) -> None:
+        self.key = key
+        self.info = info
+        self._labels = labels
+
+    @property
+    def page_count(self) -> int:
+        return int(self.info.total_pages)
+
+    def label(self, number: int) -> str:
+        return self._labels[number - 1] if 0 < number <= len(self._labels) else str(number)
+
+    def page_numbers(self, selection: Any) -> list[int]:
+        from .errors import ConfigError
+
+        numbers: list[int] = selection.numbers(self.page_count)
+        if not numbers:
+            raise ConfigError(f"{self.info.source}: page selection matches none of its "
+                              f"{self.page_count} page(s)")
+        return numbers
+
+
+class ThreadPool:
+    """Blocking pool calls off the event loop, with a small dedicated executor."""
+
+    def __init__(self, size: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="ocr-loaders-io")
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+if __name__ == "__main__":
+    # Run the imported module's main, so pickled classes are ocr_loaders.workers.*, not
+    # __main__.* (which the parent could not unpickle).
+    from ocr_loaders.workers import main as _main
+
+    _main()
