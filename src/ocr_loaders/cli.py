@@ -152,9 +152,14 @@ class _Reporter:
         if self.quiet:
             return
         if self.progress is not None:
-            self.progress.console.print(text, highlight=False, markup=False)
+            self.progress.console.print(text, highlight=False, markup=False, soft_wrap=True)
         else:
-            self.console.print(text, highlight=False, markup=False)
+            self.console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+    def error(self, text: str) -> None:
+        """Errors print even with ``--quiet``."""
+        console = self.progress.console if self.progress is not None else self.console
+        console.print(text, highlight=False, markup=False, soft_wrap=True)
 
     def close(self) -> None:
         if self.progress is not None:
@@ -240,7 +245,7 @@ async def _convert(paths: list[str], out_dir: Path, options: LoaderOptions, *, a
                 current = None
             elif isinstance(item, DocumentFailed):
                 failed_inputs.append(str(item.error))
-                reporter.line(f"error: {item.error}")
+                reporter.error(f"error: {item.error}")
     except EngineError as exc:
         fatal = exc
     finally:
@@ -325,7 +330,7 @@ def convert(
 def _fail(console: Console, exc: BaseException, debug: bool) -> None:
     if debug:
         console.print_exception()
-    console.print(f"error: {exc}", highlight=False, markup=False)
+    console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -9,8 +9,11 @@ covers the whole page, so model boxes map back with ``v / 999 * size`` at any re
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -52,6 +55,27 @@ class RenderSettings:
         """A short stable description for cache keys."""
         q = f"q{self.jpeg_quality}" if self.image_format == "jpeg" else ""
         return f"{self.dpi}dpi-{self.image_format}{q}-{self.max_pixels}px"
+
+
+_PIXEL_LIMIT_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def lifted_pixel_limit() -> Iterator[None]:
+    """Lift Pillow's decompression-bomb check for one open or decode, then restore it.
+
+    The project enforces its own pixel budget (huge images are decoded once and scaled down),
+    so Pillow's process-wide limit is only suspended here, never changed for the caller.
+    """
+    from PIL import Image
+
+    with _PIXEL_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def fit_scale(width: float, height: float, scale: float, max_pixels: int) -> tuple[float, bool]:
@@ -118,6 +142,28 @@ def encode_image(img: Any, settings: RenderSettings) -> bytes:
     return buf.getvalue()
 
 
+def downscale(img: Any, target: tuple[int, int]) -> Any:
+    """``img`` resized to ``target`` (RGB), strip by strip so only one full decode is held.
+
+    Converting a huge 1-bit or palette image to RGB first would need four bytes per pixel;
+    converting one horizontal strip at a time keeps the extra memory to a strip.
+    """
+    from PIL import Image
+
+    width, height = img.size
+    tw, th = target
+    out = Image.new("RGB", (tw, th), (255, 255, 255))
+    step = max(1, height // th) * 32
+    for y0 in range(0, height, step):
+        y1 = min(height, y0 + step)
+        t0, t1 = round(y0 * th / height), round(y1 * th / height)
+        if t1 <= t0:
+            continue
+        strip = _to_rgb(img.crop((0, y0, width, y1)))
+        out.paste(strip.resize((tw, t1 - t0), Image.Resampling.BOX), (0, t0))
+    return out
+
+
 def render_image_frame(doc: OpenDocument, img: Any, number: int,
                        settings: RenderSettings) -> PageImage:
     """One frame (1-based) of an image file at native resolution, capped at the pixel budget.
@@ -126,23 +172,26 @@ def render_image_frame(doc: OpenDocument, img: Any, number: int,
     pixel size even when the sent image was scaled down.
     """
     try:
-        img.seek(number - 1)
-        width, height = img.size
-        scale, downscaled = fit_scale(width, height, 1.0, settings.max_pixels)
-        frame = img
-        if downscaled:
-            target = (max(1, int(width * scale)), max(1, int(height * scale)))
-            if img.format == "JPEG":
-                frame.draft("RGB", target)  # decode at reduced size: far less memory
-            frame = frame.copy() if frame is img else frame
-            frame.thumbnail(target)
-        rgb = _to_rgb(frame)
-        data = encode_image(rgb, settings)
-        size = rgb.size
+        with lifted_pixel_limit():
+            return _frame_image(doc, img, number, settings)
     except Exception as exc:
         raise PageRenderError(f"cannot decode image frame ({type(exc).__name__}: {exc})",
                               path=doc.info.source, page=number) from exc
+
+
+def _frame_image(doc: OpenDocument, img: Any, number: int,
+                 settings: RenderSettings) -> PageImage:
+    img.seek(number - 1)
+    width, height = img.size
+    scale, downscaled = fit_scale(width, height, 1.0, settings.max_pixels)
+    if downscaled:
+        target = (max(1, int(width * scale)), max(1, int(height * scale)))
+        if img.format == "JPEG":
+            img.draft("RGB", target)  # decode at reduced size: far less memory
+        rgb = downscale(img, target)
+    else:
+        rgb = _to_rgb(img)
     return PageImage(
         source=doc.info, number=number, label=doc.label(number), width=float(width),
-        height=float(height), image=data, mime=settings.mime, image_width=size[0],
-        image_height=size[1], downscaled=downscaled)
+        height=float(height), image=encode_image(rgb, settings), mime=settings.mime,
+        image_width=rgb.size[0], image_height=rgb.size[1], downscaled=downscaled)

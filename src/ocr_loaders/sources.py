@@ -29,6 +29,7 @@ from .errors import (
     UnsupportedInputError,
 )
 from .model import PageImage, SourceInfo
+from .render import lifted_pixel_limit
 
 log = logging.getLogger(__name__)
 
@@ -287,10 +288,10 @@ def _open_pdf(src: DocumentSource, password: str | None) -> tuple[Any, int, list
 def _open_image(src: DocumentSource) -> tuple[Any, int]:
     from PIL import Image, UnidentifiedImageError
 
-    Image.MAX_IMAGE_PIXELS = None  # render.py enforces the project's own pixel budget
     try:
         fp: Any = io.BytesIO(src.data) if src.data is not None else str(src.path)
-        img = Image.open(fp)
+        with lifted_pixel_limit():
+            img = Image.open(fp)
         frames = int(getattr(img, "n_frames", 1))
     except UnidentifiedImageError as exc:
         raise CorruptInputError("not a readable image", path=src.name) from exc
