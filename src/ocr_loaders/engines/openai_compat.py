@@ -327,19 +327,19 @@ class OpenAICompatEngine:
             self._endpoints.append(_Endpoint(url=url, client=client))
 
     async def _pick(self) -> _Endpoint:
-        """The live endpoint with the fewest outstanding requests (round-robin on ties)."""
+        """The live endpoint with the fewest outstanding requests (round-robin on ties).
+
+        When every endpoint is backed off, the one that comes back first is used: the request's
+        own backoff already paces the retries.
+        """
         self._make_clients()
-        while True:
-            now = time.monotonic()
-            live = [e for e in self._endpoints if e.down_until <= now]
-            if live:
-                self._rr += 1
-                return min(live, key=lambda e: (e.outstanding, (self._endpoints.index(e)
-                                                                - self._rr) % len(
-                                                                    self._endpoints)))
-            wait = min(e.down_until for e in self._endpoints) - now
-            self._check_unavailable()
-            await asyncio.sleep(min(max(wait, 0.01), 1.0))
+        now = time.monotonic()
+        live = [e for e in self._endpoints if e.down_until <= now] or [
+            min(self._endpoints, key=lambda e: e.down_until)]
+        self._rr += 1
+        n = len(self._endpoints)
+        return min(live, key=lambda e: (e.outstanding,
+                                        (self._endpoints.index(e) - self._rr) % n))
 
     def _check_unavailable(self) -> None:
         if (self._failing_since is not None
@@ -410,8 +410,10 @@ class OpenAICompatEngine:
             return answer, attempt
         if only_connection_faults:
             self._failing_since = self._failing_since or time.monotonic()
+            urls = ", ".join(e.url for e in self._endpoints)
             raise EndpointUnavailableError(
-                f"cannot reach the OCR server ({last_error}) after {s.max_attempts} tries")
+                f"cannot reach the OCR server at {urls} after {s.max_attempts} tries "
+                f"({last_error}); is it running?")
         raise _PageFailure(f"gave up after {s.max_attempts} tries: {last_error}",
                            s.max_attempts)
 
@@ -424,7 +426,7 @@ class OpenAICompatEngine:
         except openai.APITimeoutError as exc:
             raise _Retryable(f"timed out after {self.settings.timeout:.0f} s") from exc
         except openai.APIConnectionError as exc:
-            raise _Retryable(f"connection failed ({_cause(exc)})", connection=True) from exc
+            raise _Retryable(f"connection failed: {_cause(exc)}", connection=True) from exc
         except openai.APIStatusError as exc:
             status = exc.status_code
             message = _error_message(exc)
@@ -449,11 +451,14 @@ class OpenAICompatEngine:
             return self._dialect
         async with self._detect_lock:
             if self._dialect is None:
-                self._dialect = await asyncio.to_thread(
+                found = await asyncio.to_thread(
                     detect_dialect, self.settings.base_urls[0], self.settings.api_key,
                     self.settings.connect_timeout)
-                log.info("endpoint %s speaks the %s dialect", self.settings.base_urls[0],
-                         self._dialect)
+                if found is None:  # unreachable for now: use the OpenAI shape, ask again later
+                    return "vllm"
+                self._dialect = found
+                log.info("ocr_loaders: %s is a %s server", self.settings.base_urls[0],
+                         "vLLM" if found == "vllm" else "SGLang")
         return self._dialect
 
 
@@ -509,16 +514,19 @@ def _get_json(url: str, api_key: str | None, timeout: float) -> Any:
         return json.loads(response.read())
 
 
-def detect_dialect(base_url: str, api_key: str | None = None, timeout: float = 10.0) -> str:
-    """``vllm`` or ``sglang``, from what the server says about itself.
+def detect_dialect(base_url: str, api_key: str | None = None,
+                   timeout: float = 10.0) -> str | None:
+    """``vllm`` or ``sglang``, from what the server says about itself; ``None`` if unreachable.
 
     Both list their models with ``owned_by`` set to their own name; failing that, SGLang
-    answers ``/get_model_info`` and vLLM ``/version``. Unknown servers are treated as vLLM
-    (whose request shape is the OpenAI one).
+    answers ``/get_model_info`` and vLLM ``/version``. A server that answers none of these is
+    treated as vLLM (whose request shape is the OpenAI one).
     """
     root = re.sub(r"/v\d+$", "", base_url.rstrip("/"))
+    reached = False
     try:
         models = _get_json(f"{base_url.rstrip('/')}/models", api_key, timeout)
+        reached = True
         owners = {str(m.get("owned_by", "")).lower() for m in models.get("data", [])
                   if isinstance(m, dict)}
         if "sglang" in owners:
@@ -526,16 +534,27 @@ def detect_dialect(base_url: str, api_key: str | None = None, timeout: float = 1
         if "vllm" in owners:
             return "vllm"
     except Exception as exc:
+        reached = reached or _answered(exc)
         log.debug("dialect probe /models failed: %s", exc)
     for path, dialect in (("/get_model_info", "sglang"), ("/version", "vllm")):
         try:
             _get_json(root + path, api_key, timeout)
             return dialect
         except Exception as exc:
+            reached = reached or _answered(exc)
             log.debug("dialect probe %s failed: %s", path, exc)
+    if not reached:
+        return None
     log.warning("could not tell whether %s is vLLM or SGLang; using the vLLM request shape",
                 base_url)
     return "vllm"
+
+
+def _answered(exc: BaseException) -> bool:
+    """The server answered (an HTTP error or a bad body), as opposed to being unreachable."""
+    import urllib.error
+
+    return isinstance(exc, (urllib.error.HTTPError, ValueError))
 
 
 def make_endpoint_engine(base_url: str | Sequence[str], **options: Any) -> OpenAICompatEngine:
