@@ -380,3 +380,15 @@ def test_loop_of_whole_blocks_with_changing_boxes() -> None:
     assert page.loop is not None
     assert sum(b.text == "The same line again." for b in page.blocks) <= 2
     assert page.blocks[0].text == "# Report"
+
+
+def test_markdown_neutralizes_active_html_but_keeps_tables_and_math() -> None:
+    raw = ("<|ref|>text<|/ref|><|det|>[[1, 1, 2, 2]]<|/det|>\n"
+           "Click <script>steal()</script> or <img src=x onerror=alert(1)> here; x<y and z>w.\n"
+           "<|ref|>table<|/ref|><|det|>[[1, 1, 2, 2]]<|/det|>\n"
+           '<table><tr><td colspan="2" onclick="evil()">a</td></tr></table>')
+    md = to_markdown(parse_grounded(raw))
+    assert "<script>" not in md and "&lt;script&gt;steal()&lt;/script&gt;" in md
+    assert "<img" not in md and "onerror" in md  # shown as text, not run
+    assert "x<y and z>w" in md
+    assert '<table><tr><td colspan="2">a</td></tr></table>' in md

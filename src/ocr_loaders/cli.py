@@ -16,7 +16,6 @@ import logging
 import re
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -53,15 +52,52 @@ def _root() -> None:
     """DeepSeek-OCR document loaders."""
 
 
-@dataclass
 class _DocOutput:
-    """What is gathered for one input before its files are written."""
+    """One input's output files, written as pages and chunks arrive (memory stays flat).
 
-    info: SourceInfo
-    stem: str
-    pages: list[PageResult] = field(default_factory=list)
-    records: list[Record] = field(default_factory=list)
-    started: float = field(default_factory=time.perf_counter)
+    Files are written under temporary names and renamed when the document is done, so a
+    killed run never leaves a half-written ``.md`` looking complete.
+    """
+
+    def __init__(self, out_dir: Path, info: SourceInfo, stem: str) -> None:
+        self.info = info
+        self.stem = stem
+        self.paths = {ext: out_dir / f"{stem}.{ext}" for ext in ("md", "jsonl", "stats.json")}
+        self._md = (out_dir / f".{stem}.md.part").open("w", encoding="utf-8")
+        self._jsonl = (out_dir / f".{stem}.jsonl.part").open("w", encoding="utf-8")
+        self.acc = StatsAccumulator()
+        self.pages_detail: list[dict[str, Any]] = []
+        self.pages = 0
+
+    def page(self, r: PageResult) -> None:
+        if self.pages:
+            self._md.write("\n")
+        self._md.write(page_block(r))
+        self.pages += 1
+        self.acc.engine, self.acc.model = r.engine, r.model
+        self.acc.add(r.stats)
+        self.pages_detail.append(
+            {"page": r.page.number, "label": r.page.label, "status": r.page.status,
+             "error": r.page.error, "vision_tokens": r.stats.vision_tokens,
+             "text_tokens": r.stats.text_tokens, "output_tokens": r.stats.output_tokens,
+             "compression_ratio": r.stats.compression_ratio, "risk": r.stats.risk,
+             "latency_s": r.stats.latency_s, "attempts": r.stats.attempts,
+             "cached": r.stats.cached, "image_size": [r.stats.image_width,
+                                                      r.stats.image_height],
+             "downscaled": r.page.downscaled})
+
+    def record(self, rec: Record) -> None:
+        self._jsonl.write(json.dumps({"id": rec.id, "text": rec.text, "metadata": rec.metadata},
+                                     ensure_ascii=False) + "\n")
+
+    def finish(self, totals: Totals | None = None, *, complete: bool = True) -> None:
+        """Close the files, move them into place and write the stats."""
+        for fh, ext in ((self._md, "md"), (self._jsonl, "jsonl")):
+            fh.close()
+            Path(fh.name).replace(self.paths[ext])
+        stats = stats_dict(totals or self.acc.totals(), self.info, complete=complete)
+        stats["pages_detail"] = self.pages_detail
+        self.paths["stats.json"].write_text(json.dumps(stats, indent=2), encoding="utf-8")
 
 
 def safe_stem(name: str, taken: set[str]) -> str:
@@ -99,28 +135,6 @@ def stats_dict(totals: Totals, info: SourceInfo | None = None, *,
                 "total_pages": info.total_pages, **data}
     data["complete"] = complete
     return data
-
-
-def write_outputs(out_dir: Path, doc: _DocOutput, totals: Totals, *, complete: bool) -> None:
-    """Write ``<stem>.md``, ``<stem>.jsonl`` and ``<stem>.stats.json`` under ``out_dir``."""
-    md = "\n".join(page_block(r) for r in doc.pages)
-    (out_dir / f"{doc.stem}.md").write_text(md, encoding="utf-8")
-    with (out_dir / f"{doc.stem}.jsonl").open("w", encoding="utf-8") as fh:
-        for rec in doc.records:
-            fh.write(json.dumps({"id": rec.id, "text": rec.text, "metadata": rec.metadata},
-                                ensure_ascii=False) + "\n")
-    stats = stats_dict(totals, doc.info, complete=complete)
-    stats["pages_detail"] = [
-        {"page": r.page.number, "label": r.page.label, "status": r.page.status,
-         "error": r.page.error, "vision_tokens": r.stats.vision_tokens,
-         "text_tokens": r.stats.text_tokens, "output_tokens": r.stats.output_tokens,
-         "compression_ratio": r.stats.compression_ratio, "risk": r.stats.risk,
-         "latency_s": r.stats.latency_s, "attempts": r.stats.attempts, "cached": r.stats.cached,
-         "image_size": [r.stats.image_width, r.stats.image_height],
-         "downscaled": r.page.downscaled}
-        for r in doc.pages]
-    (out_dir / f"{doc.stem}.stats.json").write_text(json.dumps(stats, indent=2),
-                                                    encoding="utf-8")
 
 
 class _Reporter:
@@ -222,10 +236,11 @@ async def _convert(paths: list[str], out_dir: Path, options: LoaderOptions, *, a
         nonlocal current
         async for event in events:
             if isinstance(event, DocumentStarted):
-                current = _DocOutput(event.info, safe_stem(event.info.file_name, taken))
+                current = _DocOutput(out_dir, event.info,
+                                     safe_stem(event.info.file_name, taken))
             elif isinstance(event, PageResult):
                 assert current is not None
-                current.pages.append(event)
+                current.page(event)
                 reporter.page(event)
             yield event
 
@@ -233,15 +248,15 @@ async def _convert(paths: list[str], out_dir: Path, options: LoaderOptions, *, a
         async for item in arecords(tee(), options.chunk):
             if isinstance(item, Record):
                 assert current is not None
-                current.records.append(item)
+                current.record(item)
             elif isinstance(item, DocumentFinished):
                 assert current is not None
-                write_outputs(out_dir, current, item.totals, complete=True)
+                current.finish(item.totals)
                 per_doc.append((current.stem, item.totals))
                 t = item.totals
                 reporter.line(f"{item.info.source}: {t.pages} page(s), {t.pages_ok} ok, "
                               f"{t.pages_truncated} truncated, {t.pages_failed} failed "
-                              f"-> {out_dir / current.stem}.md")
+                              f"-> {current.paths['md']}")
                 current = None
             elif isinstance(item, DocumentFailed):
                 failed_inputs.append(str(item.error))
@@ -250,11 +265,8 @@ async def _convert(paths: list[str], out_dir: Path, options: LoaderOptions, *, a
         fatal = exc
     finally:
         reporter.close()
-    if current is not None and current.pages:  # a fatal error mid-document: keep what is done
-        acc = StatsAccumulator(engine=pipeline.stats.engine, model=pipeline.stats.model)
-        for r in current.pages:
-            acc.add(r.stats)
-        write_outputs(out_dir, current, acc.totals(), complete=False)
+        if current is not None:  # stopped mid-document: keep what is done, marked incomplete
+            current.finish(complete=False)
     run = pipeline.run_totals()
     if as_json:
         payload = stats_dict(run)

@@ -463,14 +463,51 @@ def caption_for(blocks: Sequence[Block], i: int) -> str:
     return ""
 
 
+_TAG_HTML_RE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)((?:\s[^<>]*)?)/?>")
+_TABLE_TAGS = frozenset({"table", "thead", "tbody", "tr", "td", "th"})
+_ACTIVE_TAGS = frozenset({
+    "script", "style", "iframe", "frame", "frameset", "object", "embed", "applet", "link",
+    "meta", "base", "form", "input", "button", "textarea", "select", "option", "svg", "math",
+    "img", "image", "video", "audio", "source", "track", "picture", "body", "html", "head",
+    "title", "template", "noscript", "xmp", "plaintext", "a", "area", "map", "portal",
+})
+_SPAN_ATTR_RE = re.compile(r"""\s(?:rowspan|colspan)\s*=\s*["']?\d+["']?""", re.IGNORECASE)
+_RISKY_ATTR_RE = re.compile(r"\bon[a-z]+\s*=|javascript:|\bsrcdoc\s*=|\bstyle\s*=",
+                            re.IGNORECASE)
+
+
+def neutralize_html(text: str) -> str:
+    """Make model output inert where markdown renderers pass HTML through.
+
+    DeepSeek-OCR writes tables as ``<table><tr><td>`` with ``rowspan``/``colspan``: those are
+    kept, other attributes dropped. Tags that can run code or load content (``<script>``,
+    ``<img onerror=...>``, ``<iframe>``, links) and any tag carrying an event handler or a
+    ``javascript:`` URL are escaped, so they show as text. Anything else (``a <b`` in math,
+    ``x<y and z>w``) is left as the model wrote it.
+    """
+
+    def fix(m: re.Match[str]) -> str:
+        closing, name, attrs = m.group(1), m.group(2).lower(), m.group(3)
+        if name in _TABLE_TAGS:
+            kept = "" if closing else "".join(
+                a.group(0) for a in _SPAN_ATTR_RE.finditer(attrs))
+            return f"<{closing}{name}{kept}>"
+        if name in _ACTIVE_TAGS or _RISKY_ATTR_RE.search(attrs):
+            return html.escape(m.group(0), quote=False)
+        return m.group(0)
+
+    return _TAG_HTML_RE.sub(fix, text) if "<" in text else text
+
+
 def block_markdown(block: Block, *, tables: str = "html", image_target: str = "",
                    caption: str = "") -> str:
     """Clean markdown for one block: tags gone, headings marked, captions unwrapped.
 
     Equations keep the model's ``\\[ ... \\]`` delimiters (inline math keeps ``\\( \\)``);
-    tables stay the model's HTML unless ``tables="markdown"`` and the table is simple.
+    tables stay the model's HTML unless ``tables="markdown"`` and the table is simple. HTML
+    other than table markup is escaped (:func:`neutralize_html`).
     """
-    text = _CENTER_RE.sub("", block.text).strip()
+    text = neutralize_html(_CENTER_RE.sub("", block.text)).strip()
     for old, new in _LATEX_FIXES:
         text = text.replace(old, new)
     label = block.label

@@ -153,6 +153,28 @@ def failed_page_image(doc: Any, number: int) -> PageImage:
                      height=0.0, image=b"", mime="", image_width=0, image_height=0)
 
 
+@dataclass(frozen=True)
+class _Limits:
+    """The three bounds on work in flight.
+
+    ``requests``: requests at the engine (``concurrency``). ``prepared``: pages rendered or at
+    the engine, so rendering runs a little ahead and no further (images are the big objects).
+    ``window``: pages started but not yet handed to the consumer; finished pages are small, so
+    it is generous, and a slow page does not stall the requests behind it while the pages
+    that finished after it wait their turn to come out in order.
+    """
+
+    requests: asyncio.Semaphore
+    prepared: asyncio.Semaphore
+    window: asyncio.Semaphore
+
+    @classmethod
+    def for_concurrency(cls, concurrency: int) -> _Limits:
+        ahead = max(2, concurrency // 4)
+        return cls(asyncio.Semaphore(concurrency), asyncio.Semaphore(concurrency + ahead),
+                   asyncio.Semaphore(4 * concurrency + ahead))
+
+
 @dataclass(frozen=True, slots=True)
 class _DocEnd:
     """Marker: every page of ``doc`` has been queued."""
@@ -187,10 +209,9 @@ class Pipeline:
         self.stats.model = engine.model
         worker = make_renderer(self.options)
         out: asyncio.Queue[Any] = asyncio.Queue()
-        slots = asyncio.Semaphore(self.options.concurrency + max(2, self.options.concurrency // 4))
-        requests = asyncio.Semaphore(self.options.concurrency)
-        producer = asyncio.create_task(
-            self._produce(sources, engine, worker, out, slots, requests))
+        limits = _Limits.for_concurrency(self.options.concurrency)
+        slots = limits.window
+        producer = asyncio.create_task(self._produce(sources, engine, worker, out, limits))
         current = StatsAccumulator(engine=engine.name, model=engine.model)
         try:
             while True:
@@ -239,7 +260,7 @@ class Pipeline:
 
     async def _produce(self, sources: list[DocumentSource], engine: Engine,
                        worker: Renderer, out: asyncio.Queue[Any],
-                       slots: asyncio.Semaphore, requests: asyncio.Semaphore) -> None:
+                       limits: _Limits) -> None:
         try:
             for src in sources:
                 try:
@@ -255,9 +276,9 @@ class Pipeline:
                     continue
                 await out.put(DocumentStarted(doc.info, tuple(numbers)))
                 for number in numbers:
-                    await slots.acquire()
+                    await limits.window.acquire()
                     task = asyncio.ensure_future(
-                        self._page(doc, number, engine, worker, requests))
+                        self._page(doc, number, engine, worker, limits))
                     await out.put(task)
                 await out.put(_DocEnd(doc))
         except asyncio.CancelledError:
@@ -268,7 +289,7 @@ class Pipeline:
         await out.put(None)
 
     async def _page(self, doc: Any, number: int, engine: Engine,
-                    worker: Renderer, requests: asyncio.Semaphore) -> PageResult:
+                    worker: Renderer, limits: _Limits) -> PageResult:
         """Render, OCR, parse and account for one page; a failure becomes a failed page."""
         cache_key = None
         if self._cache is not None:
@@ -279,24 +300,26 @@ class Pipeline:
                 image, raw = hit
                 image = _rebind(image, doc.info)
                 return self._result(doc.info, image, raw, engine, cached=True)
-        try:
-            image = await worker.render(doc, number, self.options.render, engine.page_hook)
-        except PageRenderError as exc:
-            log.warning("%s", exc)
-            image = failed_page_image(doc, number)
-            raw = RawPage(text="", finish_reason=None, engine=engine.name, model=engine.model,
-                          prompt=engine.prompt, error=exc.reason)
-            return self._result(doc.info, image, raw, engine, cached=False)
-        async with requests:
+        async with limits.prepared:  # rendered pages waiting for a request slot are few
             try:
-                raw = await engine.recognize(image)
-            except EngineError:
-                raise
-            except Exception as exc:  # an engine bug must not lose the page silently
-                log.exception("%s page %d: engine failed", doc.info.source, number)
+                image = await worker.render(doc, number, self.options.render,
+                                            engine.page_hook)
+            except PageRenderError as exc:
+                log.warning("%s", exc)
+                image = failed_page_image(doc, number)
                 raw = RawPage(text="", finish_reason=None, engine=engine.name,
-                              model=engine.model, prompt=engine.prompt,
-                              error=f"{type(exc).__name__}: {exc}")
+                              model=engine.model, prompt=engine.prompt, error=exc.reason)
+                return self._result(doc.info, image, raw, engine, cached=False)
+            async with limits.requests:
+                try:
+                    raw = await engine.recognize(image)
+                except EngineError:
+                    raise
+                except Exception as exc:  # an engine bug must not lose the page silently
+                    log.exception("%s page %d: engine failed", doc.info.source, number)
+                    raw = RawPage(text="", finish_reason=None, engine=engine.name,
+                                  model=engine.model, prompt=engine.prompt,
+                                  error=f"{type(exc).__name__}: {exc}")
         result = self._result(doc.info, image, raw, engine, cached=False)
         if self._cache is not None and cache_key is not None and result.page.status != "failed":
             await asyncio.to_thread(self._cache.put, cache_key, _strip_image(image), raw)

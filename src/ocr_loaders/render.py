@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import struct
 import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -86,6 +88,30 @@ def fit_scale(width: float, height: float, scale: float, max_pixels: int) -> tup
     return scale * math.sqrt(max_pixels / pixels) * 0.999, True
 
 
+def png_bytes(samples: bytes | memoryview, width: int, height: int, channels: int = 3,
+              level: int = 1) -> bytes:
+    """A PNG of 8-bit gray (1 channel) or RGB (3) samples: no row filters, fast zlib.
+
+    Lossless like any PNG, about three times faster than MuPDF's or Pillow's default PNG
+    writers on rendered pages, for files ~15 % larger: encoding is most of a page's client
+    CPU, and the bytes only cross a LAN once (docs/benchmarks.md).
+    """
+    import numpy as np
+
+    stride = width * channels
+    rows = np.zeros((height, stride + 1), dtype=np.uint8)  # column 0: filter type 0 (none)
+    rows[:, 1:] = np.frombuffer(samples, dtype=np.uint8, count=stride * height).reshape(
+        height, stride)
+    header = struct.pack("!IIBBBBB", width, height, 8, 2 if channels == 3 else 0, 0, 0, 0)
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return (struct.pack("!I", len(data)) + tag + data
+                + struct.pack("!I", zlib.crc32(tag + data) & 0xFFFFFFFF))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(rows.tobytes(), level)) + chunk(b"IEND", b""))
+
+
 def render_pdf_page(doc: OpenDocument, pdoc: Any, number: int, settings: RenderSettings,
                     hook: Any = None) -> PageImage:
     """Render one PDF page (1-based ``number``) and run the engine's page hook on it."""
@@ -99,7 +125,7 @@ def render_pdf_page(doc: OpenDocument, pdoc: Any, number: int, settings: RenderS
         pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False,
                               colorspace=pymupdf.csRGB)
         if settings.image_format == "png":
-            data = pix.tobytes("png")
+            data = png_bytes(pix.samples_mv, pix.width, pix.height, pix.n)
         else:
             data = pix.tobytes("jpg", jpg_quality=settings.jpeg_quality)
         size = (pix.width, pix.height)
@@ -134,11 +160,10 @@ def _to_rgb(img: Any) -> Any:
 
 def encode_image(img: Any, settings: RenderSettings) -> bytes:
     """Encode a Pillow RGB image as the configured format (fast PNG compression)."""
-    buf = io.BytesIO()
     if settings.image_format == "png":
-        img.save(buf, format="PNG", compress_level=1)
-    else:
-        img.save(buf, format="JPEG", quality=settings.jpeg_quality)
+        return png_bytes(img.tobytes(), img.width, img.height, 3)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=settings.jpeg_quality)
     return buf.getvalue()
 
 

@@ -302,8 +302,12 @@ def _open_image(src: DocumentSource) -> tuple[Any, int]:
     return img, frames
 
 
-def open_document(src: DocumentSource, password: str | None = None) -> OpenDocument:
-    """Open and check one input. Raises :class:`~ocr_loaders.errors.InputError` subclasses."""
+def open_document(src: DocumentSource, password: str | None = None, *,
+                  known_hash: str | None = None) -> OpenDocument:
+    """Open and check one input. Raises :class:`~ocr_loaders.errors.InputError` subclasses.
+
+    ``known_hash`` skips re-hashing a file whose sha256 was just computed elsewhere.
+    """
     try:
         if src.path is not None:
             if src.path.is_dir():
@@ -329,7 +333,7 @@ def open_document(src: DocumentSource, password: str | None = None) -> OpenDocum
         else:
             raise UnsupportedInputError(
                 "not a PDF or an image (PNG, JPEG, TIFF, WebP, BMP, GIF)", path=src.name)
-    doc_hash = _hash_source(src)
+    doc_hash = known_hash or _hash_source(src)
     labels: list[str] | None = None
     if kind == "pdf":
         handle, count, labels = _open_pdf(src, password)

@@ -8,6 +8,7 @@ precision near 97 % below 10x, about 90 % at 10-12x and about 60 % at 20x, hence
 
 from __future__ import annotations
 
+import functools
 import logging
 import statistics
 import time
@@ -36,11 +37,16 @@ def risk_band(ratio: float) -> Risk:
     return "fine"
 
 
+@functools.lru_cache(maxsize=16)
+def _prompt_tokens(prompt: str) -> int:
+    return count_tokens(prompt)
+
+
 def server_vision_tokens(raw: RawPage) -> int | None:
     """Vision tokens implied by the server's ``usage``: prompt tokens minus BOS and text."""
     if raw.prompt_tokens is None or raw.engine != "openai":
         return None
-    return raw.prompt_tokens - 1 - count_tokens(raw.prompt)
+    return raw.prompt_tokens - 1 - _prompt_tokens(raw.prompt)
 
 
 def page_stats(image: PageImage, raw: RawPage, page: Page, markdown: str, model: str,

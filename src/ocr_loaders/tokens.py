@@ -8,6 +8,7 @@ by aspect ratio. The page's cost in vision tokens depends only on its pixel size
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 import os
 import tempfile
@@ -125,12 +126,13 @@ def _table_dirs() -> list[Path]:
         if os.environ.get(var):
             dirs.append(Path(os.environ[var]))
     dirs.append(Path(tempfile.gettempdir()) / "data-gym-cache")
-    try:
-        import llama_index.core
-
-        dirs.append(Path(llama_index.core.__file__).parent / "_static" / "tiktoken_cache")
-    except ImportError:
-        pass
+    try:  # found without importing llama_index.core, which takes seconds
+        spec = importlib.util.find_spec("llama_index.core")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            dirs.append(Path(location) / "_static" / "tiktoken_cache")
     return dirs
 
 

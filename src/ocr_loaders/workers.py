@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from .errors import InputError, PageRenderError, UnreadableInputError
-from .model import PageImage
+from .model import PageImage, SourceInfo
 from .render import RenderSettings
 from .sources import DocumentSource, OpenDocument, open_document
 
@@ -54,14 +54,6 @@ def _read_frame(stream: IO[bytes]) -> Any:
     return pickle.loads(data)  # noqa: S301 - frames come from our own child process
 
 
-@dataclass(frozen=True, slots=True)
-class OpenedInfo:
-    """What the parent learns when a worker opens a document."""
-
-    info: Any  # SourceInfo
-    labels: tuple[str, ...]
-
-
 # --- the child side -------------------------------------------------------------------------
 
 
@@ -76,12 +68,10 @@ def _serve(inp: IO[bytes], out: IO[bytes]) -> None:
         op = request[0]
         try:
             if op == "open":
-                _op, key, src, password = request
+                _op, key, src, password, doc_hash = request
                 if key not in docs:
-                    docs[key] = open_document(src, password)
-                doc = docs[key]
-                labels = tuple(doc.label(n) for n in range(1, doc.page_count + 1))
-                reply: Any = ("ok", OpenedInfo(doc.info, labels))
+                    docs[key] = open_document(src, password, known_hash=doc_hash)
+                reply: Any = ("ok", None)
             elif op == "render":
                 _op, key, number, settings, hook = request
                 reply = ("ok", docs[key].render(number, settings, hook))
@@ -192,6 +182,7 @@ class _Doc:
     key: str
     src: DocumentSource
     password: str | None
+    doc_hash: str
 
 
 class RenderPool:
@@ -213,34 +204,20 @@ class RenderPool:
     def _checkin(self, worker: _Worker) -> None:
         self._free.put(worker)
 
-    def _ensure_open(self, worker: _Worker, doc: _Doc, timeout: float | None) -> OpenedInfo:
-        info: OpenedInfo = worker.call(("open", doc.key, doc.src, doc.password), timeout)
+    def _ensure_open(self, worker: _Worker, doc: _Doc, timeout: float | None) -> None:
+        worker.call(("open", doc.key, doc.src, doc.password, doc.doc_hash), timeout)
         worker.opened.add(doc.key)
-        return info
 
     # -- blocking operations (run in threads by the async wrappers) ----------------------
 
-    def open(self, src: DocumentSource, password: str | None,
-             timeout: float | None = 120.0) -> tuple[str, OpenedInfo]:
+    def register(self, src: DocumentSource, password: str | None,
+                 info: SourceInfo) -> str:
+        """Make a document known to the pool; workers open it on its first render."""
         with self._lock:
             self._counter += 1
             key = f"d{self._counter}"
-        doc = _Doc(key, src, password)
-        worker = self._checkout()
-        try:
-            try:
-                info = self._ensure_open(worker, doc, timeout)
-            except TimeoutError:
-                raise UnreadableInputError(f"opening took longer than {timeout:.0f} s",
-                                           path=src.name) from None
-            except ChildProcessError as exc:
-                raise UnreadableInputError(f"the renderer crashed opening it ({exc})",
-                                           path=src.name) from None
-        finally:
-            self._checkin(worker)
-        with self._lock:
-            self._docs[key] = doc
-        return key, info
+            self._docs[key] = _Doc(key, src, password, info.doc_hash)
+        return key
 
     def render(self, key: str, number: int, settings: RenderSettings, hook: Any,
                timeout: float | None) -> PageImage:
@@ -314,8 +291,10 @@ class ProcessRenderer:
         self._threads = ThreadPool(pool.size + 1)
 
     async def open(self, src: DocumentSource, password: str | None) -> RemoteDocument:
-        key, opened = await self._threads.run(self.pool.open, src, password)
-        return RemoteDocument(key, opened.info, opened.labels)
+        """Check the input and read its info here; workers open it when a page is rendered,
+        so a run served entirely from the cache starts no worker at all."""
+        info, labels = await self._threads.run(_inspect, src, password)
+        return RemoteDocument(self.pool.register(src, password, info), info, labels)
 
     async def render(self, doc: RemoteDocument, number: int, settings: RenderSettings,
                      hook: Any) -> PageImage:
@@ -330,10 +309,23 @@ class ProcessRenderer:
         self._threads.shutdown()
 
 
+_INSPECT_LOCK = threading.Lock()
+
+
+def _inspect(src: DocumentSource, password: str | None) -> tuple[SourceInfo, tuple[str, ...]]:
+    """Open a document in this process just long enough to read its info and page labels."""
+    with _INSPECT_LOCK:  # PyMuPDF is not thread-safe; this is its only use in the parent
+        doc = open_document(src, password)
+        try:
+            return doc.info, tuple(doc.label(n) for n in range(1, doc.page_count + 1))
+        finally:
+            doc.close()
+
+
 class RemoteDocument:
     """A document opened in the render workers: its info and labels, no handle."""
 
-    def __init__(self, key: str, info: Any, labels: tuple[str, ...]) -> None:
+    def __init__(self, key: str, info: SourceInfo, labels: tuple[str, ...]) -> None:
         self.key = key
         self.info = info
         self._labels = labels

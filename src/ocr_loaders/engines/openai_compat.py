@@ -178,6 +178,7 @@ class _Endpoint:
     url: str
     client: Any
     outstanding: int = 0
+    sent: int = 0
     failures: int = 0
     down_until: float = 0.0
     served: int = 0
@@ -245,7 +246,6 @@ class OpenAICompatEngine:
                                      else self.settings.dialect)
         self._detect_lock = asyncio.Lock()
         self._endpoints: list[_Endpoint] = []
-        self._rr = 0
         self._failing_since: float | None = None
 
     # -- Engine protocol --------------------------------------------------------------------
@@ -327,7 +327,8 @@ class OpenAICompatEngine:
             self._endpoints.append(_Endpoint(url=url, client=client))
 
     async def _pick(self) -> _Endpoint:
-        """The live endpoint with the fewest outstanding requests (round-robin on ties).
+        """The live endpoint with the fewest outstanding requests; on a tie, the one sent the
+        fewest requests so far, which keeps the totals even across equal servers.
 
         When every endpoint is backed off, the one that comes back first is used: the request's
         own backoff already paces the retries.
@@ -336,10 +337,7 @@ class OpenAICompatEngine:
         now = time.monotonic()
         live = [e for e in self._endpoints if e.down_until <= now] or [
             min(self._endpoints, key=lambda e: e.down_until)]
-        self._rr += 1
-        n = len(self._endpoints)
-        return min(live, key=lambda e: (e.outstanding,
-                                        (self._endpoints.index(e) - self._rr) % n))
+        return min(live, key=lambda e: (e.outstanding, e.sent))
 
     def _check_unavailable(self) -> None:
         if (self._failing_since is not None
@@ -376,6 +374,7 @@ class OpenAICompatEngine:
             ep = await self._pick()
             kwargs = build_request(page, s, dialect, prompt, guard, max_tokens)
             ep.outstanding += 1
+            ep.sent += 1
             try:
                 answer = await self._call(ep, kwargs)
             except _Retryable as exc:

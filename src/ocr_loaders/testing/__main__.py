@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--service-time", type=float, default=0.0, help="seconds per request")
     p.add_argument("--time-per-token", type=float, default=0.0,
                    help="extra seconds per output token")
+    p.add_argument("--service-jitter", type=float, default=0.0,
+                   help="vary each service time by up to this fraction (same mean)")
     p.add_argument("--api-key", default=None)
     p.add_argument("--seed", type=int, default=0)
     for flag, _attr in _FAULT_FLAGS:
@@ -82,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         make_responder(args.responder), models=tuple(args.models or ["deepseek-ai/DeepSeek-OCR"]),
         host=args.host, port=args.port, flavor=args.flavor, max_model_len=args.max_model_len,
         slots=args.slots, service_time=args.service_time, time_per_token=args.time_per_token,
+        service_jitter=args.service_jitter,
         faults=faults, seed=args.seed, api_key=args.api_key)
     done = threading.Event()
 

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import ipaddress
 import json
+import random
 import socket
 import struct
 import threading
@@ -409,8 +410,11 @@ class FakeOCRServer:
     SGLang's routes, error shapes and messages; ``max_model_len`` is the context.
     ``slots``/``service_time`` simulate a GPU: at most ``slots`` requests in service, each for
     ``service_time`` s plus responder time plus ``time_per_token`` s per output token, the rest
-    queued first-come first-served. ``faults`` injects failures (:class:`FaultPlan`), seeded by
-    ``seed``. ``api_key`` requires ``Authorization: Bearer <key>`` like ``--api-key``.
+    queued first-come first-served. ``service_jitter`` (a fraction) draws each request's
+    service time uniformly from ``service_time * (1 +/- jitter)``, same mean: real pages vary,
+    and identical times make every slot finish in lock-step waves. ``faults`` injects failures
+    (:class:`FaultPlan`), seeded by ``seed``. ``api_key`` requires
+    ``Authorization: Bearer <key>`` like ``--api-key``.
     ``full_decode`` decodes every image with Pillow instead of reading headers (slower).
     ``keep_alive_timeout`` closes connections idle that long, as uvicorn does (``None``: never).
     """
@@ -420,7 +424,8 @@ class FakeOCRServer:
                  host: str = "127.0.0.1", port: int = 0, flavor: Flavor = "vllm",
                  max_model_len: int = 8192, slots: int | None = None,
                  service_time: float = 0.0, faults: FaultPlan | None = None, seed: int = 0,
-                 time_per_token: float = 0.0, api_key: str | None = None,
+                 time_per_token: float = 0.0, service_jitter: float = 0.0,
+                 api_key: str | None = None,
                  full_decode: bool = False, enable_custom_logit_processor: bool = True,
                  keep_alive_timeout: float | None = 5.0, record_limit: int = 100_000) -> None:
         _check_loopback(host)
@@ -433,6 +438,8 @@ class FakeOCRServer:
             raise ValueError("slots must be >= 1 (or None for unlimited)")
         if service_time < 0 or time_per_token < 0:
             raise ValueError("service_time and time_per_token must be >= 0")
+        if not 0 <= service_jitter < 1:
+            raise ValueError("service_jitter must be in [0, 1)")
         if max_model_len < 2:
             raise ValueError("max_model_len must be >= 2")
         self.responder: Responder = responder or grid_responder()
@@ -441,6 +448,8 @@ class FakeOCRServer:
         self.max_model_len = max_model_len
         self.service_time = service_time
         self.time_per_token = time_per_token
+        self.service_jitter = service_jitter
+        self._jitter_rng = random.Random(seed)
         self.seed = seed
         self.api_key = api_key
         self.full_decode = full_decode
@@ -668,6 +677,15 @@ class FakeOCRServer:
             with self._lock:
                 self._in_flight -= 1
 
+    def _fake_stats(self) -> dict[str, Any]:
+        """``GET /_fake/stats``: chat requests' timings (monotonic seconds) and peaks."""
+        chats = [r for r in self.requests if r.path.endswith("/chat/completions")]
+        return {
+            "chat": [[r.seq, r.status, r.started, r.finished] for r in chats],
+            "max_in_flight": self.max_in_flight,
+            "max_slots_busy": self.max_slots_busy,
+        }
+
     def _auth_error(self, h: _Handler, path: str) -> dict[str, Any] | None:
         if not self.api_key:
             return None
@@ -688,6 +706,14 @@ class FakeOCRServer:
             gets.update({"/health_generate": None, "/get_model_info": self._model_info,
                          "/model_info": self._model_info, "/get_server_info": self._server_info,
                          "/server_info": self._server_info, "/get_load": self._load})
+        if path == "/_fake/stats":  # not a real server route: for benchmarks in other processes
+            if method == "POST":
+                h.read_body()
+                self.reset_stats()
+                h.send_json(200, {"reset": True})
+            else:
+                h.send_json(200, self._fake_stats())
+            return
         if method == "POST" and path == "/ping":  # SageMaker-style, both servers
             h.read_body()
             h.send_bytes(200, b"", "application/json")
@@ -866,7 +892,12 @@ class FakeOCRServer:
         started = time.monotonic()
         trace.fields.update(queue_seconds=started - queued_at, service_started=started)
         try:
-            self._wait(self.service_time)
+            service = self.service_time
+            if self.service_jitter:
+                with self._lock:
+                    service *= 1 + self._jitter_rng.uniform(-self.service_jitter,
+                                                            self.service_jitter)
+            self._wait(service)
             if fault == "empty":
                 reply = OCRReply("")
             else:

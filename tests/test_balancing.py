@@ -1,0 +1,83 @@
+"""Several endpoints: least-outstanding balancing, backing off a failing one, order kept."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pymupdf
+import pytest
+
+from ocr_loaders import DeepSeekOCRReader
+from ocr_loaders.testing import FakeOCRServer, FaultPlan, grid_responder
+
+FAST = {"backoff_base": 0.05, "backoff_max": 0.5, "dpi": 36, "mode": "pages"}
+
+
+def make_pdf(path: Path, pages: int) -> Path:
+    doc = pymupdf.open()
+    for i in range(pages):
+        doc.new_page().insert_text((72, 72), f"Balanced page {i + 1}", fontsize=14)
+    doc.save(path)
+    return path
+
+
+def served(server: FakeOCRServer) -> int:
+    return sum(1 for r in server.requests
+               if r.path.endswith("/chat/completions") and r.status == 200)
+
+
+def test_fewest_outstanding_favours_the_faster_endpoint(tmp_path: Path) -> None:
+    pdf = make_pdf(tmp_path / "p.pdf", 30)
+    with FakeOCRServer(grid_responder(), service_time=0.4) as slow, \
+            FakeOCRServer(grid_responder(), service_time=0.02) as fast:
+        docs = DeepSeekOCRReader(base_url=[slow.base_url, fast.base_url], concurrency=4,
+                                 **FAST).load_data(pdf)
+        n_slow, n_fast = served(slow), served(fast)
+    assert [d.metadata["page_start"] for d in docs] == list(range(1, 31))
+    assert n_slow + n_fast == 30
+    assert n_slow >= 1 and n_fast > n_slow
+
+
+def test_equal_endpoints_share_the_load(tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    pdf = make_pdf(tmp_path / "p.pdf", 24)
+    with FakeOCRServer(grid_responder(), service_time=0.1) as a, \
+            FakeOCRServer(grid_responder(), service_time=0.1) as b:
+        monkeypatch.setenv("DEEPSEEK_OCR_BASE_URL", f"{a.base_url}, {b.base_url}")
+        docs = DeepSeekOCRReader(concurrency=6, **FAST).load_data(pdf)
+        n_a, n_b = served(a), served(b)
+    assert len(docs) == 24 and n_a + n_b == 24
+    assert min(n_a, n_b) >= 8
+
+
+def test_a_failing_endpoint_is_backed_off(tmp_path: Path) -> None:
+    pdf = make_pdf(tmp_path / "p.pdf", 30)
+    with FakeOCRServer(grid_responder(), faults=FaultPlan(reset=1.0)) as broken, \
+            FakeOCRServer(grid_responder(), service_time=0.05) as good:
+        docs = DeepSeekOCRReader(base_url=[broken.base_url, good.base_url], concurrency=4,
+                                 **FAST).load_data(pdf)
+        tried_broken = sum(1 for r in broken.requests if r.path.endswith("/chat/completions"))
+        answered = served(good)
+    assert {d.metadata["ocr_status"] for d in docs} == {"ok"}
+    assert answered == 30
+    assert tried_broken < 15  # backed off, not hammered once per page
+
+
+def test_one_endpoint_killed_mid_run(tmp_path: Path) -> None:
+    pdf = make_pdf(tmp_path / "p.pdf", 40)
+    a = FakeOCRServer(grid_responder(), service_time=0.1).start()
+    b = FakeOCRServer(grid_responder(), service_time=0.1).start()
+    try:
+        killer = threading.Thread(target=lambda: (time.sleep(0.6), b.stop()))
+        killer.start()
+        docs = DeepSeekOCRReader(base_url=[a.base_url, b.base_url], concurrency=8,
+                                 **FAST).load_data(pdf)
+        killer.join()
+        assert served(b) > 0  # b did work before it died
+    finally:
+        a.stop()
+        b.stop()
+    assert [d.metadata["page_start"] for d in docs] == list(range(1, 41))
+    assert {d.metadata["ocr_status"] for d in docs} == {"ok"}
