@@ -213,9 +213,10 @@ def _stats_table(per_doc: list[tuple[str, Totals]], run: Totals) -> Table:
         table.add_row(*row(name, t))
     if len(per_doc) != 1:
         table.add_row(*row("all documents", run), style="bold")
-    table.caption = (f"engine {run.engine} | model {run.model} | "
-                     f"{run.pages_per_second:.2f} pages/s | "
-                     f"{run.output_tokens_per_second:.0f} output tok/s")
+    caption = f"engine {run.engine} | model {run.model} | {run.pages_per_second:.2f} pages/s"
+    if run.output_tokens:
+        caption += f" | {run.output_tokens_per_second:.0f} output tok/s"
+    table.caption = caption
     return table
 
 
@@ -311,7 +312,9 @@ def convert(
                      ] = False,
 ) -> None:
     """Convert documents to markdown, JSONL chunks and stats, one set per input."""
-    console = Console(stderr=True)
+    probe = Console(stderr=True)
+    # logs and CI capture get a readable width instead of rich's 80-column default
+    console = probe if probe.is_terminal else Console(stderr=True, width=120)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if not quiet and not debug:
