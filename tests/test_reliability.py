@@ -268,3 +268,23 @@ def test_huge_image_in_a_small_file_is_downscaled(tmp_path: Path) -> None:
     assert meta["image_downscaled"] is True and meta["ocr_status"] == "ok"
     for region in json.loads(meta["regions"]):  # regions in the original image's pixels
         assert region["bbox"][2] <= 35000 and region["bbox"][3] <= 35000
+
+
+def test_fully_cached_rerun_does_not_open_the_document(tmp_path: Path) -> None:
+    pdf = make_pdf(tmp_path / "m.pdf", 3)
+    code = (
+        "import sys\n"
+        "from ocr_loaders import DeepSeekOCRLoader\n"
+        f"docs = DeepSeekOCRLoader({str(pdf)!r}, base_url=sys.argv[1], cache=True, "
+        f"cache_dir={str(tmp_path / 'cache')!r}, mode='pages').load()\n"
+        "assert [d.metadata['page_start'] for d in docs] == [1, 2, 3]\n"
+        "print('pymupdf' in sys.modules)\n")
+    env = dict(os.environ)
+    env.pop("DEEPSEEK_OCR_BASE_URL", None)
+    with FakeOCRServer(grid_responder()) as srv:
+        runs = [subprocess.run([sys.executable, "-c", code, srv.base_url], capture_output=True,
+                               text=True, timeout=120, env=env, check=False) for _ in range(2)]
+        assert len(chats(srv)) == 3
+    assert [r.returncode for r in runs] == [0, 0], runs[0].stderr + runs[1].stderr
+    assert runs[0].stdout.strip() == "True"  # the first run opened the PDF
+    assert runs[1].stdout.strip() == "False"  # the re-run answered from the cache alone

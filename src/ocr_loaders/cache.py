@@ -43,6 +43,10 @@ def page_key(doc_hash: str, page: int, render: RenderSettings, engine_identity: 
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
+def _manifest_key(doc_hash: str) -> str:
+    return hashlib.sha256(f"{FORMAT_VERSION}\x1fmanifest\x1f{doc_hash}".encode()).hexdigest()
+
+
 _PLACEHOLDER_SOURCE = SourceInfo(source="", file_name="", file_path="", doc_hash="",
                                  kind="pdf", total_pages=0)
 
@@ -51,7 +55,9 @@ class PageCache:
     """A folder of cached page answers. Thread-safe; safe across processes."""
 
     def __init__(self, directory: Path | None = None, *, max_bytes: int = 2 * 1024**3) -> None:
-        self.directory = (directory or default_cache_dir()) / f"pages-v{FORMAT_VERSION}"
+        root = directory or default_cache_dir()
+        self.directory = root / f"pages-v{FORMAT_VERSION}"
+        self.manifests = root / f"documents-v{FORMAT_VERSION}"
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._size: int | None = None
@@ -107,6 +113,29 @@ class PageCache:
             if self._size > self.max_bytes:
                 self._evict()
 
+    def get_manifest(self, doc_hash: str) -> dict[str, Any] | None:
+        """What is known of a document with these bytes: kind, page count, labels, encrypted."""
+        try:
+            path = self.manifests / f"{_manifest_key(doc_hash)}.json"
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if data.get("doc_hash") == doc_hash else None
+
+    def put_manifest(self, doc_hash: str, manifest: dict[str, Any]) -> None:
+        """Remember a document's kind, page count and labels, so a fully cached re-run need
+        not open it at all."""
+        payload = json.dumps({"doc_hash": doc_hash, **manifest}, ensure_ascii=False)
+        path = self.manifests / f"{_manifest_key(doc_hash)}.json"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(payload)
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.debug("cannot write a document manifest: %s", exc)
+
     def _entries(self) -> list[tuple[float, int, Path]]:
         out = []
         for path in self.directory.glob("*/*.json"):
@@ -135,8 +164,8 @@ class PageCache:
         self._size = total
 
     def clear(self) -> None:
-        """Delete every entry."""
-        for _m, _s, path in self._entries():
+        """Delete every entry and document manifest."""
+        for path in [*(p for _m, _s, p in self._entries()), *self.manifests.glob("*.json")]:
             with contextlib.suppress(OSError):
                 path.unlink()
         self._size = 0

@@ -36,7 +36,7 @@ from .errors import ConfigError, EngineError, InputError, OCRLoadersError
 from .model import PageResult, SourceInfo
 from .pipeline import DocumentFailed, DocumentFinished, DocumentStarted, Pipeline
 from .records import Record, arecords
-from .sources import DocumentSource, resolve_inputs
+from .sources import resolve_inputs
 from .stats import StatsAccumulator, Totals
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -180,23 +180,6 @@ class _Reporter:
             self.progress.stop()
 
 
-def _count_pages(sources: list[DocumentSource], options: LoaderOptions) -> int:
-    """Selected pages over all inputs, for the progress bar (unreadable inputs count 0)."""
-    from .sources import open_document
-
-    total = 0
-    for src in sources:
-        try:
-            doc = open_document(src, options.password)
-        except OCRLoadersError:
-            continue
-        try:
-            total += len(options.pages.numbers(doc.page_count))
-        finally:
-            doc.close()
-    return total
-
-
 def _stats_table(per_doc: list[tuple[str, Totals]], run: Totals) -> Table:
     table = Table(title="ocr-loaders: run statistics", show_lines=False)
     for col in ("document", "pages", "ok", "trunc.", "failed", "cached", "vision tok",
@@ -223,9 +206,9 @@ def _stats_table(per_doc: list[tuple[str, Totals]], run: Totals) -> Table:
 async def _convert(paths: list[str], out_dir: Path, options: LoaderOptions, *, as_json: bool,
                    quiet: bool, console: Console) -> int:
     sources = resolve_inputs(paths)
-    total = await asyncio.to_thread(_count_pages, sources, options)
-    reporter = _Reporter(console, total, quiet)
     pipeline = Pipeline(options)
+    total = await asyncio.to_thread(lambda: sum(pipeline.page_count(s) for s in sources))
+    reporter = _Reporter(console, total, quiet)
     taken: set[str] = set()
     current: _DocOutput | None = None
     per_doc: list[tuple[str, Totals]] = []

@@ -12,8 +12,7 @@ from typing import Any
 
 from . import _sync
 from .config import LoaderOptions
-from .pipeline import DocumentFailed, DocumentFinished, Pipeline
-from .records import Record, arecords
+from .records import Load, Record
 from .sources import DocumentSource, Input
 from .stats import Totals
 
@@ -44,18 +43,12 @@ class _Runner:
 
     async def _arun(self, inputs: Input | Sequence[Input] | Sequence[DocumentSource]
                     ) -> AsyncIterator[Document]:
-        pipeline = Pipeline(self.options)
-        self.last_documents = []
+        load = Load(self.options)
         try:
-            async for item in arecords(pipeline.events(inputs), self.options.chunk):
-                if isinstance(item, Record):
-                    yield to_document(item)
-                elif isinstance(item, DocumentFinished):
-                    self.last_documents.append(item.totals)
-                elif isinstance(item, DocumentFailed):
-                    raise item.error
+            async for record in load.records(inputs):
+                yield to_document(record)
         finally:
-            self.last_stats = pipeline.run_totals()
+            self.last_stats, self.last_documents = load.totals(), load.documents
 
 
 class DeepSeekOCRLoader(BaseLoader, _Runner):

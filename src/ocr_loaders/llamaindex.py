@@ -15,8 +15,7 @@ from typing import Any
 
 from . import _sync
 from .config import LoaderOptions
-from .pipeline import DocumentFailed, DocumentFinished, Pipeline
-from .records import EXCLUDED_FROM_EMBEDDING, Record, arecords
+from .records import EXCLUDED_FROM_EMBEDDING, Load, Record
 from .sources import DocumentSource, Input
 from .stats import Totals
 
@@ -58,18 +57,12 @@ class DeepSeekOCRReader(BaseReader):
         if kwargs:
             raise TypeError(f"unexpected arguments {sorted(kwargs)}; pass options to the "
                             "DeepSeekOCRReader constructor")
-        pipeline = Pipeline(self.options)
-        self.last_documents = []
+        load = Load(self.options)
         try:
-            async for item in arecords(pipeline.events(inputs), self.options.chunk):
-                if isinstance(item, Record):
-                    yield to_document(item)
-                elif isinstance(item, DocumentFinished):
-                    self.last_documents.append(item.totals)
-                elif isinstance(item, DocumentFailed):
-                    raise item.error
+            async for record in load.records(inputs):
+                yield to_document(record)
         finally:
-            self.last_stats = pipeline.run_totals()
+            self.last_stats, self.last_documents = load.totals(), load.documents
 
     def alazy_load_data(  # type: ignore[override]
             self, file: Input | list[Input] | None = None,

@@ -36,7 +36,15 @@ from .errors import (
 from .grounding import default_image_link, parse_page, to_markdown
 from .model import Page, PageImage, PageResult, PageStats, PageStatus, RawPage, SourceInfo
 from .render import RenderSettings
-from .sources import DocumentSource, Input, OpenDocument, open_document, resolve_inputs
+from .sources import (
+    DocumentSource,
+    Input,
+    OpenDocument,
+    hash_source,
+    open_document,
+    resolve_inputs,
+    source_info,
+)
 from .stats import StatsAccumulator, Totals, page_stats
 
 log = logging.getLogger(__name__)
@@ -264,7 +272,7 @@ class Pipeline:
         try:
             for src in sources:
                 try:
-                    doc = await worker.open(src, self.options.password)
+                    doc = await self._open(worker, src)
                 except InputError as exc:
                     await out.put(DocumentFailed(src.name, exc))
                     continue
@@ -287,6 +295,53 @@ class Pipeline:
             await out.put(exc)
             return
         await out.put(None)
+
+    def known(self, src: DocumentSource) -> tuple[SourceInfo, tuple[str, ...]] | None:
+        """Info and labels of an input from the cache's manifest, without opening it.
+
+        Only for documents opened before without a password: an encrypted PDF is always
+        opened, so a wrong password still fails.
+        """
+        if self._cache is None or self.options.password is not None:
+            return None
+        try:
+            doc_hash = hash_source(src)
+        except OSError:
+            return None  # opening will say what is wrong with the file
+        manifest = self._cache.get_manifest(doc_hash)
+        if not manifest:
+            return None
+        try:
+            info = source_info(src, doc_hash, manifest["kind"], int(manifest["total_pages"]))
+            return info, tuple(str(label) for label in manifest["labels"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def page_count(self, src: DocumentSource) -> int:
+        """Selected pages of one input (0 if it cannot be read), for progress bars."""
+        known = self.known(src)
+        if known is not None:
+            return len(self.options.pages.numbers(known[0].total_pages))
+        try:
+            doc = open_document(src, self.options.password)
+        except OCRLoadersError:
+            return 0
+        try:
+            return len(self.options.pages.numbers(doc.page_count))
+        finally:
+            doc.close()
+
+    async def _open(self, worker: Renderer, src: DocumentSource) -> Any:
+        """Open an input in the renderer; a cached document's info comes from the cache."""
+        known = await asyncio.to_thread(self.known, src) if hasattr(worker, "adopt") else None
+        if known is not None:
+            return worker.adopt(src, self.options.password, *known)
+        doc = await worker.open(src, self.options.password)
+        if self._cache is not None and self.options.password is None:
+            labels = [doc.label(n) for n in range(1, doc.info.total_pages + 1)]
+            await asyncio.to_thread(self._cache.put_manifest, doc.info.doc_hash, {
+                "kind": doc.info.kind, "total_pages": doc.info.total_pages, "labels": labels})
+        return doc
 
     async def _page(self, doc: Any, number: int, engine: Engine,
                     worker: Renderer, limits: _Limits) -> PageResult:

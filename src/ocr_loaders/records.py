@@ -8,13 +8,16 @@ of the document's content hash, the first page and the chunk index.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from .chunking import Chunker, ChunkOptions
+from .config import LoaderOptions
 from .grounding import default_image_link
 from .model import Block, Chunk, Page, PageResult, SourceInfo
-from .pipeline import DocumentFailed, DocumentFinished, DocumentStarted, Event
+from .pipeline import DocumentFailed, DocumentFinished, DocumentStarted, Event, Pipeline
+from .sources import DocumentSource, Input
+from .stats import Totals
 
 Scalar = str | int | float | bool
 Metadata = dict[str, Scalar]
@@ -126,3 +129,29 @@ async def arecords(events: AsyncIterator[Event], options: ChunkOptions
             chunker, pages, doc = None, {}, None
         elif isinstance(event, DocumentFailed):
             yield event
+
+
+class Load:
+    """One load as the adapters run it: records out, an unreadable input raised, totals kept.
+
+    ``totals()`` is the run's (available even after an error); ``documents`` one ``Totals`` per
+    finished document, in order.
+    """
+
+    def __init__(self, options: LoaderOptions) -> None:
+        self.options = options
+        self.pipeline = Pipeline(options)
+        self.documents: list[Totals] = []
+
+    async def records(self, inputs: Input | Sequence[Input] | Sequence[DocumentSource]
+                      ) -> AsyncIterator[Record]:
+        async for item in arecords(self.pipeline.events(inputs), self.options.chunk):
+            if isinstance(item, Record):
+                yield item
+            elif isinstance(item, DocumentFinished):
+                self.documents.append(item.totals)
+            elif isinstance(item, DocumentFailed):
+                raise item.error
+
+    def totals(self) -> Totals:
+        return self.pipeline.run_totals()

@@ -193,7 +193,8 @@ def sniff_kind(head: bytes) -> Kind | None:
     return None
 
 
-def _hash_source(src: DocumentSource) -> str:
+def hash_source(src: DocumentSource) -> str:
+    """sha256 of the input's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     if src.data is not None:
         h.update(src.data)
@@ -333,20 +334,23 @@ def open_document(src: DocumentSource, password: str | None = None, *,
         else:
             raise UnsupportedInputError(
                 "not a PDF or an image (PNG, JPEG, TIFF, WebP, BMP, GIF)", path=src.name)
-    doc_hash = known_hash or _hash_source(src)
+    doc_hash = known_hash or hash_source(src)
     labels: list[str] | None = None
     if kind == "pdf":
         handle, count, labels = _open_pdf(src, password)
     else:
         handle, count = _open_image(src)
-    path_str = str(src.path.resolve()) if src.path is not None else src.name
-    info = SourceInfo(
+    return OpenDocument(source_info(src, doc_hash, kind, count), handle, labels)
+
+
+def source_info(src: DocumentSource, doc_hash: str, kind: Kind, total_pages: int) -> SourceInfo:
+    """The :class:`SourceInfo` of an input whose hash, kind and page count are known."""
+    return SourceInfo(
         source=src.name if src.path is None else str(src.path),
         file_name=src.path.name if src.path is not None else Path(src.name).name,
-        file_path=path_str,
+        file_path=str(src.path.resolve()) if src.path is not None else src.name,
         doc_hash=doc_hash,
         kind=kind,
-        total_pages=count,
+        total_pages=total_pages,
         extra=src.extra,
     )
-    return OpenDocument(info, handle, labels)

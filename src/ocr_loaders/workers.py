@@ -294,6 +294,11 @@ class ProcessRenderer:
         """Check the input and read its info here; workers open it when a page is rendered,
         so a run served entirely from the cache starts no worker at all."""
         info, labels = await self._threads.run(_inspect, src, password)
+        return self.adopt(src, password, info, labels)
+
+    def adopt(self, src: DocumentSource, password: str | None, info: SourceInfo,
+              labels: tuple[str, ...]) -> RemoteDocument:
+        """A document whose info is already known (from the cache's manifest): not opened."""
         return RemoteDocument(self.pool.register(src, password, info), info, labels)
 
     async def render(self, doc: RemoteDocument, number: int, settings: RenderSettings,

@@ -303,14 +303,7 @@ def _column_cuts(items: list[_Item], unit: float) -> list[float]:
             if merged[k + 1][0] - merged[k][1] >= 0.8 * unit]
     if not gaps:
         return []
-    bounds = [-float("inf")] + [(a + b) / 2 for a, b in gaps] + [float("inf")]
-    parts: list[list[_Item]] = [[] for _ in range(len(bounds) - 1)]
-    for it in items:
-        cx = (it.x0 + it.x1) / 2
-        for k in range(len(parts)):
-            if bounds[k] <= cx < bounds[k + 1]:
-                parts[k].append(it)
-                break
+    parts = _columns_at(items, [(a + b) / 2 for a, b in gaps])
     cuts: list[float] = []
     for k, (a, b) in enumerate(gaps):
         left, right = parts[k], parts[k + 1]
@@ -325,7 +318,8 @@ def _column_cuts(items: list[_Item], unit: float) -> list[float]:
     return cuts
 
 
-def _split_x(items: list[_Item], cuts: list[float]) -> list[list[_Item]]:
+def _columns_at(items: list[_Item], cuts: list[float]) -> list[list[_Item]]:
+    """Items grouped by the column their centre falls in, one list per column (maybe empty)."""
     bounds = [-float("inf"), *cuts, float("inf")]
     parts: list[list[_Item]] = [[] for _ in range(len(bounds) - 1)]
     for it in items:
@@ -334,7 +328,11 @@ def _split_x(items: list[_Item], cuts: list[float]) -> list[list[_Item]]:
             if bounds[k] <= cx < bounds[k + 1]:
                 parts[k].append(it)
                 break
-    return [p for p in parts if p]
+    return parts
+
+
+def _split_x(items: list[_Item], cuts: list[float]) -> list[list[_Item]]:
+    return [p for p in _columns_at(items, cuts) if p]
 
 
 def _bands(items: list[_Item]) -> list[list[_Item]]:
