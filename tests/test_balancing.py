@@ -70,7 +70,13 @@ def test_one_endpoint_killed_mid_run(tmp_path: Path) -> None:
     a = FakeOCRServer(grid_responder(), service_time=0.1).start()
     b = FakeOCRServer(grid_responder(), service_time=0.1).start()
     try:
-        killer = threading.Thread(target=lambda: (time.sleep(0.6), b.stop()))
+        def kill_b_once_busy() -> None:
+            deadline = time.monotonic() + 30
+            while served(b) < 5 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            b.stop()
+
+        killer = threading.Thread(target=kill_b_once_busy)
         killer.start()
         docs = DeepSeekOCRReader(base_url=[a.base_url, b.base_url], concurrency=8,
                                  **FAST).load_data(pdf)
