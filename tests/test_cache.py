@@ -45,6 +45,10 @@ def test_damaged_entry_is_a_miss(tmp_path: Path) -> None:
     path = next(tmp_path.rglob(f"{key}.json"))
     path.write_text("{not json")
     assert cache.get(key) is None
+    cache.put(key, IMAGE, RAW)
+    cache.put_manifest(INFO.doc_hash, {"kind": "pdf", "total_pages": 3, "labels": []})
+    cache.clear()
+    assert cache.get(key) is None and cache.get_manifest(INFO.doc_hash) is None
 
 
 def test_size_cap_evicts_oldest(tmp_path: Path) -> None:

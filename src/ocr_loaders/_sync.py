@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -94,21 +94,3 @@ def iterate(make: Callable[[], AsyncIterator[T]], window: int = 4) -> Iterator[T
                 loop.call_soon_threadsafe(task.cancel)
         thread.join()
 
-
-def run(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run one coroutine to completion on a private loop in a helper thread."""
-    result: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            result["value"] = asyncio.run(make())
-        except BaseException as exc:
-            result["error"] = exc
-
-    thread = threading.Thread(target=target, name="ocr-loaders-run", daemon=True)
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    value: T = result["value"]
-    return value

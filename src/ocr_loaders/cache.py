@@ -170,5 +170,3 @@ class PageCache:
                 path.unlink()
         self._size = 0
 
-    def stats(self) -> dict[str, Any]:
-        return {"hits": self.hits, "misses": self.misses, "directory": str(self.directory)}
