@@ -10,7 +10,8 @@ import pymupdf
 import pytest
 
 from ocr_loaders import DeepSeekOCRReader
-from ocr_loaders.testing import FakeOCRServer, FaultPlan, grid_responder
+from ocr_loaders.engines.openai_compat import EndpointSettings, OpenAICompatEngine
+from ocr_loaders.testing import FakeOCRServer, FaultPlan, RecordedRequest, grid_responder
 
 FAST = {"backoff_base": 0.05, "backoff_max": 0.5, "dpi": 36, "mode": "pages"}
 
@@ -87,3 +88,44 @@ def test_one_endpoint_killed_mid_run(tmp_path: Path) -> None:
         b.stop()
     assert [d.metadata["page_start"] for d in docs] == list(range(1, 41))
     assert {d.metadata["ocr_status"] for d in docs} == {"ok"}
+
+
+def chat(server: FakeOCRServer) -> list[RecordedRequest]:
+    return [r for r in server.requests if r.path.endswith("/chat/completions")]
+
+
+def test_stragglers_get_backup_copies_once_every_page_is_sent(tmp_path: Path) -> None:
+    """The tail of a run: requests stuck on a slow endpoint are copied to the idle one, the
+    first answer wins, the slow copies are aborted, and no copy is made before the last page
+    has been sent."""
+    pdf = make_pdf(tmp_path / "p.pdf", 12)
+    with FakeOCRServer(grid_responder(), service_time=20.0) as slow, \
+            FakeOCRServer(grid_responder(), service_time=0.02) as fast:
+        engine = OpenAICompatEngine(EndpointSettings(base_urls=(slow.base_url, fast.base_url)))
+        docs = DeepSeekOCRReader(engine=engine, concurrency=4, **FAST).load_data(pdf)
+        deadline = time.monotonic() + 10  # the slow server notices the aborts within 50 ms
+        while slow.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+        slow_requests, fast_requests = chat(slow), chat(fast)
+    assert [d.metadata["page_start"] for d in docs] == list(range(1, 13))
+    assert {d.metadata["ocr_status"] for d in docs} == {"ok"}
+    # every request the slow endpoint got was copied to the fast one and aborted there
+    assert slow_requests and engine.backups_sent == len(slow_requests)
+    assert all(r.status == 0 and "disconnected" in r.error for r in slow_requests)
+    # copies came only after the first request for the last page
+    first_seen: dict[str, float] = {}
+    for r in sorted(slow_requests + fast_requests, key=lambda r: r.started):
+        first_seen.setdefault(r.image_sha256, r.started)
+    last_new = max(first_seen.values())
+    copies = [r for r in fast_requests if r.started > first_seen[r.image_sha256]]
+    assert len(copies) == len(slow_requests)
+    assert all(r.started >= last_new for r in copies)
+
+
+def test_no_backups_with_one_endpoint(tmp_path: Path) -> None:
+    pdf = make_pdf(tmp_path / "p.pdf", 6)
+    with FakeOCRServer(grid_responder(), service_time=0.05) as server:
+        engine = OpenAICompatEngine(EndpointSettings(base_urls=(server.base_url,)))
+        docs = DeepSeekOCRReader(engine=engine, concurrency=3, **FAST).load_data(pdf)
+        assert len(chat(server)) == 6
+    assert len(docs) == 6 and engine.backups_sent == 0

@@ -115,6 +115,28 @@ def test_rotated_page_renders_in_viewer_frame(tmp_path: Path) -> None:
     assert image.mime == "image/png" and image.image.startswith(b"\x89PNG")
 
 
+@pytest.mark.parametrize("compressor", ["installed", "stdlib"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_png_writer_is_lossless(channels: int, compressor: str,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import zlib
+
+    import numpy as np
+
+    from ocr_loaders import render
+
+    if compressor == "stdlib":
+        monkeypatch.setattr(render, "_compress", zlib.compress)
+    rng = np.random.default_rng(channels)
+    pixels = np.full((37, 53, channels), 255, dtype=np.uint8)  # odd sizes: no row padding
+    pixels[5:30, 7:40] = rng.integers(0, 256, (25, 33, channels), dtype=np.uint8)
+    data = render.png_bytes(pixels.tobytes(), 53, 37, channels)
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    assert img.mode == ("RGB" if channels == 3 else "L") and img.size == (53, 37)
+    assert np.array_equal(np.asarray(img).reshape(37, 53, channels), pixels)
+
+
 def test_pixel_budget_on_a_poster_page(tmp_path: Path) -> None:
     # 250 x 500 inches: at 144 dpi that would be 36000 x 72000 pixels
     path = make_pdf(tmp_path / "poster.pdf", pages=1, size=(250 * 72, 500 * 72))

@@ -183,6 +183,33 @@ class _Limits:
                    asyncio.Semaphore(4 * concurrency + ahead))
 
 
+@dataclass
+class _Tail:
+    """Counts pages not yet handed to the engine. Once the producer is done and none are left,
+    it calls the engine's optional ``drain()`` (see :mod:`ocr_loaders.engines.base`), so the
+    last pages can use capacity that would otherwise sit idle."""
+
+    engine: Engine
+    pending: int = 0
+    closed: bool = False
+
+    def add(self) -> None:
+        self.pending += 1
+
+    def settle(self) -> None:
+        self.pending -= 1
+        self._check()
+
+    def close(self) -> None:
+        self.closed = True
+        self._check()
+
+    def _check(self) -> None:
+        drain = getattr(self.engine, "drain", None)
+        if self.closed and self.pending == 0 and drain is not None:
+            drain()
+
+
 @dataclass(frozen=True, slots=True)
 class _DocEnd:
     """Marker: every page of ``doc`` has been queued."""
@@ -219,7 +246,9 @@ class Pipeline:
         out: asyncio.Queue[Any] = asyncio.Queue()
         limits = _Limits.for_concurrency(self.options.concurrency)
         slots = limits.window
-        producer = asyncio.create_task(self._produce(sources, engine, worker, out, limits))
+        tail = _Tail(engine)
+        producer = asyncio.create_task(self._produce(sources, engine, worker, out, limits,
+                                                     tail))
         current = StatsAccumulator(engine=engine.name, model=engine.model)
         try:
             while True:
@@ -268,7 +297,7 @@ class Pipeline:
 
     async def _produce(self, sources: list[DocumentSource], engine: Engine,
                        worker: Renderer, out: asyncio.Queue[Any],
-                       limits: _Limits) -> None:
+                       limits: _Limits, tail: _Tail) -> None:
         try:
             for src in sources:
                 try:
@@ -285,10 +314,12 @@ class Pipeline:
                 await out.put(DocumentStarted(doc.info, tuple(numbers)))
                 for number in numbers:
                     await limits.window.acquire()
+                    tail.add()
                     task = asyncio.ensure_future(
-                        self._page(doc, number, engine, worker, limits))
+                        self._page(doc, number, engine, worker, limits, tail))
                     await out.put(task)
                 await out.put(_DocEnd(doc))
+            tail.close()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # surface unexpected errors to the consumer
@@ -343,38 +374,45 @@ class Pipeline:
                 "kind": doc.info.kind, "total_pages": doc.info.total_pages, "labels": labels})
         return doc
 
-    async def _page(self, doc: Any, number: int, engine: Engine,
-                    worker: Renderer, limits: _Limits) -> PageResult:
+    async def _page(self, doc: Any, number: int, engine: Engine, worker: Renderer,
+                    limits: _Limits, tail: _Tail) -> PageResult:
         """Render, OCR, parse and account for one page; a failure becomes a failed page."""
-        cache_key = None
-        if self._cache is not None:
-            cache_key = page_key(doc.info.doc_hash, number, self.options.render,
-                                 engine.cache_identity)
-            hit = await asyncio.to_thread(self._cache.get, cache_key)
-            if hit is not None:
-                image, raw = hit
-                image = _rebind(image, doc.info)
-                return self._result(doc.info, image, raw, engine, cached=True)
-        async with limits.prepared:  # rendered pages waiting for a request slot are few
-            try:
-                image = await worker.render(doc, number, self.options.render,
-                                            engine.page_hook)
-            except PageRenderError as exc:
-                log.warning("%s", exc)
-                image = failed_page_image(doc, number)
-                raw = RawPage(text="", finish_reason=None, engine=engine.name,
-                              model=engine.model, prompt=engine.prompt, error=exc.reason)
-                return self._result(doc.info, image, raw, engine, cached=False)
-            async with limits.requests:
+        handed = False
+        try:
+            cache_key = None
+            if self._cache is not None:
+                cache_key = page_key(doc.info.doc_hash, number, self.options.render,
+                                     engine.cache_identity)
+                hit = await asyncio.to_thread(self._cache.get, cache_key)
+                if hit is not None:
+                    image, raw = hit
+                    image = _rebind(image, doc.info)
+                    return self._result(doc.info, image, raw, engine, cached=True)
+            async with limits.prepared:  # rendered pages waiting for a request slot are few
                 try:
-                    raw = await engine.recognize(image)
-                except EngineError:
-                    raise
-                except Exception as exc:  # an engine bug must not lose the page silently
-                    log.exception("%s page %d: engine failed", doc.info.source, number)
+                    image = await worker.render(doc, number, self.options.render,
+                                                engine.page_hook)
+                except PageRenderError as exc:
+                    log.warning("%s", exc)
+                    image = failed_page_image(doc, number)
                     raw = RawPage(text="", finish_reason=None, engine=engine.name,
-                                  model=engine.model, prompt=engine.prompt,
-                                  error=f"{type(exc).__name__}: {exc}")
+                                  model=engine.model, prompt=engine.prompt, error=exc.reason)
+                    return self._result(doc.info, image, raw, engine, cached=False)
+                async with limits.requests:
+                    handed = True
+                    tail.settle()
+                    try:
+                        raw = await engine.recognize(image)
+                    except EngineError:
+                        raise
+                    except Exception as exc:  # an engine bug must not lose the page silently
+                        log.exception("%s page %d: engine failed", doc.info.source, number)
+                        raw = RawPage(text="", finish_reason=None, engine=engine.name,
+                                      model=engine.model, prompt=engine.prompt,
+                                      error=f"{type(exc).__name__}: {exc}")
+        finally:
+            if not handed:
+                tail.settle()
         result = self._result(doc.info, image, raw, engine, cached=False)
         if self._cache is not None and cache_key is not None and result.page.status != "failed":
             await asyncio.to_thread(self._cache.put, cache_key, _strip_image(image), raw)

@@ -4,6 +4,10 @@ Engines are async so the pipeline can keep many pages in flight. An engine may a
 *page hook*: a plain function the renderer calls on the open PyMuPDF page, in the worker that
 owns the document (PyMuPDF is not thread-safe), whose picklable result reaches the engine as
 ``PageImage.hint``. The local engine uses it to read the PDF text layer.
+
+An engine may also have a ``drain()`` method: the pipeline calls it once every page of a run has
+been handed to :meth:`Engine.recognize`, so spare capacity can go to the pages still in flight
+(the endpoint engine sends backup copies of requests queued on a busier endpoint).
 """
 
 from __future__ import annotations

@@ -9,7 +9,15 @@ Faults are handled here, per request: 429 (honouring ``Retry-After``), 5xx, conn
 timeouts, invalid JSON and 200-with-error bodies retry with exponential backoff and jitter; a
 server that stays unreachable raises :class:`EndpointUnavailableError` quickly; answers that hit
 ``max_tokens`` or come back empty retry with a tighter repetition guard, then ``Free OCR.``,
-keeping the best. Several base URLs share the load by fewest outstanding requests.
+keeping the best.
+
+Several base URLs share the load: each request goes to the live endpoint with the fewest
+outstanding requests, and a failing one is backed off while the others carry on. Once the
+pipeline says every page is in flight (:meth:`OpenAICompatEngine.drain`), an endpoint left with
+spare capacity takes backup copies of the newest requests waiting on a busier one, and whichever
+answer comes first is kept: the end of a run is not held up by one endpoint's queue (the
+classic backup-task fix for stragglers; vLLM and SGLang abort the losing copy when its
+connection closes).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import re
 import time
 import urllib.request
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ..errors import ConfigError, EndpointError, EndpointUnavailableError
@@ -173,7 +181,7 @@ class _Retryable(Exception):
         self.delay = delay
 
 
-@dataclass
+@dataclass(eq=False)
 class _Endpoint:
     url: str
     client: Any
@@ -182,6 +190,25 @@ class _Endpoint:
     failures: int = 0
     down_until: float = 0.0
     served: int = 0
+    moved: int = 0
+    """Outstanding requests with a backup copy on another endpoint."""
+    incoming: int = 0
+    """Backup copies assigned here that have not been sent yet."""
+
+    @property
+    def load(self) -> int:
+        """Requests this endpoint is expected to answer."""
+        return self.outstanding - self.moved + self.incoming
+
+
+@dataclass(eq=False)
+class _Flight:
+    """A request waiting for its answer, which may still get a backup copy elsewhere."""
+
+    endpoint: _Endpoint
+    started: float
+    backup: _Endpoint | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +274,10 @@ class OpenAICompatEngine:
         self._detect_lock = asyncio.Lock()
         self._endpoints: list[_Endpoint] = []
         self._failing_since: float | None = None
+        self._flights: set[_Flight] = set()
+        self._draining = False
+        self.backups_sent = 0
+        """Backup copies sent so far (see :meth:`drain`)."""
 
     # -- Engine protocol --------------------------------------------------------------------
 
@@ -272,6 +303,13 @@ class OpenAICompatEngine:
             except Exception:  # closing must not mask the run's outcome
                 log.debug("closing client for %s failed", ep.url, exc_info=True)
         self._endpoints = []
+
+    def drain(self) -> None:
+        """Every page of the run is now in flight: from here on, an endpoint with spare
+        capacity takes backup copies of requests waiting on a busier one. Ends by itself when
+        nothing is outstanding, so the next run starts without backups."""
+        self._draining = any(e.outstanding for e in self._endpoints)
+        self._rebalance()
 
     async def recognize(self, page: PageImage) -> RawPage:
         """OCR one page, retrying faults; see the module docstring for the policy."""
@@ -337,7 +375,7 @@ class OpenAICompatEngine:
         now = time.monotonic()
         live = [e for e in self._endpoints if e.down_until <= now] or [
             min(self._endpoints, key=lambda e: e.down_until)]
-        return min(live, key=lambda e: (e.outstanding, e.sent))
+        return min(live, key=lambda e: (e.load, e.sent))
 
     def _check_unavailable(self) -> None:
         if (self._failing_since is not None
@@ -373,13 +411,9 @@ class OpenAICompatEngine:
         for attempt in range(1, s.max_attempts + 1):
             ep = await self._pick()
             kwargs = build_request(page, s, dialect, prompt, guard, max_tokens)
-            ep.outstanding += 1
-            ep.sent += 1
             try:
-                answer = await self._call(ep, kwargs)
+                answer = await self._send(ep, kwargs, page)
             except _Retryable as exc:
-                ep.outstanding -= 1
-                self._mark(ep, ok=False, connection_fault=exc.connection)
                 only_connection_faults &= exc.connection
                 last_error = str(exc)
                 if exc.connection:
@@ -393,19 +427,13 @@ class OpenAICompatEngine:
                 await asyncio.sleep(delay)
                 continue
             except _ContextTooLong as exc:
-                ep.outstanding -= 1
-                self._mark(ep, ok=True)
                 if exc.prompt_tokens is None or attempt == s.max_attempts:
                     raise _PageFailure(str(exc), attempt) from None
                 max_tokens = max(16, s.max_model_len - exc.prompt_tokens - 8)
                 continue
             except _PageFailure as exc:
-                ep.outstanding -= 1
-                self._mark(ep, ok=True)
                 exc.attempts = attempt
                 raise
-            ep.outstanding -= 1
-            self._mark(ep, ok=True)
             return answer, attempt
         if only_connection_faults:
             self._failing_since = self._failing_since or time.monotonic()
@@ -415,6 +443,88 @@ class OpenAICompatEngine:
                 f"({last_error}); is it running?")
         raise _PageFailure(f"gave up after {s.max_attempts} tries: {last_error}",
                            s.max_attempts)
+
+    async def _send(self, ep: _Endpoint, kwargs: dict[str, Any], page: PageImage) -> _Answer:
+        """One request to ``ep``; if it gets a backup copy (:meth:`_rebalance`) while
+        waiting, the first good answer of the two wins and the other is cancelled."""
+        flight = _Flight(ep, time.monotonic())
+        primary = self._start(ep, kwargs)
+        woken = asyncio.ensure_future(flight.wake.wait())
+        self._flights.add(flight)
+        tasks = [primary]
+        try:
+            await asyncio.wait((primary, woken), return_when=asyncio.FIRST_COMPLETED)
+            self._flights.discard(flight)
+            if primary.done() or flight.backup is None:
+                return await primary
+            target = flight.backup
+            target.incoming -= 1
+            self.backups_sent += 1
+            log.debug("%s page %d: backup copy sent to %s", page.source.source, page.number,
+                      target.url)
+            tasks.append(self._start(target, kwargs))
+            return await _first_answer(tasks)
+        finally:
+            self._flights.discard(flight)
+            woken.cancel()
+            if flight.backup is not None:
+                ep.moved -= 1
+                if len(tasks) == 1:  # a backup was assigned but the answer came first
+                    flight.backup.incoming -= 1
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _start(self, ep: _Endpoint, kwargs: dict[str, Any]) -> asyncio.Task[_Answer]:
+        """Count the request against ``ep`` now, so the next pick sees it, and send it."""
+        ep.outstanding += 1
+        ep.sent += 1
+        return asyncio.ensure_future(self._attempt(ep, kwargs))
+
+    async def _attempt(self, ep: _Endpoint, kwargs: dict[str, Any]) -> _Answer:
+        """One HTTP request (counted by :meth:`_start`), then the endpoint's bookkeeping."""
+        try:
+            answer = await self._call(ep, kwargs)
+        except _Retryable as exc:
+            self._mark(ep, ok=False, connection_fault=exc.connection)
+            raise
+        except (_ContextTooLong, _PageFailure):
+            self._mark(ep, ok=True)  # the server answered: it is healthy
+            raise
+        finally:
+            ep.outstanding -= 1
+            if not any(e.outstanding for e in self._endpoints):
+                self._draining = False
+            else:
+                self._rebalance()
+        self._mark(ep, ok=True)
+        return answer
+
+    def _rebalance(self) -> None:
+        """While draining, give the least loaded live endpoint backup copies of the newest
+        requests on the most loaded one until their loads differ by at most one, and an idle
+        endpoint a copy of any request still waiting elsewhere. The newest requests are the
+        likeliest to be still queued rather than being decoded."""
+        if not self._draining or len(self._endpoints) < 2:
+            return
+        now = time.monotonic()
+        while True:
+            live = [e for e in self._endpoints if e.down_until <= now]
+            if not live:
+                return
+            idle = min(live, key=lambda e: e.load)
+            busiest = max(self._endpoints, key=lambda e: e.load)
+            gap = busiest.load - idle.load
+            if gap < 1 or (gap == 1 and idle.load > 0):
+                return
+            waiting = [f for f in self._flights if f.endpoint is busiest and f.backup is None]
+            if not waiting:
+                return
+            flight = max(waiting, key=lambda f: f.started)
+            flight.backup = idle
+            busiest.moved += 1
+            idle.incoming += 1
+            flight.wake.set()
 
     async def _call(self, ep: _Endpoint, kwargs: dict[str, Any]) -> _Answer:
         import openai
@@ -473,6 +583,17 @@ class _PageFailure(Exception):
     def __init__(self, message: str, attempts: int) -> None:
         super().__init__(message)
         self.attempts = attempts
+
+
+async def _first_answer(tasks: Sequence[asyncio.Future[_Answer]]) -> _Answer:
+    """The first of ``tasks`` to succeed; if all fail, the first one's error."""
+    pending = set(tasks)
+    while pending:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task.exception() is None:
+                return task.result()
+    return await tasks[0]
 
 
 def _timeout(total: float, connect: float) -> Any:

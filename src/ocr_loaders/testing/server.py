@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import json
 import random
+import select
 import socket
 import struct
 import threading
@@ -179,8 +180,9 @@ class _SlotPool:
     def waiting(self) -> int:
         return len(self._waiters)
 
-    def acquire(self, stop: threading.Event) -> bool:
-        """Take a slot (``True``), or give up because the server is stopping (``False``)."""
+    def acquire(self, stop: threading.Event, gone: Callable[[], bool] = bool) -> bool:
+        """Take a slot (``True``), or give up (``False``) because the server is stopping or
+        the client went away while queued (``gone()``: vLLM aborts such requests)."""
         with self._lock:
             if self.busy < self.n and not self._waiters:
                 self.busy += 1
@@ -189,8 +191,8 @@ class _SlotPool:
             ticket = threading.Event()
             self._waiters.append(ticket)
             self.max_waiting = max(self.max_waiting, len(self._waiters))
-        while not ticket.wait(0.25):
-            if stop.is_set():
+        while not ticket.wait(0.05):
+            if stop.is_set() or gone():
                 break
         with self._lock:
             if ticket.is_set():  # the slot was handed over by release()
@@ -230,6 +232,16 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _HTTPServer6(_HTTPServer):
     address_family = socket.AF_INET6
+
+
+def _client_gone(h: BaseHTTPRequestHandler) -> bool:
+    """Whether the client closed its connection: readable with nothing to read means EOF
+    (a client waiting for its answer sends nothing more on the connection)."""
+    try:
+        readable, _, _ = select.select([h.connection], [], [], 0)
+        return bool(readable) and h.connection.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -635,10 +647,15 @@ class FakeOCRServer:
         with self._lock:
             self._conns.discard(conn)
 
-    def _wait(self, seconds: float) -> None:
-        """Sleep, but wake up and drop the request if the server stops."""
-        if seconds > 0 and self._stopping.wait(seconds):
-            raise _Dropped("server stopping")
+    def _wait(self, seconds: float, gone: Callable[[], bool] | None = None) -> None:
+        """Sleep, but wake up and drop the request if the server stops or, when ``gone`` is
+        given, if the client disconnects (checked every 50 ms)."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if self._stopping.wait(left if gone is None else min(left, 0.05)):
+                raise _Dropped("server stopping")
+            if gone is not None and gone():
+                raise _Dropped("client disconnected")
 
     # -- routing --
 
@@ -871,7 +888,8 @@ class FakeOCRServer:
 
         request = OCRRequest(valid.image, valid.info.width, valid.info.height, valid.info.mime,
                              valid.prompt, valid.model, body, trace.seq, budget)
-        content, finish, completion_tokens = self._serve(request, valid, fault, trace)
+        content, finish, completion_tokens = self._serve(request, valid, fault, trace,
+                                                         functools.partial(_client_gone, h))
         trace.fields.update(content=content, finish_reason=finish,
                             completion_tokens=completion_tokens)
         trace.status = 200
@@ -882,13 +900,18 @@ class FakeOCRServer:
             self.flavor, model=valid.model, content=content, finish_reason=finish,
             prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
 
-    def _serve(self, request: OCRRequest, valid: _Valid, fault: Fault,
-               trace: _Trace) -> tuple[str, str, int]:
-        """Hold a slot, run the responder, shape the answer: (content, finish, tokens)."""
+    def _serve(self, request: OCRRequest, valid: _Valid, fault: Fault, trace: _Trace,
+               gone: Callable[[], bool]) -> tuple[str, str, int]:
+        """Hold a slot, run the responder, shape the answer: (content, finish, tokens).
+
+        A client that disconnects while its request is queued or in service has the request
+        aborted and its slot freed, as vLLM and SGLang do.
+        """
         slots = self._slots
         queued_at = time.monotonic()
-        if slots is not None and not slots.acquire(self._stopping):
-            raise _Dropped("server stopping")
+        if slots is not None and not slots.acquire(self._stopping, gone):
+            raise _Dropped("server stopping" if self._stopping.is_set()
+                           else "client disconnected")
         started = time.monotonic()
         trace.fields.update(queue_seconds=started - queued_at, service_started=started)
         try:
@@ -897,7 +920,7 @@ class FakeOCRServer:
                 with self._lock:
                     service *= 1 + self._jitter_rng.uniform(-self.service_jitter,
                                                             self.service_jitter)
-            self._wait(service)
+            self._wait(service, gone)
             if fault == "empty":
                 reply = OCRReply("")
             else:
@@ -905,7 +928,7 @@ class FakeOCRServer:
                 if fault == "length":
                     reply = OCRReply(reply.text or "x", "length", reply.delay)
             raw, finish, n_tokens = self._shape(reply, request.max_tokens)
-            self._wait(reply.delay + self.time_per_token * n_tokens)
+            self._wait(reply.delay + self.time_per_token * n_tokens, gone)
         finally:
             trace.fields["service_ended"] = time.monotonic()
             if slots is not None:
