@@ -10,7 +10,9 @@ import pymupdf
 import pytest
 
 from ocr_loaders import DeepSeekOCRReader
+from ocr_loaders.config import LoaderOptions
 from ocr_loaders.engines.openai_compat import EndpointSettings, OpenAICompatEngine
+from ocr_loaders.pipeline import make_engine
 from ocr_loaders.testing import FakeOCRServer, FaultPlan, RecordedRequest, grid_responder
 
 FAST = {"backoff_base": 0.05, "backoff_max": 0.5, "dpi": 36, "mode": "pages"}
@@ -129,3 +131,20 @@ def test_no_backups_with_one_endpoint(tmp_path: Path) -> None:
         docs = DeepSeekOCRReader(engine=engine, concurrency=3, **FAST).load_data(pdf)
         assert len(chat(server)) == 6
     assert len(docs) == 6 and engine.backups_sent == 0
+
+
+def test_backup_requests_can_be_turned_off(tmp_path: Path) -> None:
+    options = LoaderOptions.from_kwargs(base_url=["http://a:1", "http://b:1"],
+                                        backup_requests=False)
+    made = make_engine(options)
+    assert isinstance(made, OpenAICompatEngine) and not made.settings.backup_requests
+    pdf = make_pdf(tmp_path / "p.pdf", 6)
+    with FakeOCRServer(grid_responder(), service_time=1.0) as slow, \
+            FakeOCRServer(grid_responder(), service_time=0.02) as fast:
+        engine = OpenAICompatEngine(EndpointSettings(
+            base_urls=(slow.base_url, fast.base_url), backup_requests=False))
+        docs = DeepSeekOCRReader(engine=engine, concurrency=6, **FAST).load_data(pdf)
+        slow_requests = chat(slow)
+    assert len(docs) == 6 and engine.backups_sent == 0
+    assert slow_requests and all(r.status == 200 for r in slow_requests)
+    assert len(slow_requests) + len(chat(fast)) == 6

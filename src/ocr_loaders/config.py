@@ -52,6 +52,8 @@ class LoaderOptions:
     """Seconds one page may take to render before it is given up as ``failed``."""
     output_retries: int = 2
     unavailable_after: float = 45.0
+    backup_requests: bool = True
+    """With several endpoints, copy the last requests of a run to an idle endpoint."""
     on_error: OnError = "continue"
     cache: bool = False
     cache_dir: Path | None = None

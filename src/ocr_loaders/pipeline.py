@@ -84,7 +84,8 @@ def make_engine(options: LoaderOptions) -> Engine:
             dialect=options.dialect, prompt=options.prompt, timeout=options.timeout,
             max_attempts=options.max_attempts, output_retries=options.output_retries,
             backoff_base=options.backoff_base, backoff_max=options.backoff_max,
-            unavailable_after=options.unavailable_after, ngram_size=options.ngram_size,
+            unavailable_after=options.unavailable_after,
+            backup_requests=options.backup_requests, ngram_size=options.ngram_size,
             window_size=options.window_size,
             sglang_logit_processor=options.sglang_logit_processor))
         log.info("ocr_loaders: using the DeepSeek-OCR endpoint at %s (model %s)",

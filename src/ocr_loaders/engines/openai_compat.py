@@ -68,6 +68,9 @@ class EndpointSettings:
     backoff_base: float = 0.5
     backoff_max: float = 20.0
     unavailable_after: float = 45.0
+    backup_requests: bool = True
+    """Once every page is in flight, copy requests waiting on a busy endpoint to an idle one
+    (first answer wins). Off: each request is sent once."""
     """Seconds of nothing but connection failures after which the run stops."""
     output_retries: int = 2
     """Extra tries for a page that hit max_tokens or came back empty: tighter guard, then
@@ -308,7 +311,8 @@ class OpenAICompatEngine:
         """Every page of the run is now in flight: from here on, an endpoint with spare
         capacity takes backup copies of requests waiting on a busier one. Ends by itself when
         nothing is outstanding, so the next run starts without backups."""
-        self._draining = any(e.outstanding for e in self._endpoints)
+        self._draining = self.settings.backup_requests and any(
+            e.outstanding for e in self._endpoints)
         self._rebalance()
 
     async def recognize(self, page: PageImage) -> RawPage:
