@@ -627,6 +627,29 @@ def test_capacity_slots_bound_service_and_throughput() -> None:
     assert max(r.queue_seconds for r in records) > service
 
 
+def test_a_client_that_leaves_has_its_request_aborted() -> None:
+    """Like vLLM: closing the connection aborts the request, queued or in service, and frees
+    its slot for the next one."""
+    with FakeOCRServer(static_responder("x"), slots=1, service_time=3.0) as s:
+        with ThreadPoolExecutor(2) as pool:
+            holder = pool.submit(post, s, body(max_tokens=5), timeout=1.0)  # in service
+            deadline = time.monotonic() + 5
+            while s.slots_busy < 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            queued = pool.submit(post, s, body(max_tokens=5), timeout=0.2)  # leaves first
+            for future in (holder, queued):
+                with pytest.raises(httpx.TimeoutException):
+                    future.result()
+        assert s.wait_idle(2)  # both noticed within the polling interval, not after 3 s
+        records = s.requests
+        assert s.slots_busy == 0
+    assert len(records) == 2
+    assert all(r.status == 0 and "client disconnected" in r.error for r in records)
+    served, waited = sorted(records, key=lambda r: r.seq)
+    assert served.service_started is not None and served.latency < 2.5
+    assert waited.service_started is None  # aborted while queued: never got the slot
+
+
 def test_reset_stats(server: FakeOCRServer) -> None:
     post(server, body(max_tokens=5))
     assert server.wait_idle(2)

@@ -424,8 +424,9 @@ class FakeOCRServer:
     ``service_time`` s plus responder time plus ``time_per_token`` s per output token, the rest
     queued first-come first-served. ``service_jitter`` (a fraction) draws each request's
     service time uniformly from ``service_time * (1 +/- jitter)``, same mean: real pages vary,
-    and identical times make every slot finish in lock-step waves. ``faults`` injects failures
-    (:class:`FaultPlan`), seeded by ``seed``. ``api_key`` requires
+    and identical times make every slot finish in lock-step waves. A client that closes its
+    connection has its request aborted, queued or in service, as vLLM does. ``faults``
+    injects failures (:class:`FaultPlan`), seeded by ``seed``. ``api_key`` requires
     ``Authorization: Bearer <key>`` like ``--api-key``.
     ``full_decode`` decodes every image with Pillow instead of reading headers (slower).
     ``keep_alive_timeout`` closes connections idle that long, as uvicorn does (``None``: never).
