@@ -193,3 +193,41 @@ def test_encrypted_pdf_passwords_and_pages_not_blank(tmp_path: Path) -> None:
     image = doc.render(1, RenderSettings(dpi=72))
     pixels = Image.open(io.BytesIO(image.image)).convert("L")
     assert pixels.getextrema()[0] < 128, "the page rendered blank"
+
+
+def test_long_pdfs_are_reopened_and_render_the_same(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from ocr_loaders import sources
+
+    path = make_pdf(tmp_path / "long.pdf", pages=7, encryption=pymupdf.PDF_ENCRYPT_AES_256,
+                    user_pw="pw", owner_pw="owner")
+    settings = RenderSettings(dpi=36)
+    reference = open_document(DocumentSource(str(path), path=path), password="pw")
+    expected = [reference.render(n, settings).image for n in range(1, 8)]
+    reference.close()
+    monkeypatch.setattr(sources, "REOPEN_AFTER_PAGES", 3)
+    doc = open_document(DocumentSource(str(path), path=path), password="pw")
+    opened = doc._reopen
+    assert opened is not None
+    reopened_at: list[int] = []
+    images = []
+    for n in range(1, 8):
+        doc._reopen = lambda n=n: reopened_at.append(n) or opened()  # type: ignore[misc]
+        images.append(doc.render(n, settings).image)
+    assert reopened_at == [4, 7]  # a fresh handle every 3 pages
+    assert images == expected  # same pixels, decrypted again after each reopen
+
+
+def test_a_pdf_that_changes_while_read_fails_its_pages_clearly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ocr_loaders import sources
+    from ocr_loaders.errors import PageRenderError
+
+    path = make_pdf(tmp_path / "moving.pdf", pages=4)
+    monkeypatch.setattr(sources, "REOPEN_AFTER_PAGES", 2)
+    doc = open_document(DocumentSource(str(path), path=path))
+    doc.render(1, RenderSettings(dpi=36))
+    doc.render(2, RenderSettings(dpi=36))
+    make_pdf(tmp_path / "moving.pdf", pages=2)  # replaced on disk mid-run
+    with pytest.raises(PageRenderError, match=r"moving\.pdf.*page 3.*changed"):
+        doc.render(3, RenderSettings(dpi=36))

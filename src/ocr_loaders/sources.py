@@ -14,7 +14,7 @@ import hashlib
 import io
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, Union, cast
@@ -23,7 +23,9 @@ from .errors import (
     ConfigError,
     CorruptInputError,
     EmptyDocumentError,
+    InputError,
     InputNotFoundError,
+    PageRenderError,
     PasswordError,
     UnreadableInputError,
     UnsupportedInputError,
@@ -209,13 +211,25 @@ def hash_source(src: DocumentSource) -> str:
 # --- opened documents -----------------------------------------------------------------------
 
 
-class OpenDocument:
-    """An opened, checked input whose pages render one at a time. Not thread-safe."""
+REOPEN_AFTER_PAGES = 200
+"""MuPDF keeps every object it has parsed until the document is closed (tens of KB per page of
+a dense PDF), so a PDF is reopened after this many rendered pages: memory stays flat however
+long the document is, for the cost of one open per 200 pages."""
 
-    def __init__(self, info: SourceInfo, handle: Any, labels: Sequence[str] | None) -> None:
+
+class OpenDocument:
+    """An opened, checked input whose pages render one at a time. Not thread-safe.
+
+    ``reopen`` gives a fresh handle on the same document (see :data:`REOPEN_AFTER_PAGES`).
+    """
+
+    def __init__(self, info: SourceInfo, handle: Any, labels: Sequence[str] | None,
+                 reopen: Callable[[], Any] | None = None) -> None:
         self.info = info
         self._handle = handle  # pymupdf.Document or PIL.Image.Image
         self._labels = labels
+        self._reopen = reopen
+        self._rendered = 0
 
     @property
     def page_count(self) -> int:
@@ -243,8 +257,27 @@ class OpenDocument:
         from . import render
 
         if self.info.kind == "pdf":
+            if self._reopen is not None and self._rendered >= REOPEN_AFTER_PAGES:
+                self._refresh(number)
+            self._rendered += 1
             return render.render_pdf_page(self, self._handle, number, settings, hook)
         return render.render_image_frame(self, self._handle, number, settings)
+
+    def _refresh(self, number: int) -> None:
+        """Swap the handle for a fresh one on the same, unchanged document."""
+        assert self._reopen is not None
+        self.close()
+        try:
+            handle = self._reopen()
+        except InputError as exc:
+            raise PageRenderError(f"cannot reopen the document ({exc.reason})",
+                                  path=self.info.source, page=number) from exc
+        if handle.page_count != self.info.total_pages:
+            handle.close()
+            raise PageRenderError("the document changed while it was being read",
+                                  path=self.info.source, page=number)
+        self._handle = handle
+        self._rendered = 0
 
     def close(self) -> None:
         try:
@@ -254,6 +287,23 @@ class OpenDocument:
 
 
 def _open_pdf(src: DocumentSource, password: str | None) -> tuple[Any, int, list[str] | None]:
+    """Open, decrypt and check a PDF: its handle, page count and page labels."""
+    doc = _load_pdf(src, password)
+    count = doc.page_count
+    if count == 0:
+        doc.close()
+        raise EmptyDocumentError("the PDF has no pages", path=src.name)
+    labels: list[str] | None = None
+    try:
+        if doc.get_page_labels():
+            labels = [doc[i].get_label() for i in range(count)]
+    except Exception:  # labels are a nicety; a broken label tree must not stop the document
+        labels = None
+    return doc, count, labels
+
+
+def _load_pdf(src: DocumentSource, password: str | None) -> Any:
+    """A PyMuPDF handle on the PDF, decrypted with ``password`` when it is encrypted."""
     import pymupdf
 
     try:
@@ -273,17 +323,7 @@ def _open_pdf(src: DocumentSource, password: str | None) -> tuple[Any, int, list
         if not doc.authenticate(password):
             doc.close()
             raise PasswordError("wrong password for this encrypted PDF", path=src.name)
-    count = doc.page_count
-    if count == 0:
-        doc.close()
-        raise EmptyDocumentError("the PDF has no pages", path=src.name)
-    labels: list[str] | None = None
-    try:
-        if doc.get_page_labels():
-            labels = [doc[i].get_label() for i in range(count)]
-    except Exception:  # labels are a nicety; a broken label tree must not stop the document
-        labels = None
-    return doc, count, labels
+    return doc
 
 
 def _open_image(src: DocumentSource) -> tuple[Any, int]:
@@ -340,7 +380,8 @@ def open_document(src: DocumentSource, password: str | None = None, *,
         handle, count, labels = _open_pdf(src, password)
     else:
         handle, count = _open_image(src)
-    return OpenDocument(source_info(src, doc_hash, kind, count), handle, labels)
+    reopen = (lambda: _load_pdf(src, password)) if kind == "pdf" else None
+    return OpenDocument(source_info(src, doc_hash, kind, count), handle, labels, reopen)
 
 
 def source_info(src: DocumentSource, doc_hash: str, kind: Kind, total_pages: int) -> SourceInfo:
