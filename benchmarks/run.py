@@ -662,7 +662,9 @@ cancelled and the servers abort them (the count above).
 The naive loop is bound by one request at a time ({SERVICE:.0f} s each). Rendering everything
 first leaves the server idle until the last page is rasterized and holds every page image in
 memory; ocr-loaders renders in a worker process while up to `concurrency` requests are in
-flight, so the server starts at once and memory depends on the pages in flight only.
+flight, so the server starts at once and memory depends on the pages in flight only. The
+worker also reopens a PDF every 200 rendered pages: MuPDF keeps every object it has parsed
+until a document is closed, which on this document added ~60 KB per page to the worker.
 
 ## Client CPU per page, by stage
 
