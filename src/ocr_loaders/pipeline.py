@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, cast
@@ -194,12 +194,19 @@ class _Tail:
     pending: int = 0
     closed: bool = False
 
-    def add(self) -> None:
+    def add(self) -> Callable[[], None]:
+        """Count one page; the returned function marks it handed over (later calls do nothing)."""
         self.pending += 1
+        handed = False
 
-    def settle(self) -> None:
-        self.pending -= 1
-        self._check()
+        def settle() -> None:
+            nonlocal handed
+            if not handed:
+                handed = True
+                self.pending -= 1
+                self._check()
+
+        return settle
 
     def close(self) -> None:
         self.closed = True
@@ -315,9 +322,8 @@ class Pipeline:
                 await out.put(DocumentStarted(doc.info, tuple(numbers)))
                 for number in numbers:
                     await limits.window.acquire()
-                    tail.add()
                     task = asyncio.ensure_future(
-                        self._page(doc, number, engine, worker, limits, tail))
+                        self._page(doc, number, engine, worker, limits, tail.add()))
                     await out.put(task)
                 await out.put(_DocEnd(doc))
             tail.close()
@@ -376,44 +382,47 @@ class Pipeline:
         return doc
 
     async def _page(self, doc: Any, number: int, engine: Engine, worker: Renderer,
-                    limits: _Limits, tail: _Tail) -> PageResult:
-        """Render, OCR, parse and account for one page; a failure becomes a failed page."""
-        handed = False
+                    limits: _Limits, handed: Callable[[], None]) -> PageResult:
+        """One page; ``handed`` is called when it reaches the engine, or when it ends
+        without needing to (cached, unrenderable, cancelled)."""
         try:
-            cache_key = None
-            if self._cache is not None:
-                cache_key = page_key(doc.info.doc_hash, number, self.options.render,
-                                     engine.cache_identity)
-                hit = await asyncio.to_thread(self._cache.get, cache_key)
-                if hit is not None:
-                    image, raw = hit
-                    image = _rebind(image, doc.info)
-                    return self._result(doc.info, image, raw, engine, cached=True)
-            async with limits.prepared:  # rendered pages waiting for a request slot are few
-                try:
-                    image = await worker.render(doc, number, self.options.render,
-                                                engine.page_hook)
-                except PageRenderError as exc:
-                    log.warning("%s", exc)
-                    image = failed_page_image(doc, number)
-                    raw = RawPage(text="", finish_reason=None, engine=engine.name,
-                                  model=engine.model, prompt=engine.prompt, error=exc.reason)
-                    return self._result(doc.info, image, raw, engine, cached=False)
-                async with limits.requests:
-                    handed = True
-                    tail.settle()
-                    try:
-                        raw = await engine.recognize(image)
-                    except EngineError:
-                        raise
-                    except Exception as exc:  # an engine bug must not lose the page silently
-                        log.exception("%s page %d: engine failed", doc.info.source, number)
-                        raw = RawPage(text="", finish_reason=None, engine=engine.name,
-                                      model=engine.model, prompt=engine.prompt,
-                                      error=f"{type(exc).__name__}: {exc}")
+            return await self._process(doc, number, engine, worker, limits, handed)
         finally:
-            if not handed:
-                tail.settle()
+            handed()
+
+    async def _process(self, doc: Any, number: int, engine: Engine, worker: Renderer,
+                       limits: _Limits, handed: Callable[[], None]) -> PageResult:
+        """Render, OCR, parse and account for one page; a failure becomes a failed page."""
+        cache_key = None
+        if self._cache is not None:
+            cache_key = page_key(doc.info.doc_hash, number, self.options.render,
+                                 engine.cache_identity)
+            hit = await asyncio.to_thread(self._cache.get, cache_key)
+            if hit is not None:
+                image, raw = hit
+                image = _rebind(image, doc.info)
+                return self._result(doc.info, image, raw, engine, cached=True)
+        async with limits.prepared:  # rendered pages waiting for a request slot are few
+            try:
+                image = await worker.render(doc, number, self.options.render,
+                                            engine.page_hook)
+            except PageRenderError as exc:
+                log.warning("%s", exc)
+                image = failed_page_image(doc, number)
+                raw = RawPage(text="", finish_reason=None, engine=engine.name,
+                              model=engine.model, prompt=engine.prompt, error=exc.reason)
+                return self._result(doc.info, image, raw, engine, cached=False)
+            async with limits.requests:
+                handed()
+                try:
+                    raw = await engine.recognize(image)
+                except EngineError:
+                    raise
+                except Exception as exc:  # an engine bug must not lose the page silently
+                    log.exception("%s page %d: engine failed", doc.info.source, number)
+                    raw = RawPage(text="", finish_reason=None, engine=engine.name,
+                                  model=engine.model, prompt=engine.prompt,
+                                  error=f"{type(exc).__name__}: {exc}")
         result = self._result(doc.info, image, raw, engine, cached=False)
         if self._cache is not None and cache_key is not None and result.page.status != "failed":
             await asyncio.to_thread(self._cache.put, cache_key, _strip_image(image), raw)

@@ -68,10 +68,10 @@ class EndpointSettings:
     backoff_base: float = 0.5
     backoff_max: float = 20.0
     unavailable_after: float = 45.0
+    """Seconds of nothing but connection failures after which the run stops."""
     backup_requests: bool = True
     """Once every page is in flight, copy requests waiting on a busy endpoint to an idle one
     (first answer wins). Off: each request is sent once."""
-    """Seconds of nothing but connection failures after which the run stops."""
     output_retries: int = 2
     """Extra tries for a page that hit max_tokens or came back empty: tighter guard, then
     ``Free OCR.``."""
