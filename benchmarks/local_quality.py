@@ -61,17 +61,26 @@ class Case:
 
 CASES = [
     Case("digital_2col_dpr_paper_2p.pdf", "digital_2col_dpr_paper_2p.textlayer.txt", "digital"),
-    Case("digital_dmca_us_copyright_office_18p.pdf",
-         "digital_dmca_us_copyright_office_18p.textlayer.txt", "digital"),
-    Case("digital_google_docs_example.pdf", "digital_google_docs_example.textlayer.txt",
-         "digital"),
+    Case(
+        "digital_dmca_us_copyright_office_18p.pdf",
+        "digital_dmca_us_copyright_office_18p.textlayer.txt",
+        "digital",
+    ),
+    Case("digital_google_docs_example.pdf", "digital_google_docs_example.textlayer.txt", "digital"),
     Case("cjk_ko_text_with_tables.pdf", "cjk_ko_text_with_tables.textlayer.txt", "digital"),
     Case("long_geotopo_math_de_117p.pdf", "long_geotopo_math_de_117p.textlayer.txt", "digital"),
     Case("table_nics_firearm_checks.pdf", "table_nics_firearm_checks.textlayer.txt", "digital"),
-    Case("rotated_nics_firearm_checks_rot90.pdf",
-         "rotated_nics_firearm_checks_rot90.textlayer.txt", "digital"),
-    Case("encrypted_aes128_userpw_1234.pdf", "encrypted_aes128_userpw_1234.textlayer.txt",
-         "digital", password="1234"),
+    Case(
+        "rotated_nics_firearm_checks_rot90.pdf",
+        "rotated_nics_firearm_checks_rot90.textlayer.txt",
+        "digital",
+    ),
+    Case(
+        "encrypted_aes128_userpw_1234.pdf",
+        "encrypted_aes128_userpw_1234.textlayer.txt",
+        "digital",
+        password="1234",
+    ),
     Case("image_phototest.tif", "image_phototest.gt.txt", "image"),
     Case("image_phototest.tif", "image_phototest.gt.txt", "image", rotate=1),
     Case("image_eurotext_multilang.tif", "image_eurotext_multilang.gt.txt", "image"),
@@ -89,14 +98,16 @@ _SOFT_HYPHEN_BREAK = re.compile(r"(?<=[^\W\d_])-\s*\n\s*(?=[^\W\d_])")
 def normalise(text: str) -> str:
     """NFKC, end-of-line hyphenation joined (before a lower-case letter), whitespace collapsed."""
     text = unicodedata.normalize("NFKC", text)
-    text = _SOFT_HYPHEN_BREAK.sub(lambda m: "" if text[m.end():m.end() + 1].islower() else "-",
-                                  text)
+    text = _SOFT_HYPHEN_BREAK.sub(
+        lambda m: "" if text[m.end() : m.end() + 1].islower() else "-", text
+    )
     return " ".join(text.split())
 
 
 _MD_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
-_HTML_TAG = re.compile(r"</?(?:table|thead|tbody|tr|td|th|center|br|sup|sub)\b[^>]*>",
-                       re.IGNORECASE)
+_HTML_TAG = re.compile(
+    r"</?(?:table|thead|tbody|tr|td|th|center|br|sup|sub)\b[^>]*>", re.IGNORECASE
+)
 _HEADING_MARK = re.compile(r"^#+\s+", re.MULTILINE)
 
 
@@ -179,26 +190,34 @@ class Result:
     seconds_per_page: float
 
 
-def score(label: str, kind: str, pages: int, reference: str, output: str,
-          seconds: float) -> Result:
+def score(label: str, kind: str, pages: int, reference: str, output: str, seconds: float) -> Result:
     """Compare ``output`` with ``reference`` (see the module docstring)."""
     ref_n, out_n = normalise(reference), normalise(plain_text(output))
     ref_w, out_w = words(ref_n), words(out_n)
     return Result(
-        label=label, kind=kind, pages=pages,
+        label=label,
+        kind=kind,
+        pages=pages,
         recall=multiset_recall(ref_w, out_w),
         precision=multiset_recall(out_w, ref_w),
         order=lcs_length(ref_w, out_w) / len(ref_w) if ref_w else 1.0,
         cer=levenshtein(ref_n, out_n) / max(len(ref_n), 1),
-        seconds_per_page=seconds / max(pages, 1))
+        seconds_per_page=seconds / max(pages, 1),
+    )
 
 
 # --- driving the engine ---------------------------------------------------------------------
 
 
 def _source(name: str, kind: str, pages: int) -> SourceInfo:
-    return SourceInfo(source=name, file_name=name, file_path=name, doc_hash="0" * 64,
-                      kind="pdf" if kind != "image" else "image", total_pages=pages)
+    return SourceInfo(
+        source=name,
+        file_name=name,
+        file_path=name,
+        doc_hash="0" * 64,
+        kind="pdf" if kind != "image" else "image",
+        total_pages=pages,
+    )
 
 
 async def _read_pdf(engine: LocalEngine, path: Path, case: Case) -> tuple[str, int, float]:
@@ -215,9 +234,18 @@ async def _read_pdf(engine: LocalEngine, path: Path, case: Case) -> tuple[str, i
         t0 = time.perf_counter()
         hint = extract_page(page)
         t1 = time.perf_counter()
-        image = PageImage(source=info, number=page.number + 1, label=str(page.number + 1),
-                          width=page.rect.width, height=page.rect.height, image=png,
-                          mime="image/png", image_width=0, image_height=0, hint=hint)
+        image = PageImage(
+            source=info,
+            number=page.number + 1,
+            label=str(page.number + 1),
+            width=page.rect.width,
+            height=page.rect.height,
+            image=png,
+            mime="image/png",
+            image_width=0,
+            image_height=0,
+            hint=hint,
+        )
         raw = await engine.recognize(image)
         seconds += (t1 - t0) + raw.latency_s
         if raw.error:
@@ -237,9 +265,17 @@ async def _read_image(engine: LocalEngine, path: Path, case: Case) -> tuple[str,
     buf = io.BytesIO()
     frame.save(buf, format="PNG")  # native resolution, as the renderer sends image files
     info = _source(case.name, "image", 1)
-    image = PageImage(source=info, number=1, label="1", width=frame.width,
-                      height=frame.height, image=buf.getvalue(), mime="image/png",
-                      image_width=frame.width, image_height=frame.height)
+    image = PageImage(
+        source=info,
+        number=1,
+        label="1",
+        width=frame.width,
+        height=frame.height,
+        image=buf.getvalue(),
+        mime="image/png",
+        image_width=frame.width,
+        image_height=frame.height,
+    )
     raw = await engine.recognize(image)
     if raw.error:
         print(f"  {case.name}: {raw.error}", file=sys.stderr)
@@ -264,8 +300,11 @@ async def run(corpus: Path, only: str | None) -> list[Result]:
             label = case.name + (f" +rot{90 * case.rotate}" if case.rotate else "")
             results.append(score(label, case.kind, pages, reference, output, seconds))
             r = results[-1]
-            print(f"  {label}: recall {r.recall:.3f} order {r.order:.3f} cer {r.cer:.3f} "
-                  f"{r.seconds_per_page:.2f} s/page", file=sys.stderr)
+            print(
+                f"  {label}: recall {r.recall:.3f} order {r.order:.3f} cer {r.cer:.3f} "
+                f"{r.seconds_per_page:.2f} s/page",
+                file=sys.stderr,
+            )
     finally:
         await engine.aclose()
     return results
@@ -273,11 +312,15 @@ async def run(corpus: Path, only: str | None) -> list[Result]:
 
 def table(results: list[Result]) -> str:
     """The results as a markdown table."""
-    out = ["| file | kind | pages | word recall | word precision | order (LCS) | CER | s/page |",
-           "|---|---|---:|---:|---:|---:|---:|---:|"]
+    out = [
+        "| file | kind | pages | word recall | word precision | order (LCS) | CER | s/page |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
-        out.append(f"| {r.label} | {r.kind} | {r.pages} | {r.recall:.3f} | {r.precision:.3f} "
-                   f"| {r.order:.3f} | {r.cer:.3f} | {r.seconds_per_page:.2f} |")
+        out.append(
+            f"| {r.label} | {r.kind} | {r.pages} | {r.recall:.3f} | {r.precision:.3f} "
+            f"| {r.order:.3f} | {r.cer:.3f} | {r.seconds_per_page:.2f} |"
+        )
     return "\n".join(out)
 
 

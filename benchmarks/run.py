@@ -65,13 +65,28 @@ def make_long_pdf(path: Path, pages: int) -> str:
             out.insert_pdf(src, to_page=min(src.page_count, pages - out.page_count) - 1)
         origin = f"{SHARED.name} repeated"
     else:
-        words = ("retrieval", "chunk", "layout", "page", "region", "table", "caption",
-                 "heading", "vision", "token", "compression", "ratio", "render", "request")
+        words = (
+            "retrieval",
+            "chunk",
+            "layout",
+            "page",
+            "region",
+            "table",
+            "caption",
+            "heading",
+            "vision",
+            "token",
+            "compression",
+            "ratio",
+            "render",
+            "request",
+        )
         for i in range(pages):
             page = out.new_page()
             text = " ".join(words[(i + k) % len(words)] for k in range(700))
-            page.insert_textbox(pymupdf.Rect(60, 60, page.rect.width - 60,
-                                             page.rect.height - 60), text, fontsize=10)
+            page.insert_textbox(
+                pymupdf.Rect(60, 60, page.rect.width - 60, page.rect.height - 60), text, fontsize=10
+            )
         origin = "generated text pages"
     out.save(path, garbage=3, deflate=True)
     return origin
@@ -81,12 +96,27 @@ def make_long_pdf(path: Path, pages: int) -> str:
 
 
 @contextmanager
-def fake_server(slots: int, service: float, jitter: float = 0.0,
-                seed: int = 0) -> Iterator[tuple[str, Any]]:
+def fake_server(
+    slots: int, service: float, jitter: float = 0.0, seed: int = 0
+) -> Iterator[tuple[str, Any]]:
     """A capacity-simulating server process; yields its base URL and the process."""
-    cmd = [sys.executable, "-m", "ocr_loaders.testing", "--port", "0", "--slots", str(slots),
-           "--service-time", str(service), "--service-jitter", str(jitter), "--seed", str(seed),
-           "--responder", "grid"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ocr_loaders.testing",
+        "--port",
+        "0",
+        "--slots",
+        str(slots),
+        "--service-time",
+        str(service),
+        "--service-jitter",
+        str(jitter),
+        "--seed",
+        str(seed),
+        "--responder",
+        "grid",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
@@ -148,14 +178,28 @@ def measure_capacity(urls: list[str], png: bytes, total: int = 400, workers: int
     import http.client
     from urllib.parse import urlparse
 
-    body = json.dumps({
-        "model": "deepseek-ai/DeepSeek-OCR", "temperature": 0, "max_tokens": 4000,
-        "skip_special_tokens": False,
-        "messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {
-                "url": "data:image/png;base64," + base64.b64encode(png).decode()}},
-            {"type": "text", "text": "<|grounding|>Convert the document to markdown."}]}],
-    }).encode()
+    body = json.dumps(
+        {
+            "model": "deepseek-ai/DeepSeek-OCR",
+            "temperature": 0,
+            "max_tokens": 4000,
+            "skip_special_tokens": False,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "image_url",
+                            "image_url": {
+                                "url": "data:image/png;base64," + base64.b64encode(png).decode()
+                            },
+                        },
+                        {"type": "text", "text": "<|grounding|>Convert the document to markdown."},
+                    ],
+                }
+            ],
+        }
+    ).encode()
     for url in urls:
         server_stats(url, reset=True)
     left = [total]
@@ -169,12 +213,15 @@ def measure_capacity(urls: list[str], png: bytes, total: int = 400, workers: int
                 if left[0] <= 0:
                     return
                 left[0] -= 1
-            conn.request("POST", target.path + "/chat/completions", body,
-                         {"Content-Type": "application/json"})
+            conn.request(
+                "POST",
+                target.path + "/chat/completions",
+                body,
+                {"Content-Type": "application/json"},
+            )
             conn.getresponse().read()
 
-    threads = [threading.Thread(target=loop, args=(urls[i % len(urls)],))
-               for i in range(workers)]
+    threads = [threading.Thread(target=loop, args=(urls[i % len(urls)],)) for i in range(workers)]
     for t in threads:
         t.start()
     for t in threads:
@@ -216,9 +263,26 @@ def run_cli(pdf: Path, url: str, out: Path, *extra: str) -> Run:
     start = time.perf_counter()
     env = dict(os.environ)
     env.pop("DEEPSEEK_OCR_BASE_URL", None)
-    proc = psutil.Popen([sys.executable, "-m", "ocr_loaders", "convert", str(pdf), "-o",
-                         str(out), "--base-url", url, "--json", "-q", *extra],
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = psutil.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ocr_loaders",
+            "convert",
+            str(pdf),
+            "-o",
+            str(out),
+            "--base-url",
+            url,
+            "--json",
+            "-q",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     peak = 0
     while proc.poll() is None:
         peak = max(peak, tree_rss(proc))
@@ -231,8 +295,9 @@ def run_cli(pdf: Path, url: str, out: Path, *extra: str) -> Run:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     stats = json.loads(stdout)
     rate, aborted = sustained(*url.split(","), pages=stats["pages"])
-    return Run(stats["pages"], elapsed, stats["pages"] / elapsed, cpu, peak / 2**20, stats,
-               rate, aborted)
+    return Run(
+        stats["pages"], elapsed, stats["pages"] / elapsed, cpu, peak / 2**20, stats, rate, aborted
+    )
 
 
 def stage_costs(pdf: Path, pages: int = 60) -> tuple[dict[str, float], float]:
@@ -268,16 +333,35 @@ def stage_costs(pdf: Path, pages: int = 60) -> tuple[dict[str, float], float]:
         bare_png += time.process_time() - t
         pix = timed("render", lambda p=page: p.get_pixmap(matrix=mat, alpha=False))  # type: ignore[misc]
         png = timed("encode", lambda p=pix: png_bytes(p.samples_mv, p.width, p.height, p.n))  # type: ignore[misc]
-        image = PageImage(info, i + 1, str(i + 1), page.rect.width, page.rect.height, png,
-                          "image/png", pix.width, pix.height)
-        timed("request build", lambda im=image: json.dumps(build_request(  # type: ignore[misc]
-            im, settings, "vllm", settings.prompt, Guard(30, 90))))
+        image = PageImage(
+            info,
+            i + 1,
+            str(i + 1),
+            page.rect.width,
+            page.rect.height,
+            png,
+            "image/png",
+            pix.width,
+            pix.height,
+        )
+        timed(
+            "request build",
+            lambda im=image: json.dumps(
+                build_request(  # type: ignore[misc]
+                    im, settings, "vllm", settings.prompt, Guard(30, 90)
+                )
+            ),
+        )
         answer = format_grounded(grid_page(pix.width, pix.height, "image/png", i))
         raw = RawPage(answer, "stop", "openai", "m", settings.prompt, None, 700)
         built = timed("parse", lambda r=raw, im=image: build_page(im, r))  # type: ignore[misc]
         md = timed("parse", lambda b=built: to_markdown(b.blocks))  # type: ignore[misc]
-        timed("stats", lambda im=image, r=raw, b=built, m=md: page_stats(  # type: ignore[misc]
-            im, r, b, m, "deepseek-ocr"))
+        timed(
+            "stats",
+            lambda im=image, r=raw, b=built, m=md: page_stats(  # type: ignore[misc]
+                im, r, b, m, "deepseek-ocr"
+            ),
+        )
         timed("chunk", lambda b=built: chunker.add(b))  # type: ignore[misc]
     timed("chunk", chunker.finish)
     return ({k: v / pages * 1000 for k, v in cost.items()}, bare_png / pages * 1000)
@@ -318,10 +402,11 @@ def encode_alternatives(pdf: Path, pages: int = 30) -> dict[str, tuple[float, fl
 
     ways: dict[str, Callable[[Any], bytes]] = {
         "PNG, this project's writer, ISA-L deflate (default)": lambda p: png_bytes(
-            p.samples_mv, p.width, p.height, p.n),
+            p.samples_mv, p.width, p.height, p.n
+        ),
         "PNG, this project's writer, stdlib zlib (where `isal` has no wheel)": stdlib_png,
         "PNG, PyMuPDF's writer (before)": lambda p: p.tobytes("png"),
-        "JPEG q90 (`image_format=\"jpeg\"`)": pil_jpeg,
+        'JPEG q90 (`image_format="jpeg"`)': pil_jpeg,
         OFFICIAL: official,
     }
     out = {}
@@ -343,12 +428,25 @@ def naive_loop(pdf: Path, url: str, pages: int) -> tuple[float, float]:
     for i in range(pages):
         png = doc[i].get_pixmap(dpi=144).tobytes("png")
         client.chat.completions.create(
-            model="deepseek-ai/DeepSeek-OCR", temperature=0, max_tokens=4000,
-            messages=[{"role": "user", "content": [  # type: ignore[list-item,misc]
-                {"type": "image_url", "image_url": {
-                    "url": "data:image/png;base64," + base64.b64encode(png).decode()}},
-                {"type": "text", "text": "<|grounding|>Convert the document to markdown."}]}],
-            extra_body={"skip_special_tokens": False})
+            model="deepseek-ai/DeepSeek-OCR",
+            temperature=0,
+            max_tokens=4000,
+            messages=[
+                {
+                    "role": "user",
+                    "content": [  # type: ignore[list-item,misc]
+                        {
+                            "type": "image_url",
+                            "image_url": {
+                                "url": "data:image/png;base64," + base64.b64encode(png).decode()
+                            },
+                        },
+                        {"type": "text", "text": "<|grounding|>Convert the document to markdown."},
+                    ],
+                }
+            ],
+            extra_body={"skip_special_tokens": False},
+        )
         peak = max(peak, psutil.Process().memory_info().rss)
     return pages / (time.perf_counter() - start), peak / 2**20
 
@@ -378,13 +476,29 @@ def render_all_then_send(pdf: Path, url: str, pages: int) -> tuple[float, float]
             buf = io.BytesIO()
             img.save(buf, format="PNG")
             await client.chat.completions.create(
-                model="deepseek-ai/DeepSeek-OCR", temperature=0, max_tokens=4000,
-                messages=[{"role": "user", "content": [  # type: ignore[list-item,misc]
-                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,"
-                                                       + base64.b64encode(buf.getvalue())
-                                                       .decode()}},
-                    {"type": "text", "text": "<|grounding|>Convert the document to markdown."}]}],
-                extra_body={"skip_special_tokens": False})
+                model="deepseek-ai/DeepSeek-OCR",
+                temperature=0,
+                max_tokens=4000,
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [  # type: ignore[list-item,misc]
+                            {
+                                "type": "image_url",
+                                "image_url": {
+                                    "url": "data:image/png;base64,"
+                                    + base64.b64encode(buf.getvalue()).decode()
+                                },
+                            },
+                            {
+                                "type": "text",
+                                "text": "<|grounding|>Convert the document to markdown.",
+                            },
+                        ],
+                    }
+                ],
+                extra_body={"skip_special_tokens": False},
+            )
 
         await asyncio.gather(*(one(img) for img in images))
         await client.close()
@@ -396,15 +510,20 @@ def render_all_then_send(pdf: Path, url: str, pages: int) -> tuple[float, float]
 
 def baseline_subprocess(pdf: Path, url: str, pages: int) -> tuple[float, float]:
     """The render-everything-first baseline in a fresh process, so its memory is its own."""
-    done = subprocess.run([sys.executable, __file__, "--render-all", str(pdf), url, str(pages)],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, __file__, "--render-all", str(pdf), url, str(pages)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     pps, mb = json.loads(done.stdout.strip().splitlines()[-1])
     server_stats(url, reset=True)
     return float(pps), float(mb)
 
 
-def api_run(pdf: Path, url: str, concurrency: int, pages: str | None = None,
-            cache_dir: Path | None = None) -> tuple[float, Any]:
+def api_run(
+    pdf: Path, url: str, concurrency: int, pages: str | None = None, cache_dir: Path | None = None
+) -> tuple[float, Any]:
     from ocr_loaders import DeepSeekOCRReader
 
     options: dict[str, Any] = {"concurrency": concurrency, "mode": "pages"}
@@ -432,9 +551,11 @@ def machine() -> str:
         pass
     import openai
 
-    return (f"{os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB, "
-            f"{platform.system()} {platform.release()}; Python {platform.python_version()}, "
-            f"PyMuPDF {pymupdf.VersionBind}, openai {openai.__version__}")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+        f"{platform.system()} {platform.release()}; Python {platform.python_version()}, "
+        f"PyMuPDF {pymupdf.VersionBind}, openai {openai.__version__}"
+    )
 
 
 def plot(points: list[tuple[int, float]], capacity: float, path: Path) -> None:
@@ -447,8 +568,13 @@ def plot(points: list[tuple[int, float]], capacity: float, path: Path) -> None:
     xs, ys = zip(*points, strict=True)
     ax.plot(xs, ys, marker="o", label="ocr-loaders, end to end")
     ax.axhline(capacity, color="grey", linestyle="--", label=f"server capacity {capacity:.1f}")
-    ax.plot(xs, [min(capacity, x / SERVICE) for x in xs], color="grey", linestyle=":",
-            label="ideal: min(capacity, concurrency / service time)")
+    ax.plot(
+        xs,
+        [min(capacity, x / SERVICE) for x in xs],
+        color="grey",
+        linestyle=":",
+        label="ideal: min(capacity, concurrency / service time)",
+    )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("concurrency (requests in flight)")
     ax.set_ylabel("pages / s")
@@ -474,14 +600,19 @@ def main() -> None:
         results["capacity"] = capacity
         print(f"capacity {capacity:.2f} pages/s", flush=True)
 
-        run400 = run_cli(big, url, work / "o400", "--concurrency", "64", "--cache-dir",
-                         str(work / "cache"))
+        run400 = run_cli(
+            big, url, work / "o400", "--concurrency", "64", "--cache-dir", str(work / "cache")
+        )
         results["cli400"] = run400.__dict__
-        print(f"CLI 400 pages: {run400.sustained:.2f} pages/s sustained, "
-              f"{run400.pages_per_s:.2f} end to end, {run400.cpu_s:.1f} s CPU, "
-              f"{run400.peak_rss_mb:.0f} MB", flush=True)
-        cached = run_cli(big, url, work / "o400b", "--concurrency", "64", "--cache-dir",
-                         str(work / "cache"))
+        print(
+            f"CLI 400 pages: {run400.sustained:.2f} pages/s sustained, "
+            f"{run400.pages_per_s:.2f} end to end, {run400.cpu_s:.1f} s CPU, "
+            f"{run400.peak_rss_mb:.0f} MB",
+            flush=True,
+        )
+        cached = run_cli(
+            big, url, work / "o400b", "--concurrency", "64", "--cache-dir", str(work / "cache")
+        )
         results["cached"] = cached.__dict__
         run20 = run_cli(small, url, work / "o20", "--concurrency", "64", "--no-cache")
         results["cli20"] = run20.__dict__
@@ -489,10 +620,16 @@ def main() -> None:
         # time for the first run against a warm process reading the CLI's cache
         first_s = run400.stats["seconds"]
         second_s, (_docs, second_stats) = api_run(big, url, 64, cache_dir=work / "cache")
-        results["api_cache"] = {"first_s": first_s, "second_s": second_s,
-                                "requests": second_stats.requests}
-        print(f"cache: CLI {run400.seconds:.1f}s -> {cached.seconds:.2f}s, "
-              f"pipeline {first_s:.1f}s -> {second_s:.2f}s", flush=True)
+        results["api_cache"] = {
+            "first_s": first_s,
+            "second_s": second_s,
+            "requests": second_stats.requests,
+        }
+        print(
+            f"cache: CLI {run400.seconds:.1f}s -> {cached.seconds:.2f}s, "
+            f"pipeline {first_s:.1f}s -> {second_s:.2f}s",
+            flush=True,
+        )
 
         stages, bare_png = stage_costs(big)
         results["stages"] = stages
@@ -501,11 +638,18 @@ def main() -> None:
         naive_pps, naive_rss = naive_loop(big, url, 6)
         official_pps, official_mb = baseline_subprocess(big, url, 200)
         _pps20, official20_mb = baseline_subprocess(small, url, 20)
-        results["baselines"] = {"naive_pps": naive_pps, "naive_rss_mb": naive_rss,
-                                "official_pps": official_pps, "official_mb": official_mb,
-                                "official20_mb": official20_mb}
-        print(f"naive {naive_pps:.2f} pages/s; render-all {official_pps:.2f} pages/s, "
-              f"+{official_mb:.0f} MB (20 pages: +{official20_mb:.0f} MB)", flush=True)
+        results["baselines"] = {
+            "naive_pps": naive_pps,
+            "naive_rss_mb": naive_rss,
+            "official_pps": official_pps,
+            "official_mb": official_mb,
+            "official20_mb": official20_mb,
+        }
+        print(
+            f"naive {naive_pps:.2f} pages/s; render-all {official_pps:.2f} pages/s, "
+            f"+{official_mb:.0f} MB (20 pages: +{official20_mb:.0f} MB)",
+            flush=True,
+        )
 
         points = []
         for conc in (1, 4, 16, 32, 64):
@@ -518,22 +662,36 @@ def main() -> None:
 
     two: dict[str, Any] = {}
     for jitter in (0.0, 0.25):
-        with fake_server(SLOTS // 2, SERVICE, jitter, 1) as (url_a, _pa), fake_server(
-                SLOTS // 2, SERVICE, jitter, 2) as (url_b, proc_b):
+        with (
+            fake_server(SLOTS // 2, SERVICE, jitter, 1) as (url_a, _pa),
+            fake_server(SLOTS // 2, SERVICE, jitter, 2) as (url_b, proc_b),
+        ):
             cap2 = measure_capacity([url_a, url_b], png)
-            both = run_cli(big, f"{url_a},{url_b}", work / "o2", "--concurrency", "64",
-                           "--no-cache")
+            both = run_cli(
+                big, f"{url_a},{url_b}", work / "o2", "--concurrency", "64", "--no-cache"
+            )
             entry: dict[str, Any] = {"capacity": cap2, "both": both.__dict__}
             if jitter == 0.0:
                 killer = threading.Timer(6.0, proc_b.kill)
                 killer.start()
-                survived = run_cli(big, f"{url_a},{url_b}", work / "o3", "--concurrency",
-                                   "64", "--no-cache", "--pages", "1-200")
+                survived = run_cli(
+                    big,
+                    f"{url_a},{url_b}",
+                    work / "o3",
+                    "--concurrency",
+                    "64",
+                    "--no-cache",
+                    "--pages",
+                    "1-200",
+                )
                 killer.cancel()
                 entry["killed"] = survived.__dict__
             two[f"jitter{jitter}"] = entry
-            print(f"two endpoints, jitter {jitter}: {both.sustained:.2f} of {cap2:.2f} pages/s,"
-                  f" {both.aborted} backup copies aborted", flush=True)
+            print(
+                f"two endpoints, jitter {jitter}: {both.sustained:.2f} of {cap2:.2f} pages/s,"
+                f" {both.aborted} backup copies aborted",
+                flush=True,
+            )
     results["two"] = two
 
     results["total_seconds"] = time.perf_counter() - t0
@@ -561,61 +719,95 @@ def report(r: dict[str, Any]) -> str:
     rss_ratio = c400["peak_rss_mb"] / c20["peak_rss_mb"]
     headline = [
         ("server capacity (bare load generator, steady state)", f"{cap:.2f} pages/s", ""),
-        ("CLI, 400 pages, `--concurrency 64`, sustained",
-         f"{c400['sustained']:.2f} pages/s = **{c400['sustained'] / cap:.1%}** of capacity",
-         ">= 95 %"),
-        ("the same run end to end (start-up, first and last waves included)",
-         f"{c400['pages_per_s']:.2f} pages/s, {c400['seconds']:.1f} s", ""),
-        ("client CPU per page, whole CLI process tree, against bare rasterization "
-         "(the page to a PNG with PyMuPDF alone)",
-         f"{client_ms:.1f} ms vs {bare:.1f} ms = **{client_ms / bare:.2f}x**", "<= 1.2x"),
-        ("the loader's own stages, in-process, against the same",
-         f"{pipeline_ms:.1f} ms = **{pipeline_ms / bare:.2f}x**", "<= 1.2x"),
-        ("the same stages against the pixels alone (`get_pixmap`, no image file)",
-         f"{pipeline_ms:.1f} ms vs {pixels:.1f} ms = {pipeline_ms / pixels:.2f}x", ""),
-        ("the whole CLI against rasterizing as DeepSeek's PDF script does (render, PNG, decode)",
-         f"{client_ms:.1f} ms vs {official_ms:.1f} ms = **{client_ms / official_ms:.2f}x**",
-         ""),
-        ("peak RSS of the client, 20 pages -> 400 pages",
-         f"{c20['peak_rss_mb']:.0f} MB -> {c400['peak_rss_mb']:.0f} MB = **{rss_ratio:.2f}x**",
-         "<= 1.25x"),
-        ("cached re-run, pipeline time (warm process reading the same cache)",
-         f"{api['requests']} requests, {api['first_s']:.1f} s -> {api['second_s']:.2f} s = "
-         f"**{api['first_s'] / api['second_s']:.0f}x** faster", "0 requests, >= 20x"),
-        ("cached re-run, CLI (a new process each time)",
-         f"{cached['stats']['requests']} requests, {c400['seconds']:.1f} s -> "
-         f"{cached['seconds']:.2f} s = **{c400['seconds'] / cached['seconds']:.0f}x** faster",
-         "0 requests, >= 20x"),
-        ("two endpoints of ~10 pages/s each (20 x 2 s), sustained",
-         f"{both['sustained']:.2f} of {cap2:.2f} pages/s = **{both['sustained'] / cap2:.1%}** "
-         f"({both['aborted']} backup copies cancelled)", ">= 95 %"),
-        ("the same, service times varying +/-25 % (same mean)",
-         f"{bothj['sustained']:.2f} of {cap2j:.2f} pages/s = "
-         f"**{bothj['sustained'] / cap2j:.1%}** ({bothj['aborted']} backup copies cancelled)",
-         ">= 95 %"),
-        ("two endpoints, one killed after 6 s",
-         f"{killed['stats']['pages_ok']} of {killed['pages']} pages ok "
-         f"({killed['pages_per_s']:.2f} pages/s end to end)", "all pages complete"),
+        (
+            "CLI, 400 pages, `--concurrency 64`, sustained",
+            f"{c400['sustained']:.2f} pages/s = **{c400['sustained'] / cap:.1%}** of capacity",
+            ">= 95 %",
+        ),
+        (
+            "the same run end to end (start-up, first and last waves included)",
+            f"{c400['pages_per_s']:.2f} pages/s, {c400['seconds']:.1f} s",
+            "",
+        ),
+        (
+            "client CPU per page, whole CLI process tree, against bare rasterization "
+            "(the page to a PNG with PyMuPDF alone)",
+            f"{client_ms:.1f} ms vs {bare:.1f} ms = **{client_ms / bare:.2f}x**",
+            "<= 1.2x",
+        ),
+        (
+            "the loader's own stages, in-process, against the same",
+            f"{pipeline_ms:.1f} ms = **{pipeline_ms / bare:.2f}x**",
+            "<= 1.2x",
+        ),
+        (
+            "the same stages against the pixels alone (`get_pixmap`, no image file)",
+            f"{pipeline_ms:.1f} ms vs {pixels:.1f} ms = {pipeline_ms / pixels:.2f}x",
+            "",
+        ),
+        (
+            "the whole CLI against rasterizing as DeepSeek's PDF script does (render, PNG, decode)",
+            f"{client_ms:.1f} ms vs {official_ms:.1f} ms = **{client_ms / official_ms:.2f}x**",
+            "",
+        ),
+        (
+            "peak RSS of the client, 20 pages -> 400 pages",
+            f"{c20['peak_rss_mb']:.0f} MB -> {c400['peak_rss_mb']:.0f} MB = **{rss_ratio:.2f}x**",
+            "<= 1.25x",
+        ),
+        (
+            "cached re-run, pipeline time (warm process reading the same cache)",
+            f"{api['requests']} requests, {api['first_s']:.1f} s -> {api['second_s']:.2f} s = "
+            f"**{api['first_s'] / api['second_s']:.0f}x** faster",
+            "0 requests, >= 20x",
+        ),
+        (
+            "cached re-run, CLI (a new process each time)",
+            f"{cached['stats']['requests']} requests, {c400['seconds']:.1f} s -> "
+            f"{cached['seconds']:.2f} s = **{c400['seconds'] / cached['seconds']:.0f}x** faster",
+            "0 requests, >= 20x",
+        ),
+        (
+            "two endpoints of ~10 pages/s each (20 x 2 s), sustained",
+            f"{both['sustained']:.2f} of {cap2:.2f} pages/s = **{both['sustained'] / cap2:.1%}** "
+            f"({both['aborted']} backup copies cancelled)",
+            ">= 95 %",
+        ),
+        (
+            "the same, service times varying +/-25 % (same mean)",
+            f"{bothj['sustained']:.2f} of {cap2j:.2f} pages/s = "
+            f"**{bothj['sustained'] / cap2j:.1%}** ({bothj['aborted']} backup copies cancelled)",
+            ">= 95 %",
+        ),
+        (
+            "two endpoints, one killed after 6 s",
+            f"{killed['stats']['pages_ok']} of {killed['pages']} pages ok "
+            f"({killed['pages_per_s']:.2f} pages/s end to end)",
+            "all pages complete",
+        ),
     ]
     head = "\n".join(f"| {a} | {b} | {c} |" for a, b, c in headline)
-    stage_rows = "\n".join(f"| {k} | {v:.1f} | {v / bare:.2f}x | {v / pixels:.2f}x |"
-                           for k, v in st.items())
-    encoders = "\n".join(f"| {k} | {ms:.1f} | {kb:.0f} |" for k, (ms, kb)
-                         in r["encoders"].items())
+    stage_rows = "\n".join(
+        f"| {k} | {v:.1f} | {v / bare:.2f}x | {v / pixels:.2f}x |" for k, v in st.items()
+    )
+    encoders = "\n".join(f"| {k} | {ms:.1f} | {kb:.0f} |" for k, (ms, kb) in r["encoders"].items())
     beyond = pipeline_ms - st["render"] - st["encode"]
-    total_row = (f"| **all stages** | **{pipeline_ms:.1f}** | **{pipeline_ms / bare:.2f}x** | "
-                 f"{pipeline_ms / pixels:.2f}x |")
-    curve = "\n".join(f"| {c} | {p:.2f} | {min(cap, c / SERVICE):.2f} |"
-                      for c, p in r["curve"])
-    sides = "\n".join([
-        f"| naive loop (render, send, wait; sync `openai` client), 6 pages | "
-        f"{base['naive_pps']:.2f} | flat |",
-        f"| render every page first, then send all (the official PDF script's approach), "
-        f"200 pages | {base['official_pps']:.2f} | +{base['official_mb']:.0f} MB for 200 "
-        f"pages, +{base['official20_mb']:.0f} MB for 20: grows with the document |",
-        f"| ocr-loaders CLI, 400 pages, end to end | {c400['pages_per_s']:.2f} | "
-        f"{c20['peak_rss_mb']:.0f} MB at 20 pages, {c400['peak_rss_mb']:.0f} MB at 400: flat |",
-    ])
+    total_row = (
+        f"| **all stages** | **{pipeline_ms:.1f}** | **{pipeline_ms / bare:.2f}x** | "
+        f"{pipeline_ms / pixels:.2f}x |"
+    )
+    curve = "\n".join(f"| {c} | {p:.2f} | {min(cap, c / SERVICE):.2f} |" for c, p in r["curve"])
+    sides = "\n".join(
+        [
+            f"| naive loop (render, send, wait; sync `openai` client), 6 pages | "
+            f"{base['naive_pps']:.2f} | flat |",
+            f"| render every page first, then send all (the official PDF script's approach), "
+            f"200 pages | {base['official_pps']:.2f} | +{base['official_mb']:.0f} MB for 200 "
+            f"pages, +{base['official20_mb']:.0f} MB for 20: grows with the document |",
+            f"| ocr-loaders CLI, 400 pages, end to end | {c400['pages_per_s']:.2f} | "
+            f"{c20['peak_rss_mb']:.0f} MB at 20 pages, {c400['peak_rss_mb']:.0f} MB at 400: flat |",
+        ]
+    )
     return f"""# Benchmarks
 
 Reproduce with one command (about 5 minutes on this machine):

@@ -24,11 +24,18 @@ SUFFIXES = (".pdf", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
 def main(folder: Path, storage: Path) -> None:
     reader = DeepSeekOCRReader(concurrency=16, chunk_size=512)
-    loader = SimpleDirectoryReader(str(folder), recursive=True, required_exts=list(SUFFIXES),
-                                   file_extractor=dict.fromkeys(SUFFIXES, reader))
+    loader = SimpleDirectoryReader(
+        str(folder),
+        recursive=True,
+        required_exts=list(SUFFIXES),
+        file_extractor=dict.fromkeys(SUFFIXES, reader),
+    )
     documents = loader.load_data()
-    pages = {(d.metadata["doc_hash"], n) for d in documents
-             for n in range(d.metadata["page_start"], d.metadata["page_end"] + 1)}
+    pages = {
+        (d.metadata["doc_hash"], n)
+        for d in documents
+        for n in range(d.metadata["page_start"], d.metadata["page_end"] + 1)
+    }
     print(f"{len(documents)} chunks from {len(pages)} pages under {folder}")
 
     Settings.embed_model = MockEmbedding(embed_dim=64)

@@ -30,10 +30,16 @@ async def main(pdf: Path, query: str) -> None:
     store.add_documents(docs)  # ids are stable: re-adding the same file overwrites
     for doc in store.similarity_search(query, k=3):
         m = doc.metadata
-        print(f"- p.{m['page_label']} [{m['block_types']}] status={m['ocr_status']}: "
-              f"{doc.page_content[:100]!r}")
+        print(
+            f"- p.{m['page_label']} [{m['block_types']}] status={m['ocr_status']}: "
+            f"{doc.page_content[:100]!r}"
+        )
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]) if len(sys.argv) > 1 else SAMPLE,
-                     sys.argv[2] if len(sys.argv) > 2 else "water samples"))
+    asyncio.run(
+        main(
+            Path(sys.argv[1]) if len(sys.argv) > 1 else SAMPLE,
+            sys.argv[2] if len(sys.argv) > 2 else "water samples",
+        )
+    )

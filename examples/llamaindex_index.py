@@ -33,11 +33,15 @@ def main(pdf: Path, query: str) -> None:
     for hit in index.as_retriever(similarity_top_k=3).retrieve(query):
         meta = hit.node.metadata
         boxes = json.loads(meta["regions"])
-        print(f"- page {meta['page_label']} ({meta['heading'] or 'no heading'}), "
-              f"{len(boxes)} region(s), first at {boxes[0]['bbox'] if boxes else None}:")
+        print(
+            f"- page {meta['page_label']} ({meta['heading'] or 'no heading'}), "
+            f"{len(boxes)} region(s), first at {boxes[0]['bbox'] if boxes else None}:"
+        )
         print("  " + hit.node.get_content()[:120].replace("\n", " "))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else SAMPLE,
-         sys.argv[2] if len(sys.argv) > 2 else "mean pH per site")
+    main(
+        Path(sys.argv[1]) if len(sys.argv) > 1 else SAMPLE,
+        sys.argv[2] if len(sys.argv) > 2 else "mean pH per site",
+    )

@@ -34,8 +34,12 @@ SCAN = [
     "Two sites showed unusual turbidity after the spring rains.",
     "A second visit is planned for the autumn to confirm these values.",
 ]
-ROWS = [("Site", "Samples", "Mean pH"), ("North A", "14", "7.1"), ("North B", "9", "6.9"),
-        ("Ridge C", "11", "7.4")]
+ROWS = [
+    ("Site", "Samples", "Mean pH"),
+    ("North A", "14", "7.1"),
+    ("North B", "9", "6.9"),
+    ("Ridge C", "11", "7.4"),
+]
 
 
 def _digital_page(doc: pymupdf.Document) -> None:
@@ -54,8 +58,9 @@ def _digital_page(doc: pymupdf.Document) -> None:
         for c, cell in enumerate(row):
             rect = pymupdf.Rect(x, y0 + r * h, x + widths[c], y0 + (r + 1) * h)
             page.draw_rect(rect, color=(0, 0, 0), width=0.7)
-            page.insert_text((rect.x0 + 4, rect.y1 - 6), cell, fontsize=10,
-                             fontname="hebo" if r == 0 else "helv")
+            page.insert_text(
+                (rect.x0 + 4, rect.y1 - 6), cell, fontsize=10, fontname="hebo" if r == 0 else "helv"
+            )
             x += widths[c]
 
 
@@ -76,19 +81,31 @@ def _scanned_page(doc: pymupdf.Document) -> None:
 def _figure_page(doc: pymupdf.Document) -> None:
     page = doc.new_page(width=612, height=792)
     page.insert_text((72, 80), "4 Discussion", fontsize=14, fontname="hebo")
-    page.insert_textbox(pymupdf.Rect(72, 90, 540, 170), (
-        "Acidity stayed within the expected band at every site. The turbidity seen at two "
-        "sites is most likely run-off from the spring rains, as Figure 1 suggests."),
-        fontsize=10, fontname="helv")
+    page.insert_textbox(
+        pymupdf.Rect(72, 90, 540, 170),
+        (
+            "Acidity stayed within the expected band at every site. The turbidity seen at two "
+            "sites is most likely run-off from the spring rains, as Figure 1 suggests."
+        ),
+        fontsize=10,
+        fontname="helv",
+    )
     chart = pymupdf.open()
     cp = chart.new_page(width=300, height=150)
     for i, v in enumerate((60, 95, 40, 120, 80)):
-        cp.draw_rect(pymupdf.Rect(30 + i * 50, 140 - v, 60 + i * 50, 140),
-                     color=(0.2, 0.3, 0.6), fill=(0.4, 0.5, 0.8))
+        cp.draw_rect(
+            pymupdf.Rect(30 + i * 50, 140 - v, 60 + i * 50, 140),
+            color=(0.2, 0.3, 0.6),
+            fill=(0.4, 0.5, 0.8),
+        )
     pix = cp.get_pixmap(dpi=150)
     page.insert_image(pymupdf.Rect(150, 190, 450, 340), stream=pix.tobytes("png"))
-    page.insert_text((150, 360), "Figure 1: Turbidity by site after the spring rains.",
-                     fontsize=10, fontname="helv")
+    page.insert_text(
+        (150, 360),
+        "Figure 1: Turbidity by site after the spring rains.",
+        fontsize=10,
+        fontname="helv",
+    )
 
 
 def build(path: Path = OUT) -> Path:
@@ -97,9 +114,15 @@ def build(path: Path = OUT) -> Path:
     _digital_page(doc)
     _scanned_page(doc)
     _figure_page(doc)
-    doc.set_metadata({"title": "ocr-loaders sample", "producer": "ocr-loaders make_sample.py",
-                      "creator": "ocr-loaders", "creationDate": "D:20260101000000Z",
-                      "modDate": "D:20260101000000Z"})
+    doc.set_metadata(
+        {
+            "title": "ocr-loaders sample",
+            "producer": "ocr-loaders make_sample.py",
+            "creator": "ocr-loaders",
+            "creationDate": "D:20260101000000Z",
+            "modDate": "D:20260101000000Z",
+        }
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     doc.save(path, garbage=4, deflate=True, no_new_id=True)
     return path

@@ -27,27 +27,32 @@ def make_pdf(path: Path, pages: int) -> Path:
 
 
 def served(server: FakeOCRServer) -> int:
-    return sum(1 for r in server.requests
-               if r.path.endswith("/chat/completions") and r.status == 200)
+    return sum(
+        1 for r in server.requests if r.path.endswith("/chat/completions") and r.status == 200
+    )
 
 
 def test_fewest_outstanding_favours_the_faster_endpoint(tmp_path: Path) -> None:
     pdf = make_pdf(tmp_path / "p.pdf", 30)
-    with FakeOCRServer(grid_responder(), service_time=0.4) as slow, \
-            FakeOCRServer(grid_responder(), service_time=0.02) as fast:
-        docs = DeepSeekOCRReader(base_url=[slow.base_url, fast.base_url], concurrency=4,
-                                 **FAST).load_data(pdf)
+    with (
+        FakeOCRServer(grid_responder(), service_time=0.4) as slow,
+        FakeOCRServer(grid_responder(), service_time=0.02) as fast,
+    ):
+        docs = DeepSeekOCRReader(
+            base_url=[slow.base_url, fast.base_url], concurrency=4, **FAST
+        ).load_data(pdf)
         n_slow, n_fast = served(slow), served(fast)
     assert [d.metadata["page_start"] for d in docs] == list(range(1, 31))
     assert n_slow + n_fast == 30
     assert n_slow >= 1 and n_fast > n_slow
 
 
-def test_equal_endpoints_share_the_load(tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_equal_endpoints_share_the_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pdf = make_pdf(tmp_path / "p.pdf", 24)
-    with FakeOCRServer(grid_responder(), service_time=0.1) as a, \
-            FakeOCRServer(grid_responder(), service_time=0.1) as b:
+    with (
+        FakeOCRServer(grid_responder(), service_time=0.1) as a,
+        FakeOCRServer(grid_responder(), service_time=0.1) as b,
+    ):
         monkeypatch.setenv("DEEPSEEK_OCR_BASE_URL", f"{a.base_url}, {b.base_url}")
         docs = DeepSeekOCRReader(concurrency=6, **FAST).load_data(pdf)
         n_a, n_b = served(a), served(b)
@@ -57,10 +62,13 @@ def test_equal_endpoints_share_the_load(tmp_path: Path,
 
 def test_a_failing_endpoint_is_backed_off(tmp_path: Path) -> None:
     pdf = make_pdf(tmp_path / "p.pdf", 30)
-    with FakeOCRServer(grid_responder(), faults=FaultPlan(reset=1.0)) as broken, \
-            FakeOCRServer(grid_responder(), service_time=0.05) as good:
-        docs = DeepSeekOCRReader(base_url=[broken.base_url, good.base_url], concurrency=4,
-                                 **FAST).load_data(pdf)
+    with (
+        FakeOCRServer(grid_responder(), faults=FaultPlan(reset=1.0)) as broken,
+        FakeOCRServer(grid_responder(), service_time=0.05) as good,
+    ):
+        docs = DeepSeekOCRReader(
+            base_url=[broken.base_url, good.base_url], concurrency=4, **FAST
+        ).load_data(pdf)
         tried_broken = sum(1 for r in broken.requests if r.path.endswith("/chat/completions"))
         answered = served(good)
     assert {d.metadata["ocr_status"] for d in docs} == {"ok"}
@@ -73,6 +81,7 @@ def test_one_endpoint_killed_mid_run(tmp_path: Path) -> None:
     a = FakeOCRServer(grid_responder(), service_time=0.1).start()
     b = FakeOCRServer(grid_responder(), service_time=0.1).start()
     try:
+
         def kill_b_once_busy() -> None:
             deadline = time.monotonic() + 30
             while served(b) < 5 and time.monotonic() < deadline:
@@ -81,8 +90,9 @@ def test_one_endpoint_killed_mid_run(tmp_path: Path) -> None:
 
         killer = threading.Thread(target=kill_b_once_busy)
         killer.start()
-        docs = DeepSeekOCRReader(base_url=[a.base_url, b.base_url], concurrency=8,
-                                 **FAST).load_data(pdf)
+        docs = DeepSeekOCRReader(
+            base_url=[a.base_url, b.base_url], concurrency=8, **FAST
+        ).load_data(pdf)
         killer.join()
         assert served(b) > 0  # b did work before it died
     finally:
@@ -101,8 +111,10 @@ def test_stragglers_get_backup_copies_once_every_page_is_sent(tmp_path: Path) ->
     first answer wins, the slow copies are aborted, and no copy is made before the last page
     has been sent."""
     pdf = make_pdf(tmp_path / "p.pdf", 12)
-    with FakeOCRServer(grid_responder(), service_time=20.0) as slow, \
-            FakeOCRServer(grid_responder(), service_time=0.02) as fast:
+    with (
+        FakeOCRServer(grid_responder(), service_time=20.0) as slow,
+        FakeOCRServer(grid_responder(), service_time=0.02) as fast,
+    ):
         engine = OpenAICompatEngine(EndpointSettings(base_urls=(slow.base_url, fast.base_url)))
         docs = DeepSeekOCRReader(engine=engine, concurrency=4, **FAST).load_data(pdf)
         deadline = time.monotonic() + 10  # the slow server notices the aborts within 50 ms
@@ -134,15 +146,19 @@ def test_no_backups_with_one_endpoint(tmp_path: Path) -> None:
 
 
 def test_backup_requests_can_be_turned_off(tmp_path: Path) -> None:
-    options = LoaderOptions.from_kwargs(base_url=["http://a:1", "http://b:1"],
-                                        backup_requests=False)
+    options = LoaderOptions.from_kwargs(
+        base_url=["http://a:1", "http://b:1"], backup_requests=False
+    )
     made = make_engine(options)
     assert isinstance(made, OpenAICompatEngine) and not made.settings.backup_requests
     pdf = make_pdf(tmp_path / "p.pdf", 6)
-    with FakeOCRServer(grid_responder(), service_time=1.0) as slow, \
-            FakeOCRServer(grid_responder(), service_time=0.02) as fast:
-        engine = OpenAICompatEngine(EndpointSettings(
-            base_urls=(slow.base_url, fast.base_url), backup_requests=False))
+    with (
+        FakeOCRServer(grid_responder(), service_time=1.0) as slow,
+        FakeOCRServer(grid_responder(), service_time=0.02) as fast,
+    ):
+        engine = OpenAICompatEngine(
+            EndpointSettings(base_urls=(slow.base_url, fast.base_url), backup_requests=False)
+        )
         docs = DeepSeekOCRReader(engine=engine, concurrency=6, **FAST).load_data(pdf)
         slow_requests = chat(slow)
     assert len(docs) == 6 and engine.backups_sent == 0

@@ -12,9 +12,17 @@ from ocr_loaders.render import RenderSettings
 
 INFO = SourceInfo("x.pdf", "x.pdf", "/x.pdf", "a" * 64, "pdf", 3)
 IMAGE = PageImage(INFO, 2, "ii", 612.0, 792.0, b"\x89PNG...", "image/png", 1224, 1584)
-RAW = RawPage("<|ref|>text<|/ref|><|det|>[[1, 2, 3, 4]]<|/det|>\nhello", "stop", "openai",
-              "deepseek-ai/DeepSeek-OCR", "<|grounding|>Convert the document to markdown.",
-              1000, 20, 1.5, 1)
+RAW = RawPage(
+    "<|ref|>text<|/ref|><|det|>[[1, 2, 3, 4]]<|/det|>\nhello",
+    "stop",
+    "openai",
+    "deepseek-ai/DeepSeek-OCR",
+    "<|grounding|>Convert the document to markdown.",
+    1000,
+    20,
+    1.5,
+    1,
+)
 
 
 def test_round_trip_keeps_answer_and_geometry_not_pixels(tmp_path: Path) -> None:

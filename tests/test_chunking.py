@@ -35,8 +35,9 @@ def make_page(number: int, *specs: Spec, status: str = "ok", loop_cut: bool = Fa
         Block(s[0], s[2] if len(s) == 3 else (BOX,), s[1], i)  # type: ignore[misc]
         for i, s in enumerate(specs)
     )
-    return Page(number, str(number), 600.0, 800.0, 1000, 1333, blocks, "",
-                status, loop_cut=loop_cut)  # type: ignore[arg-type]
+    return Page(
+        number, str(number), 600.0, 800.0, 1000, 1333, blocks, "", status, loop_cut=loop_cut
+    )  # type: ignore[arg-type]
 
 
 def sentences(n: int, start: int = 0) -> str:
@@ -45,8 +46,10 @@ def sentences(n: int, start: int = 0) -> str:
 
 def table_html(rows: int, cols: int = 3, tag: str = "r") -> str:
     head = "<tr>" + "".join(f"<td>head{c}</td>" for c in range(cols)) + "</tr>"
-    body = "".join("<tr>" + "".join(f"<td>{tag}{r}c{c}</td>" for c in range(cols)) + "</tr>"
-                   for r in range(rows))
+    body = "".join(
+        "<tr>" + "".join(f"<td>{tag}{r}c{c}</td>" for c in range(cols)) + "</tr>"
+        for r in range(rows)
+    )
     return f"<table>{head}{body}</table>"
 
 
@@ -85,10 +88,16 @@ def test_separator_is_one_token() -> None:
     assert count_tokens("\n\n") == SEP_TOKENS == count_tokens("\n")
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"chunk_size": 0}, {"chunk_overlap": -1}, {"chunk_size": 10, "chunk_overlap": 10},
-    {"mode": "lines"}, {"tables": "csv"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"chunk_size": 0},
+        {"chunk_overlap": -1},
+        {"chunk_size": 10, "chunk_overlap": 10},
+        {"mode": "lines"},
+        {"tables": "csv"},
+    ],
+)
 def test_options_are_validated(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         ChunkOptions(**kwargs)  # type: ignore[arg-type]
@@ -98,8 +107,13 @@ def test_options_are_validated(kwargs: dict[str, object]) -> None:
 
 
 def test_text_is_block_markdown_joined_by_blank_lines() -> None:
-    page = make_page(3, ("title", "Intro"), ("text", "First <center>para</center>."),
-                     ("equation", "\\[ a = b \\]"), ("text", "Last."))
+    page = make_page(
+        3,
+        ("title", "Intro"),
+        ("text", "First <center>para</center>."),
+        ("equation", "\\[ a = b \\]"),
+        ("text", "Last."),
+    )
     [chunk] = chunk_pages([page])
     assert chunk.text == "# Intro\n\nFirst para.\n\n\\[ a = b \\]\n\nLast."
     assert chunk.text == to_markdown(page.blocks, image_link=lambda _b, _k: "")
@@ -122,8 +136,9 @@ def test_regions_are_every_box_of_contributing_blocks_in_page_units() -> None:
 
 
 def test_image_links_from_image_target_and_default() -> None:
-    page = make_page(2, ("image", ""), ("image_caption", "Fig. 1 A cat."), ("image", ""),
-                     ("text", "Body."))
+    page = make_page(
+        2, ("image", ""), ("image_caption", "Fig. 1 A cat."), ("image", ""), ("text", "Body.")
+    )
     calls: list[tuple[int, int, int]] = []
 
     def target(p: Page, block: Block, k: int) -> str:
@@ -143,8 +158,7 @@ def test_parse_grounded_pages_chunk_like_built_pages() -> None:
         "<|ref|>title<|/ref|><|det|>[[10, 10, 990, 60]]<|/det|>\n# Report\n\n"
         "<|ref|>text<|/ref|><|det|>[[10, 80, 990, 200]]<|/det|>\nOpening words.\n\n"
         "<|ref|>table_caption<|/ref|><|det|>[[10, 210, 990, 230]]<|/det|>\nTable 1. Sums.\n\n"
-        "<|ref|>table<|/ref|><|det|>[[10, 240, 990, 500]]<|/det|>\n"
-        + table_html(3) + "\n"
+        "<|ref|>table<|/ref|><|det|>[[10, 240, 990, 500]]<|/det|>\n" + table_html(3) + "\n"
     )
     blocks = tuple(parse_grounded(raw))
     page = Page(1, "1", 600.0, 800.0, 1000, 1333, blocks, raw)
@@ -159,9 +173,15 @@ def test_parse_grounded_pages_chunk_like_built_pages() -> None:
 
 def test_captions_stay_with_their_table_and_figure() -> None:
     page = make_page(
-        1, ("text", sentences(6)), ("figure_title", "Table 3. Results."),
-        ("table", table_html(2)), ("table_footnote", "Source: us."), ("text", sentences(6, 6)),
-        ("image", ""), ("image_caption", "Figure 2. A plot."), ("text", sentences(14, 12)),
+        1,
+        ("text", sentences(6)),
+        ("figure_title", "Table 3. Results."),
+        ("table", table_html(2)),
+        ("table_footnote", "Source: us."),
+        ("text", sentences(6, 6)),
+        ("image", ""),
+        ("image_caption", "Figure 2. A plot."),
+        ("text", sentences(14, 12)),
     )
     chunks = chunk_pages([page], ChunkOptions(chunk_size=120))
     [with_table] = [c for c in chunks if "<table>" in c.text]
@@ -175,9 +195,14 @@ def test_captions_stay_with_their_table_and_figure() -> None:
 
 def test_caption_between_two_anchors_goes_to_the_right_one() -> None:
     page = make_page(
-        1, ("image", ""), ("figure_title", "Figure 1. Left."), ("figure_title", "Table 1. Right."),
-        ("table", table_html(1, tag="a")), ("table_footnote", "Note a."),
-        ("table_caption", "Second table."), ("table", table_html(1, tag="b")),
+        1,
+        ("image", ""),
+        ("figure_title", "Figure 1. Left."),
+        ("figure_title", "Table 1. Right."),
+        ("table", table_html(1, tag="a")),
+        ("table_footnote", "Note a."),
+        ("table_caption", "Second table."),
+        ("table", table_html(1, tag="b")),
     )
     chunks = chunk_pages([page], ChunkOptions(chunk_size=60))
     by_text = {c.text.split("\n\n")[0]: c for c in chunks}
@@ -198,8 +223,12 @@ def test_equation_is_never_split() -> None:
 
 @pytest.mark.parametrize("tables", ["html", "markdown"])
 def test_big_table_split_by_rows_with_header_and_caption(tables: str) -> None:
-    page = make_page(1, ("table_caption", "Table 9. Many rows."), ("table", table_html(60)),
-                     ("table_footnote", "Footnote nine."))
+    page = make_page(
+        1,
+        ("table_caption", "Table 9. Many rows."),
+        ("table", table_html(60)),
+        ("table_footnote", "Footnote nine."),
+    )
     options = ChunkOptions(chunk_size=120, tables=tables)  # type: ignore[arg-type]
     chunks = chunk_pages([page], options)
     assert len(chunks) > 3
@@ -227,8 +256,11 @@ def test_big_table_split_by_rows_with_header_and_caption(tables: str) -> None:
 
 
 def test_unsplittable_table_row_is_the_only_excess() -> None:
-    wide = ("<table><tr><td>h</td></tr>"
-            + "".join(f"<tr><td>{sentences(12, i)}</td></tr>" for i in range(3)) + "</table>")
+    wide = (
+        "<table><tr><td>h</td></tr>"
+        + "".join(f"<tr><td>{sentences(12, i)}</td></tr>" for i in range(3))
+        + "</table>"
+    )
     chunks = chunk_pages([make_page(1, ("table", wide))], ChunkOptions(chunk_size=40))
     assert len(chunks) == 3
     for c in chunks:
@@ -264,11 +296,17 @@ def test_text_without_sentences_split_at_whitespace_then_hard() -> None:
 
 def test_heading_paths_from_hash_counts_and_labels() -> None:
     page = make_page(
-        1, ("title", "Paper"), ("text", "Abstract."),
-        ("sub_title", "## Methods"), ("text", "M."),
-        ("sub_title", "### Data"), ("text", "D."),
-        ("sub_title", "Results"), ("text", "R."),   # no hashes: sub_title is level 2
-        ("title", "# Appendix"), ("text", "A."),
+        1,
+        ("title", "Paper"),
+        ("text", "Abstract."),
+        ("sub_title", "## Methods"),
+        ("text", "M."),
+        ("sub_title", "### Data"),
+        ("text", "D."),
+        ("sub_title", "Results"),
+        ("text", "R."),  # no hashes: sub_title is level 2
+        ("title", "# Appendix"),
+        ("text", "A."),
     )
     chunks = chunk_pages([page])
     assert [(c.heading, c.text) for c in chunks] == [
@@ -281,8 +319,9 @@ def test_heading_paths_from_hash_counts_and_labels() -> None:
 
 
 def test_heading_never_alone_and_headings_share_a_chunk() -> None:
-    page = make_page(1, ("text", "Intro."), ("title", "Part"), ("sub_title", "Section"),
-                     ("text", sentences(30)))
+    page = make_page(
+        1, ("text", "Intro."), ("title", "Part"), ("sub_title", "Section"), ("text", sentences(30))
+    )
     chunks = chunk_pages([page], ChunkOptions(chunk_size=60))
     assert chunks[0].text == "Intro." and chunks[0].heading == ""
     assert chunks[1].text.startswith("# Part\n\n## Section\n\nSentence number 0")
@@ -290,14 +329,18 @@ def test_heading_never_alone_and_headings_share_a_chunk() -> None:
     assert all(c.heading == "Part > Section" for c in chunks[1:])
     assert all(tokens(c) <= 60 for c in chunks)
     big_eq = "\\[ " + "+".join(["y"] * 200) + " \\]"
-    [only] = chunk_pages([make_page(1, ("sub_title", "Eq"), ("equation", big_eq))],
-                         ChunkOptions(chunk_size=30))
+    [only] = chunk_pages(
+        [make_page(1, ("sub_title", "Eq"), ("equation", big_eq))], ChunkOptions(chunk_size=30)
+    )
     assert only.text == "## Eq\n\n" + big_eq  # an oversized atom still takes its heading
 
 
 def test_small_peers_merge_across_pages_with_true_page_numbers() -> None:
-    pages = [make_page(2, ("sub_title", "Notes"), ("text", "One.")),
-             make_page(3, ("text", "Two.")), make_page(7, ("text", "Three."))]
+    pages = [
+        make_page(2, ("sub_title", "Notes"), ("text", "One.")),
+        make_page(3, ("text", "Two.")),
+        make_page(7, ("text", "Three.")),
+    ]
     [chunk] = chunk_pages(pages)
     assert chunk.text == "## Notes\n\nOne.\n\nTwo.\n\nThree."
     assert (chunk.page_start, chunk.page_end) == (2, 7)
@@ -342,8 +385,14 @@ def test_overlap_from_the_previous_page_is_cited() -> None:
 
 
 def test_overlap_never_takes_tables_or_crosses_headings() -> None:
-    page = make_page(1, ("text", sentences(5)), ("table", table_html(40)),
-                     ("text", sentences(5, 50)), ("sub_title", "Next"), ("text", sentences(5)))
+    page = make_page(
+        1,
+        ("text", sentences(5)),
+        ("table", table_html(40)),
+        ("text", sentences(5, 50)),
+        ("sub_title", "Next"),
+        ("text", sentences(5)),
+    )
     chunks = chunk_pages([page], ChunkOptions(chunk_size=100, chunk_overlap=20))
     for prev, nxt in itertools.pairwise(chunks):
         assert nxt.text.count("<table>") == nxt.text.count("</table>")
@@ -367,8 +416,11 @@ def test_tail_text_is_a_clean_suffix() -> None:
 
 
 def test_pages_mode_one_chunk_per_page_however_long() -> None:
-    pages = [make_page(1, ("title", "T"), ("text", sentences(80))),
-             make_page(2, ("text", "Short.")), make_page(4)]
+    pages = [
+        make_page(1, ("title", "T"), ("text", sentences(80))),
+        make_page(2, ("text", "Short.")),
+        make_page(4),
+    ]
     chunks = chunk_pages(pages, ChunkOptions(chunk_size=20, mode="pages"))
     assert [(c.page_start, c.page_end) for c in chunks] == [(1, 1), (2, 2), (4, 4)]
     assert chunks[0].text == to_markdown(pages[0].blocks) and tokens(chunks[0]) > 20
@@ -384,11 +436,17 @@ def test_document_mode_one_chunk() -> None:
 
 @pytest.mark.parametrize("mode", ["chunks", "pages", "document"])
 def test_failed_page_still_yields_a_chunk(mode: str) -> None:
-    pages = [make_page(1, ("text", "Before.")), make_page(2, status="failed"),
-             make_page(3, ("text", "After."))]
+    pages = [
+        make_page(1, ("text", "Before.")),
+        make_page(2, status="failed"),
+        make_page(3, ("text", "After.")),
+    ]
     chunks = chunk_pages(pages, ChunkOptions(mode=mode))  # type: ignore[arg-type]
     assert [(c.text, c.page_start, c.page_end, c.labels) for c in chunks] == [
-        ("Before.", 1, 1, ("text",)), ("", 2, 2, ()), ("After.", 3, 3, ("text",))]
+        ("Before.", 1, 1, ("text",)),
+        ("", 2, 2, ()),
+        ("After.", 3, 3, ("text",)),
+    ]
     check_basics(chunks)
 
 
@@ -402,8 +460,10 @@ def test_failed_page_flushes_the_pending_chunk_when_streaming() -> None:
 
 @pytest.mark.parametrize("mode", ["chunks", "pages", "document"])
 def test_loop_cut_page_ends_with_the_note(mode: str) -> None:
-    pages = [make_page(1, ("text", "Looping text."), status="truncated", loop_cut=True),
-             make_page(2, ("text", "Next page."))]
+    pages = [
+        make_page(1, ("text", "Looping text."), status="truncated", loop_cut=True),
+        make_page(2, ("text", "Next page.")),
+    ]
     chunks = chunk_pages(pages, ChunkOptions(mode=mode))  # type: ignore[arg-type]
     text = "\n\n".join(c.text for c in chunks)
     assert "Looping text.\n\n" + LOOP_NOTE + "\n\nNext page." in text
@@ -436,9 +496,17 @@ def test_token_counting_is_linear(monkeypatch: pytest.MonkeyPatch) -> None:
         return real(text)
 
     monkeypatch.setattr(chunking, "count_tokens", counting)
-    pages = [make_page(n, ("sub_title", f"S{n}"), ("text", sentences(3)), ("text", sentences(90)),
-                       ("table", table_html(50)), ("equation", "\\[ x \\]"))
-             for n in range(1, 41)]
+    pages = [
+        make_page(
+            n,
+            ("sub_title", f"S{n}"),
+            ("text", sentences(3)),
+            ("text", sentences(90)),
+            ("table", table_html(50)),
+            ("equation", "\\[ x \\]"),
+        )
+        for n in range(1, 41)
+    ]
     total = sum(len(block_markdown(b)) for p in pages for b in p.blocks)
     chunks = chunk_pages(pages, ChunkOptions(chunk_size=100, chunk_overlap=10))
     assert len(chunks) > 200
@@ -446,8 +514,10 @@ def test_token_counting_is_linear(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_same_pages_same_chunks() -> None:
-    pages = [make_page(1, ("title", "T"), ("text", sentences(50)), ("table", table_html(30))),
-             make_page(2, ("text", sentences(20)))]
+    pages = [
+        make_page(1, ("title", "T"), ("text", sentences(50)), ("table", table_html(30))),
+        make_page(2, ("text", sentences(20))),
+    ]
     options = ChunkOptions(chunk_size=70, chunk_overlap=10)
     assert chunk_pages(pages, options) == chunk_pages(pages, options)
 
@@ -459,34 +529,59 @@ WORD = st.text("abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=9)
 
 @st.composite
 def block_specs(draw: st.DrawFn) -> tuple[str, str]:
-    kind = draw(st.sampled_from(["text", "text", "text", "title", "sub_title", "equation",
-                                 "table", "image", "table_caption", "figure_title",
-                                 "table_footnote", "image_caption", "aside"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "text",
+                "text",
+                "text",
+                "title",
+                "sub_title",
+                "equation",
+                "table",
+                "image",
+                "table_caption",
+                "figure_title",
+                "table_footnote",
+                "image_caption",
+                "aside",
+            ]
+        )
+    )
     if kind == "table":
         rows = draw(st.integers(1, 12))
         cols = draw(st.integers(1, 4))
         cell = draw(st.lists(WORD, min_size=rows * cols, max_size=rows * cols))
         td = draw(st.sampled_from(["<td>", "<td>", '<td colspan="2">']))  # spans stay HTML
-        html = "".join("<tr>" + "".join(f"{td}{cell[r * cols + c]}</td>" for c in range(cols))
-                       + "</tr>" for r in range(rows))
+        html = "".join(
+            "<tr>" + "".join(f"{td}{cell[r * cols + c]}</td>" for c in range(cols)) + "</tr>"
+            for r in range(rows)
+        )
         return kind, f"<table>{html}</table>"
     if kind == "image":
         return kind, ""
     if kind in HEADING_LABELS:
         return kind, draw(st.sampled_from(["", "# ", "## ", "### "])) + " ".join(
-            draw(st.lists(WORD, min_size=1, max_size=3)))
+            draw(st.lists(WORD, min_size=1, max_size=3))
+        )
     if kind in CAPTION_LABELS:
         return kind, " ".join(draw(st.lists(WORD, min_size=1, max_size=4)))
     if kind == "equation":
         return kind, "\\[ " + " + ".join(draw(st.lists(WORD, min_size=1, max_size=40))) + " \\]"
     words = draw(st.lists(st.one_of(WORD, WORD.map(lambda w: w * 12)), min_size=1, max_size=80))
-    marks = draw(st.lists(st.sampled_from([" ", " ", " ", ". ", "\n", "。", "! "]),
-                          min_size=len(words), max_size=len(words)))
+    marks = draw(
+        st.lists(
+            st.sampled_from([" ", " ", " ", ". ", "\n", "。", "! "]),
+            min_size=len(words),
+            max_size=len(words),
+        )
+    )
     return kind, "".join(w + m for w, m in zip(words, marks, strict=True)).strip()
 
 
-def expected_needles(page: Page, image_target: Callable[[Page, Block, int], str] | None
-                     ) -> list[str]:
+def expected_needles(
+    page: Page, image_target: Callable[[Page, Block, int], str] | None
+) -> list[str]:
     """What must survive, in order: words of each block, cell texts of tables."""
     needles: list[str] = []
     k = 0
@@ -529,8 +624,13 @@ def oversize_is_atomic(chunk: Chunk, size: int) -> bool:
     fail=st.booleans(),
 )
 def test_property_nothing_lost_sizes_and_spans(
-    specs: list[tuple[str, str]], cuts: list[int], size: int, overlap_share: float,
-    tables: str, links: bool, fail: bool,
+    specs: list[tuple[str, str]],
+    cuts: list[int],
+    size: int,
+    overlap_share: float,
+    tables: str,
+    links: bool,
+    fail: bool,
 ) -> None:
     bounds = sorted({0, len(specs), *[min(c, len(specs)) for c in cuts]})
     spans = enumerate(itertools.pairwise(bounds))
@@ -540,8 +640,7 @@ def test_property_nothing_lost_sizes_and_spans(
         pages = sorted(pages, key=lambda p: p.number)
     overlap = int(size * overlap_share)
     target = (lambda p, b, k: f"img{p.number}x{k}") if links else None
-    options = ChunkOptions(chunk_size=size, chunk_overlap=overlap,
-                           tables=tables)  # type: ignore[arg-type]
+    options = ChunkOptions(chunk_size=size, chunk_overlap=overlap, tables=tables)  # type: ignore[arg-type]
     chunks = chunk_pages(pages, options, image_target=target)
     check_basics(chunks)
     for c in chunks:
@@ -551,8 +650,9 @@ def test_property_nothing_lost_sizes_and_spans(
         if c.text and c.text != LOOP_NOTE:
             assert c.regions
     if overlap == 0:
-        assert_in_order([w for p in pages for w in expected_needles(p, target)],
-                        "".join(c.text for c in chunks))
+        assert_in_order(
+            [w for p in pages for w in expected_needles(p, target)], "".join(c.text for c in chunks)
+        )
     assert chunk_pages(pages, options, image_target=target) == chunks
 
 
@@ -563,14 +663,25 @@ def fixture_page(path: Path, number: int) -> Page:
     raw = path.read_text(encoding="utf-8")
     parsed = parse_page(raw)
     status = "truncated" if parsed.loop is not None else "ok"
-    return Page(number, str(number), 595.0, 842.0, 1190, 1684, parsed.blocks, raw,
-                status, loop_cut=parsed.loop is not None)  # type: ignore[arg-type]
+    return Page(
+        number,
+        str(number),
+        595.0,
+        842.0,
+        1190,
+        1684,
+        parsed.blocks,
+        raw,
+        status,
+        loop_cut=parsed.loop is not None,
+    )  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("size", [48, 160, 2000])
 @pytest.mark.parametrize("tables", ["html", "markdown"])
-def test_real_outputs_keep_tables_whole_with_captions(raw_outputs: Path, size: int,
-                                                      tables: str) -> None:
+def test_real_outputs_keep_tables_whole_with_captions(
+    raw_outputs: Path, size: int, tables: str
+) -> None:
     paths = sorted(raw_outputs.glob("*.txt"))
     assert paths
     pages = [fixture_page(p, 2 * n + 1) for n, p in enumerate(paths)]
@@ -580,10 +691,16 @@ def test_real_outputs_keep_tables_whole_with_captions(raw_outputs: Path, size: i
     text = "\n\n".join(c.text for c in chunks)
     for page in pages:
         assert_in_order(
-            [w for b in page.blocks for w in (re.findall(r"<td>(.*?)</td>", b.text)
-                                              if b.label == "table" else b.text.split())
-             if "<" not in w and ">" not in w and "|" not in w],
-            text)
+            [
+                w
+                for b in page.blocks
+                for w in (
+                    re.findall(r"<td>(.*?)</td>", b.text) if b.label == "table" else b.text.split()
+                )
+                if "<" not in w and ">" not in w and "|" not in w
+            ],
+            text,
+        )
     for c in chunks:
         assert tokens(c) <= size or oversize_is_atomic(c, size), c.text
         assert c.text.count("<table") == c.text.count("</table>")
@@ -601,5 +718,8 @@ def test_real_outputs_keep_tables_whole_with_captions(raw_outputs: Path, size: i
     # The cut loop (fixture 08) is marked where the page ends.
     assert LOOP_NOTE in holder("陈忠实，男").text or LOOP_NOTE in text
     if size >= 2000:
-        assert sum(c.text.count("<table") for c in chunks) == sum(
-            b.text.count("<table") for p in pages for b in p.blocks) or tables == "markdown"
+        assert (
+            sum(c.text.count("<table") for c in chunks)
+            == sum(b.text.count("<table") for p in pages for b in p.blocks)
+            or tables == "markdown"
+        )

@@ -21,23 +21,51 @@ from ocr_loaders.testing import FakeOCRServer, grid_responder, length_responder
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "data" / "sample.pdf"
 CONTRACT_KEYS = {
-    "source", "file_name", "file_path", "doc_hash", "page", "page_label", "page_start",
-    "page_end", "total_pages", "block_types", "heading", "regions", "chunk_index", "ocr_model",
-    "ocr_engine", "vision_tokens", "compression_ratio", "ocr_status",
+    "source",
+    "file_name",
+    "file_path",
+    "doc_hash",
+    "page",
+    "page_label",
+    "page_start",
+    "page_end",
+    "total_pages",
+    "block_types",
+    "heading",
+    "regions",
+    "chunk_index",
+    "ocr_model",
+    "ocr_engine",
+    "vision_tokens",
+    "compression_ratio",
+    "ocr_status",
 }
-STATS_KEYS = {"pages", "pages_ok", "pages_truncated", "pages_failed", "vision_tokens",
-              "output_tokens", "text_tokens", "compression_ratio", "seconds", "engine", "model"}
+STATS_KEYS = {
+    "pages",
+    "pages_ok",
+    "pages_truncated",
+    "pages_failed",
+    "vision_tokens",
+    "output_tokens",
+    "text_tokens",
+    "compression_ratio",
+    "seconds",
+    "engine",
+    "model",
+}
 
 
-def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
-        module: bool = False) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300, module: bool = False
+) -> subprocess.CompletedProcess[str]:
     base = dict(os.environ)
     base.pop("DEEPSEEK_OCR_BASE_URL", None)
     base.update(env or {})
     exe = shutil.which("ocr-loaders")
-    cmd = ([sys.executable, "-m", "ocr_loaders"] if module or exe is None else [exe])
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout,
-                          env=base, check=False)
+    cmd = [sys.executable, "-m", "ocr_loaders"] if module or exe is None else [exe]
+    return subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, timeout=timeout, env=base, check=False
+    )
 
 
 @pytest.fixture
@@ -85,8 +113,18 @@ def test_convert_sample_on_the_local_engine(tmp_path: Path) -> None:
 
 def test_python_dash_m_is_the_same_cli(tmp_path: Path, server: FakeOCRServer) -> None:
     pdf = small_pdf(tmp_path / "two.pdf")
-    done = cli("convert", str(pdf), "-o", str(tmp_path / "o"), "--base-url", server.base_url,
-               "--no-cache", "--json", "--quiet", module=True)
+    done = cli(
+        "convert",
+        str(pdf),
+        "-o",
+        str(tmp_path / "o"),
+        "--base-url",
+        server.base_url,
+        "--no-cache",
+        "--json",
+        "--quiet",
+        module=True,
+    )
     assert done.returncode == 0, done.stderr
     stats = json.loads(done.stdout)
     assert stats["pages"] == 2 and stats["engine"] == "openai"
@@ -96,13 +134,29 @@ def test_python_dash_m_is_the_same_cli(tmp_path: Path, server: FakeOCRServer) ->
 def test_exit_status_one_when_pages_are_truncated(tmp_path: Path) -> None:
     pdf = small_pdf(tmp_path / "loop.pdf", pages=2)
     with FakeOCRServer(length_responder(grid_responder(), requests={0})) as srv:
-        done = cli("convert", str(pdf), "-o", str(tmp_path / "o"), "--base-url", srv.base_url,
-                   "--no-cache", "--concurrency", "1")
+        done = cli(
+            "convert",
+            str(pdf),
+            "-o",
+            str(tmp_path / "o"),
+            "--base-url",
+            srv.base_url,
+            "--no-cache",
+            "--concurrency",
+            "1",
+        )
     # request 0 loops; the client retries it with a tighter guard, which succeeds
     assert done.returncode == 0, done.stderr
     with FakeOCRServer(length_responder(grid_responder(), every=1)) as srv:
-        done = cli("convert", str(pdf), "-o", str(tmp_path / "o2"), "--base-url",
-                   srv.base_url, "--no-cache")
+        done = cli(
+            "convert",
+            str(pdf),
+            "-o",
+            str(tmp_path / "o2"),
+            "--base-url",
+            srv.base_url,
+            "--no-cache",
+        )
     assert done.returncode == 1, done.stderr
     stats = json.loads((tmp_path / "o2" / "loop.stats.json").read_text())
     assert stats["pages_truncated"] == 2
@@ -114,8 +168,16 @@ def test_exit_status_two_for_unreadable_inputs(tmp_path: Path, server: FakeOCRSe
     empty = tmp_path / "empty.pdf"
     empty.write_bytes(b"")
     out = tmp_path / "o"
-    done = cli("convert", str(good), str(empty), "-o", str(out), "--base-url",
-               server.base_url, "--no-cache")
+    done = cli(
+        "convert",
+        str(good),
+        str(empty),
+        "-o",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--no-cache",
+    )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
@@ -145,8 +207,17 @@ def test_same_stem_inputs_do_not_overwrite(tmp_path: Path, server: FakeOCRServer
     small_pdf(tmp_path / "a" / "report.pdf", 1)
     small_pdf(tmp_path / "b" / "report.pdf", 2)
     out = tmp_path / "o"
-    done = cli("convert", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(out),
-               "--base-url", server.base_url, "--no-cache", "-q")
+    done = cli(
+        "convert",
+        str(tmp_path / "a"),
+        str(tmp_path / "b"),
+        "-o",
+        str(out),
+        "--base-url",
+        server.base_url,
+        "--no-cache",
+        "-q",
+    )
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in out.glob("*.md")) == ["report-2.md", "report.md"]
 
@@ -156,9 +227,23 @@ def test_progress_bar_on_a_terminal(tmp_path: Path, server: FakeOCRServer) -> No
     env = dict(os.environ, COLUMNS="120", TERM="xterm")
     env.pop("DEEPSEEK_OCR_BASE_URL", None)
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "ocr_loaders", "convert", str(pdf), "-o",
-                             str(tmp_path / "o"), "--base-url", server.base_url, "--no-cache"],
-                            stdout=slave, stderr=slave, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ocr_loaders",
+            "convert",
+            str(pdf),
+            "-o",
+            str(tmp_path / "o"),
+            "--base-url",
+            server.base_url,
+            "--no-cache",
+        ],
+        stdout=slave,
+        stderr=slave,
+        env=env,
+    )
     os.close(slave)
     chunks: list[bytes] = []
     deadline = time.time() + 120

@@ -26,8 +26,11 @@ from ocr_loaders.testing import FakeOCRServer, OCRReply, OCRRequest, grid_respon
 
 from .conftest import CORPUS
 
-FILES = sorted(p for p in CORPUS.glob("*") if p.suffix.lower() not in (".txt", ".tsv")
-               ) if CORPUS.is_dir() else []
+FILES = (
+    sorted(p for p in CORPUS.glob("*") if p.suffix.lower() not in (".txt", ".tsv"))
+    if CORPUS.is_dir()
+    else []
+)
 LIMIT = 2 * 1024**3
 
 
@@ -71,20 +74,32 @@ def served() -> Iterator[tuple[FakeOCRServer, Darkness]]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
-def test_corpus_file_through_the_cli(path: Path, tmp_path: Path,
-                                     served: tuple[FakeOCRServer, Darkness]) -> None:
+def test_corpus_file_through_the_cli(
+    path: Path, tmp_path: Path, served: tuple[FakeOCRServer, Darkness]
+) -> None:
     server, darkness = served
     match = re.search(r"userpw_([^_.]+)", path.name)
     password = match.group(1) if match else None
-    args = [sys.executable, "-m", "ocr_loaders", "convert", str(path), "-o", str(tmp_path),
-            "--base-url", server.base_url, "--no-cache", "--json", "-q"]
+    args = [
+        sys.executable,
+        "-m",
+        "ocr_loaders",
+        "convert",
+        str(path),
+        "-o",
+        str(tmp_path),
+        "--base-url",
+        server.base_url,
+        "--no-cache",
+        "--json",
+        "-q",
+    ]
     if password:
         args += ["--password", password]
     env = dict(os.environ)
     env.pop("DEEPSEEK_OCR_BASE_URL", None)
     first_seq = server.request_count
-    done = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env,
-                          check=False)
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env, check=False)
     assert "Traceback" not in done.stderr, done.stderr
     assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 < LIMIT
     pages = expected_pages(path, password)

@@ -33,8 +33,9 @@ def make_pdf(path: Path, pages: int = 3) -> Path:
     for i in range(pages):
         page = doc.new_page(width=612, height=792)
         page.insert_text((72, 100), f"Heading {WORDS[i % 6].title()} {i + 1}", fontsize=24)
-        page.insert_text((72, 160), f"The {WORDS[i % 6]} paragraph sits on page {i + 1}.",
-                         fontsize=16)
+        page.insert_text(
+            (72, 160), f"The {WORDS[i % 6]} paragraph sits on page {i + 1}.", fontsize=16
+        )
     doc.save(path)
     return path
 
@@ -52,8 +53,9 @@ def ocr_server() -> Iterator[FakeOCRServer]:
         yield srv
 
 
-def test_one_request_per_page_exactly_as_the_protocol_wants(tmp_path: Path,
-                                                            server: FakeOCRServer) -> None:
+def test_one_request_per_page_exactly_as_the_protocol_wants(
+    tmp_path: Path, server: FakeOCRServer
+) -> None:
     pdf = make_pdf(tmp_path / "three.pdf", pages=3)
     docs = DeepSeekOCRReader(base_url=server.base_url).load_data(pdf)
     assert docs
@@ -65,8 +67,11 @@ def test_one_request_per_page_exactly_as_the_protocol_wants(tmp_path: Path,
         assert rec.prompt == GROUNDING_PROMPT
         assert rec.temperature == 0
         assert rec.skip_special_tokens is False
-        assert rec.vllm_xargs == {"ngram_size": 30, "window_size": 90,
-                                  "whitelist_token_ids": [128821, 128822]}
+        assert rec.vllm_xargs == {
+            "ngram_size": 30,
+            "window_size": 90,
+            "whitelist_token_ids": [128821, 128822],
+        }
         assert (rec.image_width, rec.image_height) == (1224, 1584)  # 144 dpi of US Letter
         assert rec.image_mime == "image/png"
         assert rec.max_tokens is not None
@@ -88,8 +93,7 @@ def test_sglang_dialect_detected(tmp_path: Path) -> None:
 def test_concurrency_reaches_the_server(tmp_path: Path) -> None:
     pdf = make_pdf(tmp_path / "many.pdf", pages=20)
     with FakeOCRServer(grid_responder(), service_time=0.4) as srv:
-        reader = DeepSeekOCRReader(base_url=srv.base_url, concurrency=8, mode="pages",
-                                   dpi=36)
+        reader = DeepSeekOCRReader(base_url=srv.base_url, concurrency=8, mode="pages", dpi=36)
         docs = reader.load_data(pdf)
         assert srv.max_in_flight >= 8
     assert [d.metadata["page_start"] for d in docs] == list(range(1, 21))
@@ -106,8 +110,7 @@ def test_pages_come_out_in_order_while_later_pages_are_in_flight(tmp_path: Path)
         return OCRReply(reply.text, reply.finish_reason, delay=delays[req.seq % 12])
 
     with FakeOCRServer(jittery) as srv:
-        loader = DeepSeekOCRLoader(pdf, base_url=srv.base_url, concurrency=6, mode="pages",
-                                   dpi=36)
+        loader = DeepSeekOCRLoader(pdf, base_url=srv.base_url, concurrency=6, mode="pages", dpi=36)
         first_seen_at_done: list[int] = []
         pages = []
         for doc in loader.lazy_load():
@@ -118,8 +121,7 @@ def test_pages_come_out_in_order_while_later_pages_are_in_flight(tmp_path: Path)
     assert first_seen_at_done[0] < 12  # streamed: the first page arrived before the last
 
 
-def test_text_pages_and_regions_from_real_ocr(tmp_path: Path,
-                                              ocr_server: FakeOCRServer) -> None:
+def test_text_pages_and_regions_from_real_ocr(tmp_path: Path, ocr_server: FakeOCRServer) -> None:
     pdf = make_pdf(tmp_path / "doc.pdf", pages=3)
     reader = DeepSeekOCRReader(base_url=ocr_server.base_url, mode="pages")
     docs = reader.load_data(pdf)
@@ -139,8 +141,9 @@ def test_text_pages_and_regions_from_real_ocr(tmp_path: Path,
         # the heading's box lies around where it was drawn (baseline y=100pt, 24pt type)
         heads = [r for r in regions if r["bbox"][1] < 110]
         assert heads and heads[0]["bbox"][3] > 80
-    selected = DeepSeekOCRReader(base_url=ocr_server.base_url, pages="2-3",
-                                 mode="pages").load_data(pdf)
+    selected = DeepSeekOCRReader(base_url=ocr_server.base_url, pages="2-3", mode="pages").load_data(
+        pdf
+    )
     assert [d.metadata["page_start"] for d in selected] == [2, 3]
     assert "bravo" in selected[0].text.lower() and "charlie" in selected[1].text.lower()
     assert [d.metadata["page_label"] for d in selected] == ["2", "3"]
@@ -153,8 +156,9 @@ def _text_image(text: str, size: tuple[int, int] = (900, 300)) -> Image.Image:
     return img
 
 
-def test_multipage_tiff_and_png_through_both_adapters(tmp_path: Path,
-                                                      ocr_server: FakeOCRServer) -> None:
+def test_multipage_tiff_and_png_through_both_adapters(
+    tmp_path: Path, ocr_server: FakeOCRServer
+) -> None:
     frames = [_text_image("First frame hello"), _text_image("Second frame world")]
     tiff = tmp_path / "scan.tif"
     frames[0].save(tiff, save_all=True, append_images=frames[1:])
@@ -166,7 +170,10 @@ def test_multipage_tiff_and_png_through_both_adapters(tmp_path: Path,
         metas = [d.metadata for d in docs]
         texts = [(d.text if hasattr(d, "text") else d.page_content).lower() for d in docs]
         assert [(m["file_name"], m["page_start"]) for m in metas] == [
-            ("scan.tif", 1), ("scan.tif", 2), ("note.png", 1)]
+            ("scan.tif", 1),
+            ("scan.tif", 2),
+            ("note.png", 1),
+        ]
         assert "hello" in texts[0] and "world" in texts[1] and "picture" in texts[2]
         for m in metas:
             for region in json.loads(m["regions"]):  # image pixels for images
@@ -174,8 +181,9 @@ def test_multipage_tiff_and_png_through_both_adapters(tmp_path: Path,
                 assert 0 <= x0 <= x1 <= 900 and 0 <= y0 <= y1 <= 300
 
 
-def test_llamaindex_directory_reader_and_vector_index(tmp_path: Path,
-                                                      server: FakeOCRServer) -> None:
+def test_llamaindex_directory_reader_and_vector_index(
+    tmp_path: Path, server: FakeOCRServer
+) -> None:
     from llama_index.core import Settings, SimpleDirectoryReader, VectorStoreIndex
     from llama_index.core.embeddings import MockEmbedding
 
@@ -210,8 +218,7 @@ def test_llamaindex_directory_reader_and_vector_index(tmp_path: Path,
         assert json.loads(meta["regions"])
 
 
-def test_langchain_vector_store_and_flat_metadata(tmp_path: Path,
-                                                  server: FakeOCRServer) -> None:
+def test_langchain_vector_store_and_flat_metadata(tmp_path: Path, server: FakeOCRServer) -> None:
     from langchain_community.vectorstores.utils import filter_complex_metadata
     from langchain_core.embeddings import DeterministicFakeEmbedding
     from langchain_core.vectorstores import InMemoryVectorStore
@@ -239,9 +246,11 @@ def test_blob_parser_with_generic_loader(tmp_path: Path, server: FakeOCRServer) 
     from ocr_loaders import DeepSeekOCRParser
 
     make_pdf(tmp_path / "x.pdf", pages=2)
-    loader = GenericLoader.from_filesystem(str(tmp_path), glob="*.pdf",
-                                           parser=DeepSeekOCRParser(base_url=server.base_url,
-                                                                    mode="pages"))
+    loader = GenericLoader.from_filesystem(
+        str(tmp_path),
+        glob="*.pdf",
+        parser=DeepSeekOCRParser(base_url=server.base_url, mode="pages"),
+    )
     docs = loader.load()
     assert [d.metadata["page_start"] for d in docs] == [1, 2]
     assert docs[0].metadata["file_name"] == "x.pdf"
@@ -271,14 +280,14 @@ def test_stats_match_formula_and_add_up(tmp_path: Path, server: FakeOCRServer) -
     assert stats.pages == 4 == stats.pages_ok + stats.pages_truncated + stats.pages_failed
     assert stats.output_tokens == sum(r.completion_tokens for r in chats)
     assert stats.text_tokens == sum(d.metadata["text_tokens"] for d in docs)
-    assert stats.compression_ratio == pytest.approx(stats.text_tokens / stats.vision_tokens,
-                                                    abs=1e-3)
+    assert stats.compression_ratio == pytest.approx(
+        stats.text_tokens / stats.vision_tokens, abs=1e-3
+    )
     json.dumps(stats.as_dict())  # JSON-serialisable
     assert len(reader.last_documents) == 1 and reader.last_documents[0].pages == 4
 
 
-def test_sync_load_inside_a_running_event_loop(tmp_path: Path,
-                                               server: FakeOCRServer) -> None:
+def test_sync_load_inside_a_running_event_loop(tmp_path: Path, server: FakeOCRServer) -> None:
     pdf = make_pdf(tmp_path / "nb.pdf", pages=2)
 
     async def notebook_cell() -> int:
@@ -315,8 +324,7 @@ def test_async_methods_run_on_the_callers_loop(tmp_path: Path, server: FakeOCRSe
         spy = Spy()
         docs = await DeepSeekOCRReader(engine=spy, mode="pages").aload_data(pdf)
         assert len(docs) == 3
-        lazy = [d async for d in DeepSeekOCRReader(engine=spy, mode="pages")
-                .alazy_load_data(pdf)]
+        lazy = [d async for d in DeepSeekOCRReader(engine=spy, mode="pages").alazy_load_data(pdf)]
         assert len(lazy) == 3
         lc = [d async for d in DeepSeekOCRLoader(pdf, engine=spy, mode="pages").alazy_load()]
         assert len(lc) == 3

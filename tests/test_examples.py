@@ -27,8 +27,15 @@ def run(args: list[str], base_url: str | None, cwd: Path) -> subprocess.Complete
     env.pop("DEEPSEEK_OCR_BASE_URL", None)
     if base_url:
         env["DEEPSEEK_OCR_BASE_URL"] = base_url
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_sample_is_what_the_script_builds(tmp_path: Path) -> None:
@@ -58,8 +65,9 @@ def test_build_index_example(server: FakeOCRServer, tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "sample.pdf").write_bytes((EXAMPLES / "data" / "sample.pdf").read_bytes())
     storage = tmp_path / "storage"
-    done = run([str(EXAMPLES / "build_index.py"), str(folder), str(storage)], server.base_url,
-               tmp_path)
+    done = run(
+        [str(EXAMPLES / "build_index.py"), str(folder), str(storage)], server.base_url, tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert "from 3 pages" in done.stdout
     assert (storage / "docstore.json").is_file()
@@ -67,13 +75,15 @@ def test_build_index_example(server: FakeOCRServer, tmp_path: Path) -> None:
 
 def test_serving_scripts_carry_the_recipe_flags() -> None:
     vllm = (EXAMPLES / "serve_vllm.sh").read_text()
-    for flag in ("--logits_processors",
-                 "vllm.model_executor.models.deepseek_ocr:NGramPerReqLogitsProcessor",
-                 "--no-enable-prefix-caching", "--mm-processor-cache-gb 0"):
+    for flag in (
+        "--logits_processors",
+        "vllm.model_executor.models.deepseek_ocr:NGramPerReqLogitsProcessor",
+        "--no-enable-prefix-caching",
+        "--mm-processor-cache-gb 0",
+    ):
         assert flag in vllm
     sglang = (EXAMPLES / "serve_sglang.sh").read_text()
     for flag in ("--enable-multimodal", "--enable-custom-logit-processor", "--model-path"):
         assert flag in sglang
     for script in ("serve_vllm.sh", "serve_sglang.sh"):
-        assert subprocess.run(["bash", "-n", str(EXAMPLES / script)], check=False
-                              ).returncode == 0
+        assert subprocess.run(["bash", "-n", str(EXAMPLES / script)], check=False).returncode == 0

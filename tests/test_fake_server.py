@@ -43,8 +43,10 @@ MODEL = "deepseek-ai/DeepSeek-OCR"
 HTTP = httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0))
 """One client for the whole module (creating one per call is slow); no pooled connections, so
 a stopped server never leaves a stale one behind."""
-GROUNDED = ("<|ref|>title<|/ref|><|det|>[[10, 20, 900, 80]]<|/det|>\n# Hello\n\n"
-            "<|ref|>text<|/ref|><|det|>[[10, 100, 900, 300]]<|/det|>\nSome body text.\n")
+GROUNDED = (
+    "<|ref|>title<|/ref|><|det|>[[10, 20, 900, 80]]<|/det|>\n# Hello\n\n"
+    "<|ref|>text<|/ref|><|det|>[[10, 100, 900, 300]]<|/det|>\nSome body text.\n"
+)
 
 
 @functools.lru_cache(maxsize=32)
@@ -55,14 +57,28 @@ def image(width: int, height: int, fmt: str = "PNG") -> bytes:
     return buf.getvalue()
 
 
-def body(img: bytes | None = None, *, mime: str = "image/png", text: str = PROMPT,
-         url: str | None = None, **extra: Any) -> dict[str, Any]:
+def body(
+    img: bytes | None = None,
+    *,
+    mime: str = "image/png",
+    text: str = PROMPT,
+    url: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     url = url or data_url(img if img is not None else image(1190, 1684), mime)
-    return {"model": MODEL,
-            "messages": [{"role": "user", "content": [
-                {"type": "image_url", "image_url": {"url": url}},
-                {"type": "text", "text": text}]}],
-            **extra}
+    return {
+        "model": MODEL,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": url}},
+                    {"type": "text", "text": text},
+                ],
+            }
+        ],
+        **extra,
+    }
 
 
 def post(server: FakeOCRServer, payload: Any, **kw: Any) -> httpx.Response:
@@ -118,20 +134,26 @@ def test_sniff_lossless_and_extended_webp() -> None:
 # --- the happy path and usage ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("model", "w", "h", "fmt"), [
-    ("deepseek-ai/DeepSeek-OCR", 1190, 1684, "PNG"),
-    ("deepseek-ai/DeepSeek-OCR", 700, 700, "JPEG"),
-    ("deepseek-ai/DeepSeek-OCR", 1684, 1190, "WEBP"),
-    ("deepseek-ai/DeepSeek-OCR", 500, 400, "PNG"),
-    ("deepseek-ai/DeepSeek-OCR-2", 1190, 1684, "PNG"),
-    ("deepseek-ai/DeepSeek-OCR-2", 700, 700, "JPEG"),
-])
+@pytest.mark.parametrize(
+    ("model", "w", "h", "fmt"),
+    [
+        ("deepseek-ai/DeepSeek-OCR", 1190, 1684, "PNG"),
+        ("deepseek-ai/DeepSeek-OCR", 700, 700, "JPEG"),
+        ("deepseek-ai/DeepSeek-OCR", 1684, 1190, "WEBP"),
+        ("deepseek-ai/DeepSeek-OCR", 500, 400, "PNG"),
+        ("deepseek-ai/DeepSeek-OCR-2", 1190, 1684, "PNG"),
+        ("deepseek-ai/DeepSeek-OCR-2", 700, 700, "JPEG"),
+    ],
+)
 def test_usage_follows_the_vision_token_formula(model: str, w: int, h: int, fmt: str) -> None:
     with FakeOCRServer(static_responder(GROUNDED), models=(model,)) as s:
         r = client(s).chat.completions.create(
-            model=model, max_tokens=500, temperature=0,
+            model=model,
+            max_tokens=500,
+            temperature=0,
             messages=body(image(w, h, fmt), mime=f"image/{fmt.lower()}")["messages"],
-            extra_body={"skip_special_tokens": False})
+            extra_body={"skip_special_tokens": False},
+        )
     assert r.usage is not None
     expected = 1 + count_tokens(PROMPT) + vision_tokens(w, h, model)
     assert r.usage.prompt_tokens == expected == expected_prompt_tokens(w, h, PROMPT, model)
@@ -152,17 +174,30 @@ def test_a4_page_costs_903_vision_tokens(server: FakeOCRServer) -> None:
 
 def test_record_holds_request_details(server: FakeOCRServer) -> None:
     png = image(640, 480)
-    r = post(server, body(png, max_tokens=64, temperature=0.0,
-                          vllm_xargs={"ngram_size": 30, "window_size": 90,
-                                      "whitelist_token_ids": [128821, 128822]}))
+    r = post(
+        server,
+        body(
+            png,
+            max_tokens=64,
+            temperature=0.0,
+            vllm_xargs={
+                "ngram_size": 30,
+                "window_size": 90,
+                "whitelist_token_ids": [128821, 128822],
+            },
+        ),
+    )
     assert r.status_code == 200
     (rec,) = server.requests
     assert rec.seq == 0 and rec.status == 200 and rec.fault == "ok"
     assert rec.path == "/v1/chat/completions" and rec.headers["content-type"] == "application/json"
     assert rec.image_bytes == len(png) and rec.declared_mime == "image/png"
     assert rec.max_tokens == rec.effective_max_tokens == 64
-    assert rec.vllm_xargs == {"ngram_size": 30, "window_size": 90,
-                              "whitelist_token_ids": [128821, 128822]}
+    assert rec.vllm_xargs == {
+        "ngram_size": 30,
+        "window_size": 90,
+        "whitelist_token_ids": [128821, 128822],
+    }
     assert rec.body is not None
     url = rec.body["messages"][0]["content"][0]["image_url"]["url"]
     assert url.startswith("data:image/png;base64,<") and len(url) < 100  # elided in the record
@@ -211,12 +246,14 @@ def test_default_grid_responder_is_deterministic_and_grounded() -> None:
 
 def test_fixture_responder_cycles_and_maps() -> None:
     with FakeOCRServer(fixture_responder(["a", "b"])) as s:
-        got = [post(s, body(max_tokens=5)).json()["choices"][0]["message"]["content"]
-               for _ in range(3)]
+        got = [
+            post(s, body(max_tokens=5)).json()["choices"][0]["message"]["content"] for _ in range(3)
+        ]
     assert got == ["a", "b", "a"]
     with FakeOCRServer(fixture_responder({1: "one"}, default="other")) as s:
-        got = [post(s, body(max_tokens=5)).json()["choices"][0]["message"]["content"]
-               for _ in range(2)]
+        got = [
+            post(s, body(max_tokens=5)).json()["choices"][0]["message"]["content"] for _ in range(2)
+        ]
     assert got == ["other", "one"]
 
 
@@ -237,10 +274,12 @@ def test_tags_are_stripped_unless_skip_special_tokens_is_false(server: FakeOCRSe
     c = client(server)
     msgs = body()["messages"]
     default = c.chat.completions.create(model=MODEL, messages=msgs, max_tokens=200)
-    explicit = c.chat.completions.create(model=MODEL, messages=msgs, max_tokens=200,
-                                         extra_body={"skip_special_tokens": True})
-    kept = c.chat.completions.create(model=MODEL, messages=msgs, max_tokens=200,
-                                     extra_body={"skip_special_tokens": False})
+    explicit = c.chat.completions.create(
+        model=MODEL, messages=msgs, max_tokens=200, extra_body={"skip_special_tokens": True}
+    )
+    kept = c.chat.completions.create(
+        model=MODEL, messages=msgs, max_tokens=200, extra_body={"skip_special_tokens": False}
+    )
     stripped = strip_special_tokens(GROUNDED)
     assert stripped.startswith("title[[10, 20, 900, 80]]\n# Hello")  # labels and boxes stay
     assert default.choices[0].message.content == stripped
@@ -280,8 +319,13 @@ def test_end_of_sentence_text_ends_the_answer() -> None:
 
 def test_streaming(server: FakeOCRServer) -> None:
     stream = client(server).chat.completions.create(
-        model=MODEL, messages=body()["messages"], max_tokens=500, stream=True,
-        stream_options={"include_usage": True}, extra_body={"skip_special_tokens": False})
+        model=MODEL,
+        messages=body()["messages"],
+        max_tokens=500,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_body={"skip_special_tokens": False},
+    )
     text, finish, usage = "", None, None
     for chunk in stream:
         if chunk.choices:
@@ -299,8 +343,14 @@ def test_streaming(server: FakeOCRServer) -> None:
 def test_unknown_model_is_vllms_404(server: FakeOCRServer) -> None:
     r = post(server, {**body(max_tokens=10), "model": "gpt-4o"})
     assert r.status_code == 404
-    assert r.json() == {"error": {"message": "The model `gpt-4o` does not exist.",
-                                  "type": "NotFoundError", "param": "model", "code": 404}}
+    assert r.json() == {
+        "error": {
+            "message": "The model `gpt-4o` does not exist.",
+            "type": "NotFoundError",
+            "param": "model",
+            "code": 404,
+        }
+    }
     with pytest.raises(openai.NotFoundError):
         client(server).chat.completions.create(model="gpt-4o", messages=body()["messages"])
 
@@ -312,14 +362,20 @@ def test_context_overflow_is_vllms_400(server: FakeOCRServer) -> None:
     too_much = 8192 - prompt_tokens + 1
     r = post(server, body(max_tokens=too_much))
     assert r.status_code == 400
-    assert r.json() == {"error": {
-        "message": f"'max_tokens' or 'max_completion_tokens' is too large: {too_much}. This "
-                   f"model's maximum context length is 8192 tokens and your request has "
-                   f"{prompt_tokens} input tokens ({too_much} > 8192 - {prompt_tokens}).",
-        "type": "BadRequestError", "param": "max_tokens", "code": 400}}
+    assert r.json() == {
+        "error": {
+            "message": f"'max_tokens' or 'max_completion_tokens' is too large: {too_much}. This "
+            f"model's maximum context length is 8192 tokens and your request has "
+            f"{prompt_tokens} input tokens ({too_much} > 8192 - {prompt_tokens}).",
+            "type": "BadRequestError",
+            "param": "max_tokens",
+            "code": 400,
+        }
+    }
     with pytest.raises(openai.BadRequestError, match="maximum context length"):
-        client(server).chat.completions.create(model=MODEL, messages=body()["messages"],
-                                               max_tokens=8192)
+        client(server).chat.completions.create(
+            model=MODEL, messages=body()["messages"], max_tokens=8192
+        )
 
 
 def test_prompt_longer_than_context() -> None:
@@ -329,7 +385,8 @@ def test_prompt_longer_than_context() -> None:
     assert r.json()["error"]["message"] == (
         f"This model's maximum context length is 500 tokens. However, your request has "
         f"{1 + count_tokens(PROMPT) + 903} input tokens. Please reduce the length of the "
-        "input messages.")
+        "input messages."
+    )
 
 
 def test_max_completion_tokens_counts_too(server: FakeOCRServer) -> None:
@@ -337,38 +394,72 @@ def test_max_completion_tokens_counts_too(server: FakeOCRServer) -> None:
     assert r.status_code == 400 and "is too large: 9000" in r.json()["error"]["message"]
 
 
-@pytest.mark.parametrize(("payload", "status", "fragment"), [
-    (body(url="data:image/png;base64,!!!notbase64!!!"), 400, "Invalid base64"),
-    (body(url="data:image/png," + "A" * 300), 501, "Only base64 data URLs"),
-    (body(url="https://example.com/page.png"), 400, "only accepts data: URLs"),
-    (body(url=data_url(b"hello world, not a picture")), 400, "cannot identify image"),
-    (body(url=data_url(image(300, 200)[:400])), 400, "truncated PNG"),
-    (body(url=data_url(image(300, 200), "text/plain")), 400, "image media type"),
-    ({"model": MODEL, "messages": [{"role": "user", "content": PROMPT}]}, 400, "image_url"),
-    ({"model": MODEL, "messages": [{"role": "user", "content": [
-        {"type": "text", "text": PROMPT}]}]}, 400, "no image_url part"),
-    ({"model": MODEL, "messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": data_url(image(20, 20))}},
-        {"type": "image_url", "image_url": {"url": data_url(image(20, 20))}}]}]},
-     400, "At most 1 image"),
-    ({"model": MODEL, "messages": []}, 400, "messages"),
-    ({"model": MODEL}, 400, "messages"),
-    ({**body(), "messages": [{"role": "system", "content": "x"}, *body()["messages"]]}, 400,
-     "exactly one user message"),
-    (body(max_tokens="10"), 400, "max_tokens"),
-    (body(max_tokens=0), 400, "max_tokens must be at least 1, got 0."),
-    (body(temperature=-1), 400, "temperature must be non-negative"),
-    (body(vllm_xargs={"ngram_size": "30"}), 400,
-     "`ngram_size` has to be a strictly positive integer, got 30."),
-    (body(vllm_xargs={"ngram_size": 30, "window_size": 0}), 400,
-     "`window_size` has to be a strictly positive integer, got 0."),
-    (body(vllm_xargs={"whitelist_token_ids": ["128821"]}), 400,
-     "`whitelist_token_ids` has to be a sequence of integers"),
-    (body(vllm_xargs={"nested": {"a": 1}}), 400, "vllm_xargs.nested"),
-    (body(vllm_xargs=[1, 2]), 400, "vllm_xargs"),
-])
-def test_bad_requests(server: FakeOCRServer, payload: dict[str, Any], status: int,
-                      fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("payload", "status", "fragment"),
+    [
+        (body(url="data:image/png;base64,!!!notbase64!!!"), 400, "Invalid base64"),
+        (body(url="data:image/png," + "A" * 300), 501, "Only base64 data URLs"),
+        (body(url="https://example.com/page.png"), 400, "only accepts data: URLs"),
+        (body(url=data_url(b"hello world, not a picture")), 400, "cannot identify image"),
+        (body(url=data_url(image(300, 200)[:400])), 400, "truncated PNG"),
+        (body(url=data_url(image(300, 200), "text/plain")), 400, "image media type"),
+        ({"model": MODEL, "messages": [{"role": "user", "content": PROMPT}]}, 400, "image_url"),
+        (
+            {
+                "model": MODEL,
+                "messages": [{"role": "user", "content": [{"type": "text", "text": PROMPT}]}],
+            },
+            400,
+            "no image_url part",
+        ),
+        (
+            {
+                "model": MODEL,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "image_url", "image_url": {"url": data_url(image(20, 20))}},
+                            {"type": "image_url", "image_url": {"url": data_url(image(20, 20))}},
+                        ],
+                    }
+                ],
+            },
+            400,
+            "At most 1 image",
+        ),
+        ({"model": MODEL, "messages": []}, 400, "messages"),
+        ({"model": MODEL}, 400, "messages"),
+        (
+            {**body(), "messages": [{"role": "system", "content": "x"}, *body()["messages"]]},
+            400,
+            "exactly one user message",
+        ),
+        (body(max_tokens="10"), 400, "max_tokens"),
+        (body(max_tokens=0), 400, "max_tokens must be at least 1, got 0."),
+        (body(temperature=-1), 400, "temperature must be non-negative"),
+        (
+            body(vllm_xargs={"ngram_size": "30"}),
+            400,
+            "`ngram_size` has to be a strictly positive integer, got 30.",
+        ),
+        (
+            body(vllm_xargs={"ngram_size": 30, "window_size": 0}),
+            400,
+            "`window_size` has to be a strictly positive integer, got 0.",
+        ),
+        (
+            body(vllm_xargs={"whitelist_token_ids": ["128821"]}),
+            400,
+            "`whitelist_token_ids` has to be a sequence of integers",
+        ),
+        (body(vllm_xargs={"nested": {"a": 1}}), 400, "vllm_xargs.nested"),
+        (body(vllm_xargs=[1, 2]), 400, "vllm_xargs"),
+    ],
+)
+def test_bad_requests(
+    server: FakeOCRServer, payload: dict[str, Any], status: int, fragment: str
+) -> None:
     r = post(server, payload)
     assert r.status_code == status, r.text
     err = r.json()["error"]
@@ -407,10 +498,14 @@ def test_api_key() -> None:
 
 def test_sglang_accepts_any_model_and_records_image_tag(sglang: FakeOCRServer) -> None:
     r = client(sglang).chat.completions.create(
-        model="whatever", max_tokens=100,
+        model="whatever",
+        max_tokens=100,
         messages=body(text="<image>\n" + PROMPT)["messages"],
-        extra_body={"skip_special_tokens": False,
-                    "custom_params": {"ngram_size": 30, "window_size": 90}})
+        extra_body={
+            "skip_special_tokens": False,
+            "custom_params": {"ngram_size": 30, "window_size": 90},
+        },
+    )
     assert r.model == "whatever" and r.choices[0].message.content == GROUNDED
     assert r.usage is not None
     assert r.usage.prompt_tokens == expected_prompt_tokens(1190, 1684, PROMPT)  # tag not counted
@@ -429,15 +524,19 @@ def test_sglang_context_error_is_flat_and_off_by_one(sglang: FakeOCRServer) -> N
     assert r.json() == {
         "object": "error",
         "message": "Requested token count exceeds the model's maximum context length of 8192 "
-                   f"tokens. You requested a total of 8192 tokens: {prompt_tokens} tokens from "
-                   f"the input messages and {at_limit} tokens for the completion. Please reduce "
-                   "the number of tokens in the input messages or the completion to fit within "
-                   "the limit.",
-        "type": "BadRequestError", "param": None, "code": 400}
+        f"tokens. You requested a total of 8192 tokens: {prompt_tokens} tokens from "
+        f"the input messages and {at_limit} tokens for the completion. Please reduce "
+        "the number of tokens in the input messages or the completion to fit within "
+        "the limit.",
+        "type": "BadRequestError",
+        "param": None,
+        "code": 400,
+    }
     assert post(sglang, body(max_tokens=at_limit - 1)).status_code == 200
     with pytest.raises(openai.BadRequestError, match="Requested token count exceeds"):
-        client(sglang).chat.completions.create(model=MODEL, messages=body()["messages"],
-                                               max_tokens=8000)
+        client(sglang).chat.completions.create(
+            model=MODEL, messages=body()["messages"], max_tokens=8000
+        )
 
 
 def test_sglang_requires_json_content_type(sglang: FakeOCRServer) -> None:
@@ -463,8 +562,14 @@ def test_flavor_detection_routes() -> None:
         assert vm["data"][0]["max_model_len"] == sm["data"][0]["max_model_len"] == 8192
         assert HTTP.get(f"{v.url}/version").json() == {"version": "0.11.2"}
         assert HTTP.get(f"{s.url}/version").status_code == 404
-        for path in ("/get_model_info", "/model_info", "/get_server_info", "/server_info",
-                     "/health_generate", "/get_load"):
+        for path in (
+            "/get_model_info",
+            "/model_info",
+            "/get_server_info",
+            "/server_info",
+            "/health_generate",
+            "/get_load",
+        ):
             assert HTTP.get(f"{s.url}{path}").status_code == 200, path
             assert HTTP.get(f"{v.url}{path}").status_code == 404, path
         info = HTTP.get(f"{s.url}/get_model_info").json()
@@ -539,8 +644,9 @@ def test_openai_client_retries_through_scripted_faults() -> None:
 
 
 def test_hang_then_answer() -> None:
-    with FakeOCRServer(static_responder("x"), faults=FaultPlan(script=["hang"],
-                                                              hang_seconds=0.6)) as s:
+    with FakeOCRServer(
+        static_responder("x"), faults=FaultPlan(script=["hang"], hang_seconds=0.6)
+    ) as s:
         with pytest.raises(httpx.ReadTimeout):
             HTTP.post(f"{s.base_url}/chat/completions", json=body(max_tokens=5), timeout=0.2)
         t0 = time.monotonic()
@@ -591,13 +697,22 @@ def test_fault_plan_validation() -> None:
 @pytest.mark.parametrize("n", [16, 100])
 def test_parallel_requests_are_served_together(n: int) -> None:
     limits = httpx.Limits(max_connections=n + 10)
-    with FakeOCRServer(static_responder("x"), service_time=0.5) as s, \
-            httpx.Client(timeout=10, limits=limits) as c:
+    with (
+        FakeOCRServer(static_responder("x"), service_time=0.5) as s,
+        httpx.Client(timeout=10, limits=limits) as c,
+    ):
         t0 = time.monotonic()
         with ThreadPoolExecutor(n) as pool:
-            codes = list(pool.map(
-                lambda _: c.post(f"{s.base_url}/chat/completions",
-                                 json=body(max_tokens=5)).status_code, range(n)))
+            codes = list(
+                pool.map(
+                    lambda _: (
+                        c.post(
+                            f"{s.base_url}/chat/completions", json=body(max_tokens=5)
+                        ).status_code
+                    ),
+                    range(n),
+                )
+            )
         elapsed = time.monotonic() - t0
     assert codes == [200] * n
     assert s.max_in_flight >= n
@@ -617,8 +732,10 @@ def test_capacity_slots_bound_service_and_throughput() -> None:
     ideal = n / slots * service  # 1.2 s at N/S = 15 req/s
     assert ideal * 0.95 <= elapsed <= ideal * 1.8
     # never more than `slots` requests in service at once, judged from the records
-    events = sorted([(r.service_started, 1) for r in records if r.service_started] +
-                    [(r.service_ended, -1) for r in records if r.service_ended])
+    events = sorted(
+        [(r.service_started, 1) for r in records if r.service_started]
+        + [(r.service_ended, -1) for r in records if r.service_ended]
+    )
     busy = peak = 0
     for _t, step in events:
         busy += step
@@ -699,8 +816,10 @@ def test_stop_and_restart_on_the_same_port() -> None:
 
 
 def test_idle_connections_are_closed_like_uvicorn() -> None:
-    with FakeOCRServer(keep_alive_timeout=0.3) as s, \
-            socket.create_connection(("127.0.0.1", s.port)) as sock:
+    with (
+        FakeOCRServer(keep_alive_timeout=0.3) as s,
+        socket.create_connection(("127.0.0.1", s.port)) as sock,
+    ):
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(4096).startswith(b"HTTP/1.1 200 OK")
         sock.settimeout(2)
@@ -731,9 +850,25 @@ def test_command_line() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ocr_loaders.testing", "--port", str(port), "--flavor", "sglang",
-         "--responder", "static:hi", "--slots", "2", "--fault-script", "500,ok"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        [
+            sys.executable,
+            "-m",
+            "ocr_loaders.testing",
+            "--port",
+            str(port),
+            "--flavor",
+            "sglang",
+            "--responder",
+            "static:hi",
+            "--slots",
+            "2",
+            "--fault-script",
+            "500,ok",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()

@@ -69,7 +69,8 @@ def test_every_fixture_parses_losslessly(raw_outputs: Path) -> None:
         assert kept >= len(well_formed), path.name
         # every <table lands in a table block
         assert raw.lower().count("<table") == sum(
-            b.text.lower().count("<table") for b in blocks if b.label == "table"), path.name
+            b.text.lower().count("<table") for b in blocks if b.label == "table"
+        ), path.name
 
 
 def test_multibox_blocks_keep_all_boxes(raw_outputs: Path) -> None:
@@ -93,8 +94,9 @@ def test_expected_markdown_words_in_order(raw_outputs: Path) -> None:
 
 
 def test_table_trap_caption_before_html(raw_outputs: Path) -> None:
-    raw = (raw_outputs / "06_ocr1-vllm-gundam_zh-table_caption-before-html_footnote.txt"
-           ).read_text()
+    raw = (
+        raw_outputs / "06_ocr1-vllm-gundam_zh-table_caption-before-html_footnote.txt"
+    ).read_text()
     blocks = parse_grounded(raw)
     labels = [b.label for b in blocks]
     assert labels[-3:] == ["table_caption", "table", "table_footnote"]
@@ -147,8 +149,10 @@ def test_no_false_loop_on_real_pages(raw_outputs: Path) -> None:
 
 
 def test_content_runs_to_next_tag_and_unknown_labels_kept() -> None:
-    raw = ("<|ref|>title<|/ref|><|det|>[[1, 2, 3, 4]]<|/det|>\n# Hello\n\n"
-           "<|ref|>text of text<|/ref|><|det|>[[5, 6, 7, 8]]<|/det|>\nBody line 1\nline 2\n")
+    raw = (
+        "<|ref|>title<|/ref|><|det|>[[1, 2, 3, 4]]<|/det|>\n# Hello\n\n"
+        "<|ref|>text of text<|/ref|><|det|>[[5, 6, 7, 8]]<|/det|>\nBody line 1\nline 2\n"
+    )
     blocks = parse_grounded(raw)
     assert [(b.label, b.boxes, b.text) for b in blocks] == [
         ("title", ((1, 2, 3, 4),), "# Hello"),
@@ -157,12 +161,17 @@ def test_content_runs_to_next_tag_and_unknown_labels_kept() -> None:
 
 
 def test_untagged_text_before_and_between_blocks_kept() -> None:
-    raw = ("Preamble words\n<|ref|>image<|/ref|><|det|>[[0, 0, 10, 10]]<|/det|>\n"
-           "stray after image\n<|ref|>text<|/ref|><|det|>[[1, 1, 2, 2]]<|/det|>\nbody")
+    raw = (
+        "Preamble words\n<|ref|>image<|/ref|><|det|>[[0, 0, 10, 10]]<|/det|>\n"
+        "stray after image\n<|ref|>text<|/ref|><|det|>[[1, 1, 2, 2]]<|/det|>\nbody"
+    )
     blocks = parse_grounded(raw)
     assert [(b.label, b.text) for b in blocks] == [
-        ("text", "Preamble words"), ("image", ""), ("text", "stray after image"),
-        ("text", "body")]
+        ("text", "Preamble words"),
+        ("image", ""),
+        ("text", "stray after image"),
+        ("text", "body"),
+    ]
     assert blocks[0].boxes == () and blocks[2].boxes == ()
 
 
@@ -206,16 +215,20 @@ def test_broken_nesting() -> None:
 
 
 def test_truncated_output_mid_header() -> None:
-    raw = ("<|ref|>text<|/ref|><|det|>[[1, 2, 3, 4]]<|/det|>\nfirst para\n"
-           "<|ref|>text<|/ref|><|det|>[[5, 6")
+    raw = (
+        "<|ref|>text<|/ref|><|det|>[[1, 2, 3, 4]]<|/det|>\nfirst para\n"
+        "<|ref|>text<|/ref|><|det|>[[5, 6"
+    )
     blocks = parse_grounded(raw)
     assert blocks[0].text == "first para"
     assert blocks[-1].boxes == ()
 
 
 def test_grounding_ocr_line_mode() -> None:
-    raw = ("<|ref|>The quick brown fox<|/ref|><|det|>[[10, 10, 500, 40]]<|/det|>\n"
-           "<|ref|>jumps over the lazy dog.<|/ref|><|det|>[[10, 50, 480, 80]]<|/det|>")
+    raw = (
+        "<|ref|>The quick brown fox<|/ref|><|det|>[[10, 10, 500, 40]]<|/det|>\n"
+        "<|ref|>jumps over the lazy dog.<|/ref|><|det|>[[10, 50, 480, 80]]<|/det|>"
+    )
     blocks = parse_grounded(raw)
     assert [(b.label, b.text, b.boxes) for b in blocks] == [
         ("text", "The quick brown fox", ((10, 10, 500, 40),)),
@@ -225,22 +238,35 @@ def test_grounding_ocr_line_mode() -> None:
 
 def test_table_trap_generic_and_reverse_order() -> None:
     html = "<table><tr><td>a</td></tr></table>"
-    trap = ("<|ref|>table<|/ref|><|det|>[[0, 100, 999, 300]]<|/det|>\n"
-            "<|ref|>table_caption<|/ref|><|det|>[[0, 50, 999, 90]]<|/det|>\n"
-            f"Table 1: Results\n\n{html}\n")
+    trap = (
+        "<|ref|>table<|/ref|><|det|>[[0, 100, 999, 300]]<|/det|>\n"
+        "<|ref|>table_caption<|/ref|><|det|>[[0, 50, 999, 90]]<|/det|>\n"
+        f"Table 1: Results\n\n{html}\n"
+    )
     blocks = parse_grounded(trap)
     assert [(b.label, b.text) for b in blocks] == [
-        ("table_caption", "Table 1: Results"), ("table", html)]
+        ("table_caption", "Table 1: Results"),
+        ("table", html),
+    ]
     assert blocks[1].boxes == ((0, 100, 999, 300),)
-    reverse = ("<|ref|>table_caption<|/ref|><|det|>[[0, 50, 999, 90]]<|/det|>\nTable 1\n\n"
-               f"<|ref|>table<|/ref|><|det|>[[0, 100, 999, 300]]<|/det|>\n{html}\n")
+    reverse = (
+        "<|ref|>table_caption<|/ref|><|det|>[[0, 50, 999, 90]]<|/det|>\nTable 1\n\n"
+        f"<|ref|>table<|/ref|><|det|>[[0, 100, 999, 300]]<|/det|>\n{html}\n"
+    )
     assert [(b.label, b.text) for b in parse_grounded(reverse)] == [
-        ("table_caption", "Table 1"), ("table", html)]
+        ("table_caption", "Table 1"),
+        ("table", html),
+    ]
     # caption first holding the HTML, empty table after: the HTML moves forward
-    fwd = ("<|ref|>figure_title<|/ref|><|det|>[[0, 50, 999, 90]]<|/det|>\nTable 2\n" + html +
-           "\n<|ref|>table<|/ref|><|det|>[[0, 100, 999, 300]]<|/det|>\n")
+    fwd = (
+        "<|ref|>figure_title<|/ref|><|det|>[[0, 50, 999, 90]]<|/det|>\nTable 2\n"
+        + html
+        + "\n<|ref|>table<|/ref|><|det|>[[0, 100, 999, 300]]<|/det|>\n"
+    )
     assert [(b.label, b.text) for b in parse_grounded(fwd)] == [
-        ("figure_title", "Table 2"), ("table", html)]
+        ("figure_title", "Table 2"),
+        ("table", html),
+    ]
 
 
 def test_table_html_in_a_text_block_becomes_a_table_block() -> None:
@@ -258,9 +284,11 @@ def test_end_of_sentence_token_removed() -> None:
 
 
 def test_format_grounded_round_trips() -> None:
-    blocks = [Block("title", ((1, 2, 3, 4),), "# T", 0),
-              Block("text", ((5, 6, 7, 8), (9, 10, 11, 12)), "para\nline", 1),
-              Block("image", ((0, 0, 999, 999),), "", 2)]
+    blocks = [
+        Block("title", ((1, 2, 3, 4),), "# T", 0),
+        Block("text", ((5, 6, 7, 8), (9, 10, 11, 12)), "para\nline", 1),
+        Block("image", ((0, 0, 999, 999),), "", 2),
+    ]
     assert parse_grounded(format_grounded(blocks)) == blocks
 
 
@@ -268,13 +296,15 @@ def test_format_grounded_round_trips() -> None:
 
 
 def test_markdown_headings_equations_captions_images() -> None:
-    raw = ("<|ref|>title<|/ref|><|det|>[[1, 1, 2, 2]]<|/det|>\nMain Title\n"
-           "<|ref|>sub_title<|/ref|><|det|>[[1, 1, 2, 2]]<|/det|>\n## Section\n"
-           "<|ref|>equation<|/ref|><|det|>[[1, 1, 2, 2]]<|/det|>\n"
-           "\\[ a \\coloneqq b \\quad (1) \\]\n"
-           "<|ref|>image<|/ref|><|det|>[[1, 1, 2, 2]]<|/det|>\n"
-           "<|ref|>image_caption<|/ref|><|det|>[[1, 1, 2, 2]]<|/det|>\n"
-           "<center>Figure 1: A cat</center>")
+    raw = (
+        "<|ref|>title<|/ref|><|det|>[[1, 1, 2, 2]]<|/det|>\nMain Title\n"
+        "<|ref|>sub_title<|/ref|><|det|>[[1, 1, 2, 2]]<|/det|>\n## Section\n"
+        "<|ref|>equation<|/ref|><|det|>[[1, 1, 2, 2]]<|/det|>\n"
+        "\\[ a \\coloneqq b \\quad (1) \\]\n"
+        "<|ref|>image<|/ref|><|det|>[[1, 1, 2, 2]]<|/det|>\n"
+        "<|ref|>image_caption<|/ref|><|det|>[[1, 1, 2, 2]]<|/det|>\n"
+        "<center>Figure 1: A cat</center>"
+    )
     md = to_markdown(parse_grounded(raw))
     assert md.splitlines()[0] == "# Main Title"
     assert "## Section" in md
@@ -297,15 +327,32 @@ def test_model_box_mapping_pins_999_convention() -> None:
     block = Block("text", ((0, 0, 999, 999), (100, 200, 300, 400)), "x", 0)
     assert block.scaled_boxes(612.0, 792.0) == (
         (0.0, 0.0, 612.0, 792.0),
-        (100 / 999 * 612, 200 / 999 * 792, 300 / 999 * 612, 400 / 999 * 792))
+        (100 / 999 * 612, 200 / 999 * 792, 300 / 999 * 612, 400 / 999 * 792),
+    )
     # in pixels of the sent image: 999 maps to the far edge, not 0.1 % short of it
     assert block.scaled_boxes(1190, 1684)[0][2:] == (1190.0, 1684.0)
 
 
 # --- properties -----------------------------------------------------------------------------
 
-TAG_FRAGMENTS = ["<|ref|>", "<|/ref|>", "<|det|>", "<|/det|>", "[[", "]]", ", ", "<|grounding|>",
-                 "<table>", "</table>", "<tr><td>", "</td></tr>", "text", "table", "999", "\n"]
+TAG_FRAGMENTS = [
+    "<|ref|>",
+    "<|/ref|>",
+    "<|det|>",
+    "<|/det|>",
+    "[[",
+    "]]",
+    ", ",
+    "<|grounding|>",
+    "<table>",
+    "</table>",
+    "<tr><td>",
+    "</td></tr>",
+    "text",
+    "table",
+    "999",
+    "\n",
+]
 
 fragments = st.lists(st.one_of(st.sampled_from(TAG_FRAGMENTS), st.text(max_size=12)), max_size=60)
 
@@ -334,12 +381,14 @@ def test_never_raises_and_keeps_non_tag_text(parts: list[str]) -> None:
 @settings(max_examples=150, deadline=1000)
 @given(st.integers(min_value=0, max_value=10_000), st.data())
 def test_random_truncations_of_real_shape(cut: int, data: st.DataObject) -> None:
-    page = ("<|ref|>sub_title<|/ref|><|det|>[[85, 122, 375, 144]]<|/det|>\n## Heading words\n\n"
-            "<|ref|>table<|/ref|><|det|>[[83, 173, 922, 313]]<|/det|>\n"
-            "<|ref|>table_caption<|/ref|><|det|>[[85, 155, 605, 173]]<|/det|>\nCaption words\n\n"
-            "<table><tr><td>cell one</td><td>cell two</td></tr></table>\n\n"
-            "<|ref|>text<|/ref|><|det|>[[81, 856, 484, 902], [510, 858, 912, 903]]<|/det|>\n"
-            "Paragraph words flowing across columns.\n")
+    page = (
+        "<|ref|>sub_title<|/ref|><|det|>[[85, 122, 375, 144]]<|/det|>\n## Heading words\n\n"
+        "<|ref|>table<|/ref|><|det|>[[83, 173, 922, 313]]<|/det|>\n"
+        "<|ref|>table_caption<|/ref|><|det|>[[85, 155, 605, 173]]<|/det|>\nCaption words\n\n"
+        "<table><tr><td>cell one</td><td>cell two</td></tr></table>\n\n"
+        "<|ref|>text<|/ref|><|det|>[[81, 856, 484, 902], [510, 858, 912, 903]]<|/det|>\n"
+        "Paragraph words flowing across columns.\n"
+    )
     raw = page[: cut % (len(page) + 1)]
     insert_at = data.draw(st.integers(min_value=0, max_value=len(raw)))
     junk = data.draw(st.sampled_from([*TAG_FRAGMENTS, "", "é漢字🙂"]))
@@ -375,7 +424,8 @@ def test_loop_of_whole_blocks_with_changing_boxes() -> None:
     intro = "<|ref|>title<|/ref|><|det|>[[1, 1, 900, 50]]<|/det|>\n# Report\n\n"
     rows = "".join(
         f"<|ref|>text<|/ref|><|det|>[[10, {i}, 900, {i + 5}]]<|/det|>\nThe same line again.\n\n"
-        for i in range(100, 400, 3))
+        for i in range(100, 400, 3)
+    )
     page = parse_page(intro + rows, finish_reason="length")
     assert page.loop is not None
     assert sum(b.text == "The same line again." for b in page.blocks) <= 2
@@ -383,10 +433,12 @@ def test_loop_of_whole_blocks_with_changing_boxes() -> None:
 
 
 def test_markdown_neutralizes_active_html_but_keeps_tables_and_math() -> None:
-    raw = ("<|ref|>text<|/ref|><|det|>[[1, 1, 2, 2]]<|/det|>\n"
-           "Click <script>steal()</script> or <img src=x onerror=alert(1)> here; x<y and z>w.\n"
-           "<|ref|>table<|/ref|><|det|>[[1, 1, 2, 2]]<|/det|>\n"
-           '<table><tr><td colspan="2" onclick="evil()">a</td></tr></table>')
+    raw = (
+        "<|ref|>text<|/ref|><|det|>[[1, 1, 2, 2]]<|/det|>\n"
+        "Click <script>steal()</script> or <img src=x onerror=alert(1)> here; x<y and z>w.\n"
+        "<|ref|>table<|/ref|><|det|>[[1, 1, 2, 2]]<|/det|>\n"
+        '<table><tr><td colspan="2" onclick="evil()">a</td></tr></table>'
+    )
     md = to_markdown(parse_grounded(raw))
     assert "<script>" not in md and "&lt;script&gt;steal()&lt;/script&gt;" in md
     assert "<img" not in md and "onerror" in md  # shown as text, not run

@@ -39,8 +39,9 @@ from ocr_loaders.model import Block, PageImage, SourceInfo
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CORPUS = SHARED / "corpus"
-needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(),
-                                  reason=f"shared corpus not found at {CORPUS}")
+needs_corpus = pytest.mark.skipif(
+    not CORPUS.is_dir(), reason=f"shared corpus not found at {CORPUS}"
+)
 
 LEFT = ("Alpha column begins here with several words about apples and more apples. " * 6).strip()
 RIGHT = ("Omega column follows there with other words about zebras and more zebras. " * 6).strip()
@@ -64,7 +65,8 @@ def _blocks(page: Any) -> list[Block]:
 
 def _all_boxes_valid(blocks: list[Block]) -> bool:
     return all(0 <= v <= 999 for b in blocks for box in b.boxes for v in box) and all(
-        box[0] <= box[2] and box[1] <= box[3] for b in blocks for box in b.boxes)
+        box[0] <= box[2] and box[1] <= box[3] for b in blocks for box in b.boxes
+    )
 
 
 def _text_png(lines: list[str], fontsize: float = 22, dpi: int = 150) -> bytes:
@@ -76,12 +78,24 @@ def _text_png(lines: list[str], fontsize: float = 22, dpi: int = 150) -> bytes:
     return bytes(page.get_pixmap(dpi=dpi, colorspace=pymupdf.csGRAY).tobytes("png"))
 
 
-def _page_image(data: bytes, hint: Any = None, width: float = 100, height: float = 100
-                ) -> PageImage:
-    info = SourceInfo(source="x", file_name="x", file_path="x", doc_hash="0" * 64,
-                      kind="image", total_pages=1)
-    return PageImage(source=info, number=1, label="1", width=width, height=height,
-                     image=data, mime="image/png", image_width=0, image_height=0, hint=hint)
+def _page_image(
+    data: bytes, hint: Any = None, width: float = 100, height: float = 100
+) -> PageImage:
+    info = SourceInfo(
+        source="x", file_name="x", file_path="x", doc_hash="0" * 64, kind="image", total_pages=1
+    )
+    return PageImage(
+        source=info,
+        number=1,
+        label="1",
+        width=width,
+        height=height,
+        image=data,
+        mime="image/png",
+        image_width=0,
+        image_height=0,
+        hint=hint,
+    )
 
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -104,21 +118,37 @@ def test_rotate_bbox_round_trip() -> None:
 
 
 def test_cells_to_html_uses_spans_and_only_table_tr_td() -> None:
-    cells = [TableCell(0, 0, ("Name",)), TableCell(0, 1, ("Where",), colspan=2),
-             TableCell(1, 0, ("a & b",)), TableCell(1, 1, ("x",)), TableCell(1, 2, ("y",))]
+    cells = [
+        TableCell(0, 0, ("Name",)),
+        TableCell(0, 1, ("Where",), colspan=2),
+        TableCell(1, 0, ("a & b",)),
+        TableCell(1, 1, ("x",)),
+        TableCell(1, 2, ("y",)),
+    ]
     html = cells_to_html(cells)
-    assert html == ('<table><tr><td>Name</td><td colspan="2">Where</td></tr>'
-                    "<tr><td>a &amp; b</td><td>x</td><td>y</td></tr></table>")
+    assert html == (
+        '<table><tr><td>Name</td><td colspan="2">Where</td></tr>'
+        "<tr><td>a &amp; b</td><td>x</td><td>y</td></tr></table>"
+    )
     assert set(re.findall(r"</?(\w+)", html)) == {"table", "tr", "td"}
 
 
 def test_stacked_rows_are_split() -> None:
-    cells = [TableCell(0, 0, ("State",)), TableCell(0, 1, ("Total",)),
-             TableCell(1, 0, ("Alabama", "Alaska")), TableCell(1, 1, ("10", "20"))]
+    cells = [
+        TableCell(0, 0, ("State",)),
+        TableCell(0, 1, ("Total",)),
+        TableCell(1, 0, ("Alabama", "Alaska")),
+        TableCell(1, 1, ("10", "20")),
+    ]
     rows = split_stacked_rows(cells)
     assert [(c.row, c.col, c.text) for c in rows] == [
-        (0, 0, "State"), (0, 1, "Total"), (1, 0, "Alabama"), (1, 1, "10"),
-        (2, 0, "Alaska"), (2, 1, "20")]
+        (0, 0, "State"),
+        (0, 1, "Total"),
+        (1, 0, "Alabama"),
+        (1, 1, "10"),
+        (2, 0, "Alaska"),
+        (2, 1, "20"),
+    ]
 
 
 def test_text_layer_verdict() -> None:
@@ -135,8 +165,13 @@ def test_text_layer_verdict() -> None:
 def test_two_columns_read_in_column_order() -> None:
     doc = pymupdf.open()
     page = doc.new_page(width=612, height=792)
-    page.insert_textbox(pymupdf.Rect(72, 60, 540, 100), "A Study of Two Columns",
-                        fontsize=20, fontname="hebo", align=1)
+    page.insert_textbox(
+        pymupdf.Rect(72, 60, 540, 100),
+        "A Study of Two Columns",
+        fontsize=20,
+        fontname="hebo",
+        align=1,
+    )
     page.insert_textbox(pymupdf.Rect(72, 120, 296, 700), LEFT, fontsize=10)
     page.insert_textbox(pymupdf.Rect(316, 120, 540, 700), RIGHT, fontsize=10)
     blocks = _blocks(page)
@@ -172,8 +207,12 @@ def _table_page() -> Any:
     doc = pymupdf.open()
     page = doc.new_page()
     page.insert_text((72, 80), "Fruit prices for the week are listed below.", fontsize=11)
-    rows = [["Fruit", "Price", "Stock"], ["Apple", "1.20", "40"], ["Banana", "0.50", "120"],
-            ["Cherry", "4.00", "15"]]
+    rows = [
+        ["Fruit", "Price", "Stock"],
+        ["Apple", "1.20", "40"],
+        ["Banana", "0.50", "120"],
+        ["Cherry", "4.00", "15"],
+    ]
     x0, y0, cw, rh = 72.0, 100.0, 120.0, 24.0
     for r, row in enumerate(rows):
         for c, cell in enumerate(row):
@@ -252,8 +291,7 @@ def test_invisible_text_layer_over_a_scan_is_used() -> None:
     pix.set_rect(pix.irect, (255,))
     page.insert_image(page.rect, pixmap=pix)
     sentence = "Invisible words laid over a scanned page by an OCR program. "
-    page.insert_textbox(pymupdf.Rect(10, 10, 290, 190), sentence * 5, fontsize=9,
-                        render_mode=3)
+    page.insert_textbox(pymupdf.Rect(10, 10, 290, 190), sentence * 5, fontsize=9, render_mode=3)
     data = extract_page(page)
     assert data.source == "text" and data.invisible_text and data.images == ()
     assert "Invisible words" in recognize_page_data(data)

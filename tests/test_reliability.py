@@ -69,8 +69,9 @@ def test_each_bad_answer_is_retried(tmp_path: Path, fault: str) -> None:
     pdf = make_pdf(tmp_path / "one.pdf", 1)
     plan = FaultPlan(script=(fault,), hang_seconds=3.0, retry_after=0.1)
     with FakeOCRServer(grid_responder(), faults=plan) as srv:
-        docs = DeepSeekOCRLoader(pdf, base_url=srv.base_url, mode="pages", timeout=1.0,
-                                 **FAST).load()
+        docs = DeepSeekOCRLoader(
+            pdf, base_url=srv.base_url, mode="pages", timeout=1.0, **FAST
+        ).load()
         answered = [r for r in chats(srv) if r.status == 200 and r.fault in ("", "ok", None)]
         assert answered and answered[-1].seq >= 1  # the page was answered on a later try
     assert docs[0].metadata["ocr_status"] == "ok" and docs[0].page_content
@@ -112,8 +113,10 @@ def test_a_page_that_always_fails_is_kept_as_failed(tmp_path: Path) -> None:
     assert [d.metadata["ocr_status"] for d in docs] == ["ok", "failed", "failed"]
     assert "no text" in docs[1].metadata["ocr_error"]
     assert reader.last_stats is not None and reader.last_stats.pages_failed == 2
-    with FakeOCRServer(static_responder("")) as srv, pytest.raises(
-            PageFailedError, match=r"three\.pdf, page 1"):
+    with (
+        FakeOCRServer(static_responder("")) as srv,
+        pytest.raises(PageFailedError, match=r"three\.pdf, page 1"),
+    ):
         DeepSeekOCRReader(base_url=srv.base_url, on_error="raise", **FAST).load_data(pdf)
 
 
@@ -123,9 +126,24 @@ def test_dead_server_fails_fast_with_one_clear_line(tmp_path: Path) -> None:
     env.pop("DEEPSEEK_OCR_BASE_URL", None)
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "ocr_loaders", "convert", str(pdf), "-o", str(tmp_path / "o"),
-         "--base-url", f"http://127.0.0.1:{free_port()}/v1", "--no-cache"],
-        capture_output=True, text=True, timeout=180, env=env, check=False)
+        [
+            sys.executable,
+            "-m",
+            "ocr_loaders",
+            "convert",
+            str(pdf),
+            "-o",
+            str(tmp_path / "o"),
+            "--base-url",
+            f"http://127.0.0.1:{free_port()}/v1",
+            "--no-cache",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        check=False,
+    )
     elapsed = time.perf_counter() - start
     assert done.returncode != 0
     assert elapsed < 120
@@ -136,8 +154,15 @@ def test_dead_server_fails_fast_with_one_clear_line(tmp_path: Path) -> None:
 
 def test_killed_server_then_rerun_resumes_from_the_cache(tmp_path: Path, pdf18: Path) -> None:
     cache = tmp_path / "cache"
-    options = dict(mode="pages", concurrency=3, cache=True, cache_dir=cache,
-                   unavailable_after=2.0, max_attempts=3, **FAST)
+    options = dict(
+        mode="pages",
+        concurrency=3,
+        cache=True,
+        cache_dir=cache,
+        unavailable_after=2.0,
+        max_attempts=3,
+        **FAST,
+    )
     srv = FakeOCRServer(grid_responder(), service_time=0.15).start()
     port = srv.port
     try:
@@ -201,9 +226,24 @@ def test_cli_cache_respects_xdg_cache_home(tmp_path: Path) -> None:
     with FakeOCRServer(grid_responder()) as srv:
         for _ in range(2):
             done = subprocess.run(
-                [sys.executable, "-m", "ocr_loaders", "convert", str(pdf), "-o",
-                 str(tmp_path / "o"), "--base-url", srv.base_url, "-q"],
-                capture_output=True, text=True, timeout=120, env=env, check=False)
+                [
+                    sys.executable,
+                    "-m",
+                    "ocr_loaders",
+                    "convert",
+                    str(pdf),
+                    "-o",
+                    str(tmp_path / "o"),
+                    "--base-url",
+                    srv.base_url,
+                    "-q",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=env,
+                check=False,
+            )
             assert done.returncode == 0, done.stderr
         assert len(chats(srv)) == 1  # the second run came from the cache
     assert list((tmp_path / "xdg" / "ocr-loaders").glob("pages-v*/*/*.json"))
@@ -215,19 +255,54 @@ def test_api_key_never_leaks(tmp_path: Path) -> None:
     out = tmp_path / "o"
     env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "xdg"))
     env.pop("DEEPSEEK_OCR_BASE_URL", None)
-    with FakeOCRServer(grid_responder(), api_key=secret,
-                       faults=FaultPlan(script=("500",), retry_after=0.1)) as srv:
+    with FakeOCRServer(
+        grid_responder(), api_key=secret, faults=FaultPlan(script=("500",), retry_after=0.1)
+    ) as srv:
         done = subprocess.run(
-            [sys.executable, "-m", "ocr_loaders", "convert", str(pdf), "-o", str(out),
-             "--base-url", srv.base_url, "--api-key", secret, "--debug"],
-            capture_output=True, text=True, timeout=120, env=env, check=False)
+            [
+                sys.executable,
+                "-m",
+                "ocr_loaders",
+                "convert",
+                str(pdf),
+                "-o",
+                str(out),
+                "--base-url",
+                srv.base_url,
+                "--api-key",
+                secret,
+                "--debug",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr
         assert chats(srv)[0].headers.get("authorization") == f"Bearer {secret}"
         # a wrong key fails with a message that does not echo the key
         wrong = subprocess.run(
-            [sys.executable, "-m", "ocr_loaders", "convert", str(pdf), "-o", str(out),
-             "--base-url", srv.base_url, "--api-key", secret + "-wrong", "--no-cache"],
-            capture_output=True, text=True, timeout=120, env=env, check=False)
+            [
+                sys.executable,
+                "-m",
+                "ocr_loaders",
+                "convert",
+                str(pdf),
+                "-o",
+                str(out),
+                "--base-url",
+                srv.base_url,
+                "--api-key",
+                secret + "-wrong",
+                "--no-cache",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            check=False,
+        )
         assert wrong.returncode != 0
     assert secret not in done.stdout + done.stderr + wrong.stdout + wrong.stderr
     for path in [*out.rglob("*"), *(tmp_path / "xdg").rglob("*")]:
@@ -240,14 +315,16 @@ def test_api_key_never_leaks(tmp_path: Path) -> None:
 def test_render_timeout_fails_the_page_not_the_run(tmp_path: Path) -> None:
     pdf = make_pdf(tmp_path / "slow.pdf", 2)
     with FakeOCRServer(grid_responder()) as srv:
-        reader = DeepSeekOCRReader(base_url=srv.base_url, mode="pages", render_timeout=1e-4,
-                                   render_workers=2, **FAST)
+        reader = DeepSeekOCRReader(
+            base_url=srv.base_url, mode="pages", render_timeout=1e-4, render_workers=2, **FAST
+        )
         docs = reader.load_data(pdf)
     assert [d.metadata["ocr_status"] for d in docs] == ["failed", "failed"]
     assert "longer than" in docs[0].metadata["ocr_error"]
     with FakeOCRServer(grid_responder()) as srv:  # the workers came back
-        again = DeepSeekOCRReader(base_url=srv.base_url, mode="pages", render_workers=2,
-                                  **FAST).load_data(pdf)
+        again = DeepSeekOCRReader(
+            base_url=srv.base_url, mode="pages", render_workers=2, **FAST
+        ).load_data(pdf)
     assert [d.metadata["ocr_status"] for d in again] == ["ok", "ok"]
 
 
@@ -278,12 +355,22 @@ def test_fully_cached_rerun_does_not_open_the_document(tmp_path: Path) -> None:
         f"docs = DeepSeekOCRLoader({str(pdf)!r}, base_url=sys.argv[1], cache=True, "
         f"cache_dir={str(tmp_path / 'cache')!r}, mode='pages').load()\n"
         "assert [d.metadata['page_start'] for d in docs] == [1, 2, 3]\n"
-        "print('pymupdf' in sys.modules)\n")
+        "print('pymupdf' in sys.modules)\n"
+    )
     env = dict(os.environ)
     env.pop("DEEPSEEK_OCR_BASE_URL", None)
     with FakeOCRServer(grid_responder()) as srv:
-        runs = [subprocess.run([sys.executable, "-c", code, srv.base_url], capture_output=True,
-                               text=True, timeout=120, env=env, check=False) for _ in range(2)]
+        runs = [
+            subprocess.run(
+                [sys.executable, "-c", code, srv.base_url],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=env,
+                check=False,
+            )
+            for _ in range(2)
+        ]
         assert len(chats(srv)) == 3
     assert [r.returncode for r in runs] == [0, 0], runs[0].stderr + runs[1].stderr
     assert runs[0].stdout.strip() == "True"  # the first run opened the PDF

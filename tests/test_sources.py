@@ -27,8 +27,9 @@ from ocr_loaders.sources import (
 )
 
 
-def make_pdf(path: Path, pages: int = 3, rotate: int = 0, size: tuple[int, int] = (612, 792),
-             **save: object) -> Path:
+def make_pdf(
+    path: Path, pages: int = 3, rotate: int = 0, size: tuple[int, int] = (612, 792), **save: object
+) -> Path:
     doc = pymupdf.open()
     for i in range(pages):
         page = doc.new_page(width=size[0], height=size[1])
@@ -73,7 +74,9 @@ def test_resolve_folder_glob_bytes_and_file_object(tmp_path: Path) -> None:
     names = [Path(s.name).name for s in resolve_inputs(tmp_path)]
     assert names == ["a.pdf", "c.png", "b.pdf"]
     assert [Path(s.name).name for s in resolve_inputs(str(tmp_path / "**" / "*.pdf"))] == [
-        "a.pdf", "b.pdf"]
+        "a.pdf",
+        "b.pdf",
+    ]
     data = a.read_bytes()
     assert resolve_inputs(data)[0].data == data
     assert resolve_inputs(io.BytesIO(data))[0].data == data
@@ -94,11 +97,16 @@ def test_sniff_kind() -> None:
 def test_open_pdf_labels_and_hash(tmp_path: Path) -> None:
     path = make_pdf(tmp_path / "doc.pdf", pages=4)
     doc = pymupdf.open(path)
-    doc.set_page_labels([{"startpage": 0, "prefix": "", "style": "r", "firstpagenum": 1},
-                         {"startpage": 2, "prefix": "A-", "style": "D", "firstpagenum": 1}])
+    doc.set_page_labels(
+        [
+            {"startpage": 0, "prefix": "", "style": "r", "firstpagenum": 1},
+            {"startpage": 2, "prefix": "A-", "style": "D", "firstpagenum": 1},
+        ]
+    )
     doc.save(tmp_path / "labelled.pdf")
-    opened = open_document(DocumentSource(str(tmp_path / "labelled.pdf"),
-                                          path=tmp_path / "labelled.pdf"))
+    opened = open_document(
+        DocumentSource(str(tmp_path / "labelled.pdf"), path=tmp_path / "labelled.pdf")
+    )
     assert opened.page_count == 4
     assert [opened.label(n) for n in range(1, 5)] == ["i", "ii", "A-1", "A-2"]
     assert len(opened.info.doc_hash) == 64
@@ -117,8 +125,9 @@ def test_rotated_page_renders_in_viewer_frame(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("compressor", ["installed", "stdlib"])
 @pytest.mark.parametrize("channels", [1, 3])
-def test_png_writer_is_lossless(channels: int, compressor: str,
-                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_png_writer_is_lossless(
+    channels: int, compressor: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import zlib
 
     import numpy as np
@@ -174,16 +183,23 @@ def test_bad_inputs_get_project_errors(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedInputError, match="notes.docx"):
         open_document(DocumentSource(str(text), path=text))
     zero = tmp_path / "zero.pdf"
-    minimal = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
-               b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF")
+    minimal = (
+        b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+        b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF"
+    )
     zero.write_bytes(minimal)
     with pytest.raises(EmptyDocumentError, match="zero.pdf"):
         open_document(DocumentSource(str(zero), path=zero))
 
 
 def test_encrypted_pdf_passwords_and_pages_not_blank(tmp_path: Path) -> None:
-    path = make_pdf(tmp_path / "secret.pdf", pages=2, encryption=pymupdf.PDF_ENCRYPT_AES_256,
-                    user_pw="s3cret", owner_pw="owner")
+    path = make_pdf(
+        tmp_path / "secret.pdf",
+        pages=2,
+        encryption=pymupdf.PDF_ENCRYPT_AES_256,
+        user_pw="s3cret",
+        owner_pw="owner",
+    )
     src = DocumentSource(str(path), path=path)
     with pytest.raises(PasswordError, match="encrypted"):
         open_document(src)
@@ -195,12 +211,18 @@ def test_encrypted_pdf_passwords_and_pages_not_blank(tmp_path: Path) -> None:
     assert pixels.getextrema()[0] < 128, "the page rendered blank"
 
 
-def test_long_pdfs_are_reopened_and_render_the_same(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_long_pdfs_are_reopened_and_render_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ocr_loaders import sources
 
-    path = make_pdf(tmp_path / "long.pdf", pages=7, encryption=pymupdf.PDF_ENCRYPT_AES_256,
-                    user_pw="pw", owner_pw="owner")
+    path = make_pdf(
+        tmp_path / "long.pdf",
+        pages=7,
+        encryption=pymupdf.PDF_ENCRYPT_AES_256,
+        user_pw="pw",
+        owner_pw="owner",
+    )
     settings = RenderSettings(dpi=36)
     reference = open_document(DocumentSource(str(path), path=path), password="pw")
     expected = [reference.render(n, settings).image for n in range(1, 8)]
@@ -219,7 +241,8 @@ def test_long_pdfs_are_reopened_and_render_the_same(tmp_path: Path,
 
 
 def test_a_pdf_that_changes_while_read_fails_its_pages_clearly(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ocr_loaders import sources
     from ocr_loaders.errors import PageRenderError
 

@@ -71,9 +71,11 @@ def test_agrees_with_brute_force_on_random_sizes() -> None:
             sizes.append((num * k, den * k))
     for w, h in sizes:
         assert vision_tokens(w, h) == brute_force(
-            w, h, 640, 273, lambda a, b: (10 * a + 1) * 10 * b), (w, h)
+            w, h, 640, 273, lambda a, b: (10 * a + 1) * 10 * b
+        ), (w, h)
         assert vision_tokens(w, h, "deepseek-ocr-2") == brute_force(
-            w, h, 768, 257, lambda a, b: 144 * a * b), (w, h)
+            w, h, 768, 257, lambda a, b: 144 * a * b
+        ), (w, h)
 
 
 def test_tie_rule_prefers_larger_grid_only_for_large_images() -> None:

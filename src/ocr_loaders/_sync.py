@@ -93,4 +93,3 @@ def iterate(make: Callable[[], AsyncIterator[T]], window: int = 4) -> Iterator[T
             if loop is not None and task is not None and not loop.is_closed():
                 loop.call_soon_threadsafe(task.cancel)
         thread.join()
-

@@ -38,8 +38,9 @@ def default_cache_dir() -> Path:
 
 def page_key(doc_hash: str, page: int, render: RenderSettings, engine_identity: str) -> str:
     """The cache key of one page under given render settings and engine."""
-    material = "\x1f".join([str(FORMAT_VERSION), doc_hash, str(page), render.key(),
-                            engine_identity])
+    material = "\x1f".join(
+        [str(FORMAT_VERSION), doc_hash, str(page), render.key(), engine_identity]
+    )
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
 
 
@@ -47,8 +48,9 @@ def _manifest_key(doc_hash: str) -> str:
     return hashlib.sha256(f"{FORMAT_VERSION}\x1fmanifest\x1f{doc_hash}".encode()).hexdigest()
 
 
-_PLACEHOLDER_SOURCE = SourceInfo(source="", file_name="", file_path="", doc_hash="",
-                                 kind="pdf", total_pages=0)
+_PLACEHOLDER_SOURCE = SourceInfo(
+    source="", file_name="", file_path="", doc_hash="", kind="pdf", total_pages=0
+)
 
 
 class PageCache:
@@ -74,8 +76,7 @@ class PageCache:
             data = json.loads(path.read_text(encoding="utf-8"))
             if data.get("version") != FORMAT_VERSION or data.get("key") != key:
                 raise ValueError("stale entry")
-            image = PageImage(source=_PLACEHOLDER_SOURCE, image=b"", hint=None,
-                              **data["image"])
+            image = PageImage(source=_PLACEHOLDER_SOURCE, image=b"", hint=None, **data["image"])
             raw = RawPage(**data["raw"])
         except FileNotFoundError:
             self.misses += 1
@@ -91,10 +92,11 @@ class PageCache:
 
     def put(self, key: str, image: PageImage, raw: RawPage) -> None:
         """Store an answer atomically; evict old entries when over the size cap."""
-        geometry = {k: v for k, v in asdict(image).items()
-                    if k not in ("source", "image", "hint")}
-        payload = json.dumps({"version": FORMAT_VERSION, "key": key, "image": geometry,
-                              "raw": asdict(raw)}, ensure_ascii=False).encode("utf-8")
+        geometry = {k: v for k, v in asdict(image).items() if k not in ("source", "image", "hint")}
+        payload = json.dumps(
+            {"version": FORMAT_VERSION, "key": key, "image": geometry, "raw": asdict(raw)},
+            ensure_ascii=False,
+        ).encode("utf-8")
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,4 +171,3 @@ class PageCache:
             with contextlib.suppress(OSError):
                 path.unlink()
         self._size = 0
-

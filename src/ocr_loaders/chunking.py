@@ -64,9 +64,7 @@ class ChunkOptions:
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size}")
         if not 0 <= self.chunk_overlap < self.chunk_size:
-            raise ValueError(
-                f"chunk_overlap must be in [0, chunk_size), got {self.chunk_overlap}"
-            )
+            raise ValueError(f"chunk_overlap must be in [0, chunk_size), got {self.chunk_overlap}")
         if self.mode not in ("chunks", "pages", "document"):
             raise ValueError(f"mode must be chunks, pages or document, got {self.mode!r}")
         if self.tables not in ("html", "markdown"):
@@ -120,12 +118,15 @@ def _tidy(markdown: str) -> str:
 
 def _block_regions(page: Page, block: Block) -> tuple[Region, ...]:
     """The block's boxes on the page frame, as citation regions."""
-    return tuple(Region(page.number, block.label, bbox)
-                 for bbox in block.scaled_boxes(page.width, page.height))
+    return tuple(
+        Region(page.number, block.label, bbox)
+        for bbox in block.scaled_boxes(page.width, page.height)
+    )
 
 
-def _page_members(page: Page, tables: TableFormat,
-                  image_target: ImageTarget | None) -> list[_Member]:
+def _page_members(
+    page: Page, tables: TableFormat, image_target: ImageTarget | None
+) -> list[_Member]:
     """Every block of the page that renders to some markdown, in reading order."""
     members: list[_Member] = []
     k = 0
@@ -154,8 +155,9 @@ def _goes_forward(caption: _Member, prev: Block, nxt: Block) -> bool:
     label = caption.block.label
     if label.endswith("_footnote"):
         return False
-    if label == "table_caption" or (label != "image_caption"
-                                    and _TABLE_WORD_RE.match(caption.text)):
+    if label == "table_caption" or (
+        label != "image_caption" and _TABLE_WORD_RE.match(caption.text)
+    ):
         return nxt.label == "table"
     if label == "image_caption" or _FIGURE_WORD_RE.match(caption.text):
         return prev.label != "image"
@@ -207,8 +209,9 @@ def _heading_unit(page: Page, member: _Member) -> _Unit | None:
     return _Unit("heading", page.number, (member,), level=max(1, level), title=title)
 
 
-def _page_units(page: Page, tables: TableFormat = "html",
-               image_target: ImageTarget | None = None) -> list[_Unit]:
+def _page_units(
+    page: Page, tables: TableFormat = "html", image_target: ImageTarget | None = None
+) -> list[_Unit]:
     """Cut a page into units, in reading order; a cut repetition loop ends it with a note."""
     members = _page_members(page, tables, image_target)
     owners = _caption_owners(members)
@@ -310,7 +313,7 @@ def _cut(text: str, pattern: re.Pattern[str]) -> list[str]:
     start = 0
     for m in pattern.finditer(text):
         if m.start() > start:
-            pieces.append(text[start:m.start()])
+            pieces.append(text[start : m.start()])
             start = m.start()
     pieces.append(text[start:])
     return [p for p in pieces if p]
@@ -463,10 +466,10 @@ def _html_rows(table: str) -> _Rows | None:
     found = list(_ROW_RE.finditer(table))
     if len(found) < 3:
         return None
-    head = table[:found[1].start()]
-    rows = [table[found[k].start():found[k + 1].start()] for k in range(1, len(found) - 1)]
-    rows.append(table[found[-1].start():found[-1].end()])
-    tail = table[found[-1].end():]
+    head = table[: found[1].start()]
+    rows = [table[found[k].start() : found[k + 1].start()] for k in range(1, len(found) - 1)]
+    rows.append(table[found[-1].start() : found[-1].end()])
+    tail = table[found[-1].end() :]
     close = tail if "</table" in tail.lower() else "</table>"
     return _Rows(head, tuple(rows), tail, close)
 
@@ -474,8 +477,11 @@ def _html_rows(table: str) -> _Rows | None:
 def _pipe_rows(text: str) -> _Rows | None:
     """Cut a markdown pipe table at its lines; None if it is not one with two data rows."""
     lines = text.split("\n")
-    if (len(lines) < 4 or not all(line.lstrip().startswith("|") for line in lines)
-            or not _PIPE_SEPARATOR_RE.fullmatch(lines[1])):
+    if (
+        len(lines) < 4
+        or not all(line.lstrip().startswith("|") for line in lines)
+        or not _PIPE_SEPARATOR_RE.fullmatch(lines[1])
+    ):
         return None
     return _Rows("\n".join(lines[:2]), tuple("\n" + line for line in lines[2:]), "", "")
 
@@ -489,7 +495,7 @@ def _table_pieces(markdown_html: str, tables: TableFormat) -> list[tuple[str, _R
     pieces: list[tuple[str, _Rows | None]] = []
     start = 0
     for m in _TABLE_RE.finditer(markdown_html):
-        before = markdown_html[start:m.start()].strip()
+        before = markdown_html[start : m.start()].strip()
         if before:
             pieces.append((before, _pipe_rows(before)))
         html = m.group(0).strip()
@@ -569,8 +575,13 @@ def _plan_group(unit: _Unit, tables: TableFormat) -> _Plan:
     rest = [0]
     for n in reversed(run_tokens):
         rest.append(rest[-1] + n)
-    return _Plan(tuple(tuple(r) for r in runs), tuple(run_tokens), tuple(reversed(rest)),
-                 tuple(heads), tuple(closes))
+    return _Plan(
+        tuple(tuple(r) for r in runs),
+        tuple(run_tokens),
+        tuple(reversed(rest)),
+        tuple(heads),
+        tuple(closes),
+    )
 
 
 class _Group:
@@ -642,9 +653,12 @@ class _Group:
             paragraphs[-1].append(plan.closes[plan.runs[end][0].table][0])
         members = [self.unit.members[i] for i in sorted({a.member for a in atoms})]
         return _Piece(
-            SEP.join("".join(p) for p in paragraphs), tokens, self.unit.page,
+            SEP.join("".join(p) for p in paragraphs),
+            tokens,
+            self.unit.page,
             tuple(m.block.label for m in members),
-            tuple(r for m in members for r in m.regions), "solid",
+            tuple(r for m in members for r in m.regions),
+            "solid",
         )
 
 
@@ -663,21 +677,21 @@ def tail_text(text: str, limit: int) -> tuple[str, int]:
     if limit <= 0 or not text:
         return "", 0
     encoder = text_encoder()
-    window = text[-limit * _CHARS_PER_TOKEN_WINDOW:]
+    window = text[-limit * _CHARS_PER_TOKEN_WINDOW :]
     ids = encoder.encode_ordinary(window)
     if len(ids) > limit:
         decoded = encoder.decode(ids[-limit:]).lstrip("\ufffd")
-        window = window[len(window) - len(decoded):]
+        window = window[len(window) - len(decoded) :]
     start = len(text) - len(window)
     if start > 0 and window and not window[0].isspace() and not text[start - 1].isspace():
         gap = re.search(r"\s", window)
         if gap is not None:
-            window = window[gap.start():]
+            window = window[gap.start() :]
     tail = window.strip()
     tokens = count_tokens(tail)
     while tokens > limit:  # the suffix tokenized alone came out longer: drop a word
         gap = re.search(r"\s+", tail[1:])
-        tail = tail[gap.end() + 1:] if gap is not None else tail[1:]
+        tail = tail[gap.end() + 1 :] if gap is not None else tail[1:]
         tokens = count_tokens(tail)
     return tail, tokens
 
@@ -713,8 +727,9 @@ class Chunker:
     (chunk indexes and headings start over).
     """
 
-    def __init__(self, options: ChunkOptions = ChunkOptions(),
-                 image_target: ImageTarget | None = None) -> None:
+    def __init__(
+        self, options: ChunkOptions = ChunkOptions(), image_target: ImageTarget | None = None
+    ) -> None:
         self.options = options
         self._image_target = image_target
         self._start_document()
@@ -781,11 +796,26 @@ class Chunker:
         self._stack = [h for h in self._stack if h[0] < unit.level]
         self._stack.append((unit.level, unit.title))
 
-    def _chunk(self, text: str, page_start: int, page_end: int, labels: Iterable[str],
-               heading: str, regions: Iterable[Region]) -> None:
-        self._done.append(Chunk(text, self._index, page_start, page_end,
-                                tuple(dict.fromkeys(labels)), heading,
-                                tuple(dict.fromkeys(regions))))
+    def _chunk(
+        self,
+        text: str,
+        page_start: int,
+        page_end: int,
+        labels: Iterable[str],
+        heading: str,
+        regions: Iterable[Region],
+    ) -> None:
+        self._done.append(
+            Chunk(
+                text,
+                self._index,
+                page_start,
+                page_end,
+                tuple(dict.fromkeys(labels)),
+                heading,
+                tuple(dict.fromkeys(regions)),
+            )
+        )
         self._index += 1
 
     def _emit_empty(self, page: Page) -> None:
@@ -799,9 +829,14 @@ class Chunker:
         if unit.kind == "heading":
             self._open_heading(unit)
             return
-        tokens = count_tokens(unit.text) if unit.kind != "group" else (
-            sum(count_tokens(m.text) for m in unit.members)
-            + SEP_TOKENS * (len(unit.members) - 1))
+        tokens = (
+            count_tokens(unit.text)
+            if unit.kind != "group"
+            else (
+                sum(count_tokens(m.text) for m in unit.members)
+                + SEP_TOKENS * (len(unit.members) - 1)
+            )
+        )
         source: _Source
         if unit.kind == "prose":
             source = _Prose(unit, tokens)
@@ -852,8 +887,9 @@ class Chunker:
     def _put(self, piece: _Piece) -> None:
         """Add a content piece; a chunk it opens starts with the overlap, if any."""
         if not self._pieces and self._tail is not None and self.options.chunk_overlap:
-            limit = min(self.options.chunk_overlap,
-                        self.options.chunk_size - piece.tokens - SEP_TOKENS)
+            limit = min(
+                self.options.chunk_overlap, self.options.chunk_size - piece.tokens - SEP_TOKENS
+            )
             overlap = self._overlap(limit)
             if overlap is not None:
                 self._append(overlap, "")
@@ -880,9 +916,14 @@ class Chunker:
             return None
         begin = len(tail.text) - len(text)
         covered = [p for end, p in tail.spans if end > begin]
-        return _Piece(text, tokens, covered[0].page,
-                      tuple(label for p in covered for label in p.labels),
-                      tuple(r for p in covered for r in p.regions), "prose")
+        return _Piece(
+            text,
+            tokens,
+            covered[0].page,
+            tuple(label for p in covered for label in p.labels),
+            tuple(r for p in covered for r in p.regions),
+            "prose",
+        )
 
     def _emit(self) -> None:
         """Close the pending chunk and remember its trailing prose for the overlap."""
@@ -891,9 +932,14 @@ class Chunker:
         text = "".join(self._texts)
         pieces = self._pieces
         pages = [p.page for p in pieces]
-        self._chunk(text, min(pages), max(pages),
-                    (label for p in pieces for label in p.labels), self._path(),
-                    (r for p in pieces for r in p.regions))
+        self._chunk(
+            text,
+            min(pages),
+            max(pages),
+            (label for p in pieces for label in p.labels),
+            self._path(),
+            (r for p in pieces for r in p.regions),
+        )
         self._tail = self._trailing_prose(text)
         self._clear()
 
@@ -906,8 +952,9 @@ class Chunker:
         if first == len(self._pieces):
             return None
         begin = self._ends[first - 1] if first > 0 else 0
-        spans = tuple((self._ends[i] - begin, self._pieces[i])
-                      for i in range(first, len(self._pieces)))
+        spans = tuple(
+            (self._ends[i] - begin, self._pieces[i]) for i in range(first, len(self._pieces))
+        )
         return _Tail(text[begin:], spans)
 
     # -- pages and document modes --------------------------------------------------------
@@ -932,13 +979,22 @@ class Chunker:
         if gather is None:
             return
         heading = gather.heading if gather.heading is not None else self._path()
-        self._chunk(SEP.join(gather.texts), gather.page_start, gather.page_end,
-                    gather.labels, heading, gather.regions)
+        self._chunk(
+            SEP.join(gather.texts),
+            gather.page_start,
+            gather.page_end,
+            gather.labels,
+            heading,
+            gather.regions,
+        )
         self._gather = None
 
 
-def chunk_pages(pages: Iterable[Page], options: ChunkOptions = ChunkOptions(),
-                image_target: ImageTarget | None = None) -> list[Chunk]:
+def chunk_pages(
+    pages: Iterable[Page],
+    options: ChunkOptions = ChunkOptions(),
+    image_target: ImageTarget | None = None,
+) -> list[Chunk]:
     """Chunk a whole document at once (see :class:`Chunker` for streaming)."""
     chunker = Chunker(options, image_target)
     chunks: list[Chunk] = []

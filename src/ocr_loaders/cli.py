@@ -39,9 +39,11 @@ from .records import Record, arecords
 from .sources import resolve_inputs
 from .stats import StatsAccumulator, Totals
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="DeepSeek-OCR document loaders: convert PDFs and scans to markdown and "
-                       "RAG-ready chunks.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="DeepSeek-OCR document loaders: convert PDFs and scans to markdown and RAG-ready chunks.",
+)
 log = logging.getLogger("ocr_loaders")
 
 EXIT_OK, EXIT_PAGES, EXIT_USAGE = 0, 1, 2
@@ -77,18 +79,31 @@ class _DocOutput:
         self.acc.engine, self.acc.model = r.engine, r.model
         self.acc.add(r.stats)
         self.pages_detail.append(
-            {"page": r.page.number, "label": r.page.label, "status": r.page.status,
-             "error": r.page.error, "vision_tokens": r.stats.vision_tokens,
-             "text_tokens": r.stats.text_tokens, "output_tokens": r.stats.output_tokens,
-             "compression_ratio": r.stats.compression_ratio, "risk": r.stats.risk,
-             "latency_s": r.stats.latency_s, "attempts": r.stats.attempts,
-             "cached": r.stats.cached, "image_size": [r.stats.image_width,
-                                                      r.stats.image_height],
-             "downscaled": r.page.downscaled})
+            {
+                "page": r.page.number,
+                "label": r.page.label,
+                "status": r.page.status,
+                "error": r.page.error,
+                "vision_tokens": r.stats.vision_tokens,
+                "text_tokens": r.stats.text_tokens,
+                "output_tokens": r.stats.output_tokens,
+                "compression_ratio": r.stats.compression_ratio,
+                "risk": r.stats.risk,
+                "latency_s": r.stats.latency_s,
+                "attempts": r.stats.attempts,
+                "cached": r.stats.cached,
+                "image_size": [r.stats.image_width, r.stats.image_height],
+                "downscaled": r.page.downscaled,
+            }
+        )
 
     def record(self, rec: Record) -> None:
-        self._jsonl.write(json.dumps({"id": rec.id, "text": rec.text, "metadata": rec.metadata},
-                                     ensure_ascii=False) + "\n")
+        self._jsonl.write(
+            json.dumps(
+                {"id": rec.id, "text": rec.text, "metadata": rec.metadata}, ensure_ascii=False
+            )
+            + "\n"
+        )
 
     def finish(self, totals: Totals | None = None, *, complete: bool = True) -> None:
         """Close the files, move them into place and write the stats."""
@@ -127,12 +142,17 @@ def page_block(result: PageResult) -> str:
     return f"{marker} -->\n\n{result.markdown}".rstrip() + "\n"
 
 
-def stats_dict(totals: Totals, info: SourceInfo | None = None, *,
-               complete: bool = True) -> dict[str, Any]:
+def stats_dict(
+    totals: Totals, info: SourceInfo | None = None, *, complete: bool = True
+) -> dict[str, Any]:
     data = totals.as_dict()
     if info is not None:
-        data = {"source": info.source, "doc_hash": info.doc_hash,
-                "total_pages": info.total_pages, **data}
+        data = {
+            "source": info.source,
+            "doc_hash": info.doc_hash,
+            "total_pages": info.total_pages,
+            **data,
+        }
     data["complete"] = complete
     return data
 
@@ -150,9 +170,16 @@ class _Reporter:
         self.progress: Progress | None = None
         if self.live:
             self.progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]} pages/s"), TimeElapsedColumn(),
-                TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False)
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]} pages/s"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=False,
+            )
             self.task = self.progress.add_task("pages", total=total or None, rate="0.0")
             self.progress.start()
 
@@ -182,15 +209,35 @@ class _Reporter:
 
 def _stats_table(per_doc: list[tuple[str, Totals]], run: Totals) -> Table:
     table = Table(title="ocr-loaders: run statistics", show_lines=False)
-    for col in ("document", "pages", "ok", "trunc.", "failed", "cached", "vision tok",
-                "text tok", "ratio", ">10x", "sec"):
+    for col in (
+        "document",
+        "pages",
+        "ok",
+        "trunc.",
+        "failed",
+        "cached",
+        "vision tok",
+        "text tok",
+        "ratio",
+        ">10x",
+        "sec",
+    ):
         table.add_column(col, justify="left" if col == "document" else "right")
 
     def row(name: str, t: Totals) -> list[str]:
-        return [name, str(t.pages), str(t.pages_ok), str(t.pages_truncated),
-                str(t.pages_failed), str(t.pages_cached), str(t.vision_tokens),
-                str(t.text_tokens), f"{t.compression_ratio:.2f}", str(t.pages_over_10x),
-                f"{t.seconds:.1f}"]
+        return [
+            name,
+            str(t.pages),
+            str(t.pages_ok),
+            str(t.pages_truncated),
+            str(t.pages_failed),
+            str(t.pages_cached),
+            str(t.vision_tokens),
+            str(t.text_tokens),
+            f"{t.compression_ratio:.2f}",
+            str(t.pages_over_10x),
+            f"{t.seconds:.1f}",
+        ]
 
     for name, t in per_doc:
         table.add_row(*row(name, t))
@@ -203,8 +250,15 @@ def _stats_table(per_doc: list[tuple[str, Totals]], run: Totals) -> Table:
     return table
 
 
-async def _convert(paths: list[str], out_dir: Path, options: LoaderOptions, *, as_json: bool,
-                   quiet: bool, console: Console) -> int:
+async def _convert(
+    paths: list[str],
+    out_dir: Path,
+    options: LoaderOptions,
+    *,
+    as_json: bool,
+    quiet: bool,
+    console: Console,
+) -> int:
     sources = resolve_inputs(paths)
     pipeline = Pipeline(options)
     total = await asyncio.to_thread(lambda: sum(pipeline.page_count(s) for s in sources))
@@ -220,8 +274,7 @@ async def _convert(paths: list[str], out_dir: Path, options: LoaderOptions, *, a
         nonlocal current
         async for event in events:
             if isinstance(event, DocumentStarted):
-                current = _DocOutput(out_dir, event.info,
-                                     safe_stem(event.info.file_name, taken))
+                current = _DocOutput(out_dir, event.info, safe_stem(event.info.file_name, taken))
             elif isinstance(event, PageResult):
                 assert current is not None
                 current.page(event)
@@ -238,9 +291,11 @@ async def _convert(paths: list[str], out_dir: Path, options: LoaderOptions, *, a
                 current.finish(item.totals)
                 per_doc.append((current.stem, item.totals))
                 t = item.totals
-                reporter.line(f"{item.info.source}: {t.pages} page(s), {t.pages_ok} ok, "
-                              f"{t.pages_truncated} truncated, {t.pages_failed} failed "
-                              f"-> {current.paths['md']}")
+                reporter.line(
+                    f"{item.info.source}: {t.pages} page(s), {t.pages_ok} ok, "
+                    f"{t.pages_truncated} truncated, {t.pages_failed} failed "
+                    f"-> {current.paths['md']}"
+                )
                 current = None
             elif isinstance(item, DocumentFailed):
                 failed_inputs.append(str(item.error))
@@ -272,12 +327,15 @@ async def _convert(paths: list[str], out_dir: Path, options: LoaderOptions, *, a
 def convert(
     paths: Annotated[list[str], typer.Argument(help="PDFs, images, folders or glob patterns.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")],
-    base_url: Annotated[str | None, typer.Option(
-        help="DeepSeek-OCR endpoint(s), comma-separated (env DEEPSEEK_OCR_BASE_URL). "
-             "None: the embedded local engine.")] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="DeepSeek-OCR endpoint(s), comma-separated (env DEEPSEEK_OCR_BASE_URL). "
+            "None: the embedded local engine."
+        ),
+    ] = None,
     model: Annotated[str | None, typer.Option(help="Served model name.")] = None,
-    api_key: Annotated[str | None, typer.Option(help="API key (env DEEPSEEK_OCR_API_KEY).")
-                       ] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key (env DEEPSEEK_OCR_API_KEY).")] = None,
     dialect: Annotated[str, typer.Option(help="vllm, sglang or auto.")] = "auto",
     pages: Annotated[str | None, typer.Option(help="1-based pages, e.g. 1-3,7.")] = None,
     password: Annotated[str | None, typer.Option(help="Password for encrypted PDFs.")] = None,
@@ -285,31 +343,44 @@ def convert(
     chunk_size: Annotated[int, typer.Option(help="Max tokens per chunk.")] = 512,
     chunk_overlap: Annotated[int, typer.Option(help="Tokens of overlap.")] = 0,
     dpi: Annotated[int, typer.Option(help="Render resolution for PDF pages.")] = 144,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use the page cache.")
-                        ] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Do not use the page cache.")
+    ] = False,
     cache_dir: Annotated[Path | None, typer.Option(help="Page cache folder.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the run's stats as JSON.")
-                       ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run's stats as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")
-                     ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
 ) -> None:
     """Convert documents to markdown, JSONL chunks and stats, one set per input."""
     probe = Console(stderr=True)
     # logs and CI capture get a readable width instead of rich's 80-column default
     console = probe if probe.is_terminal else Console(stderr=True, width=120)
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     if not quiet and not debug:
         logging.getLogger("ocr_loaders").setLevel(logging.INFO)
     try:
         options = LoaderOptions.from_kwargs(
-            base_url=base_url, model=model, api_key=api_key, dialect=dialect, pages=pages,
-            password=password, concurrency=concurrency, chunk_size=chunk_size,
-            chunk_overlap=chunk_overlap, dpi=dpi, cache=not no_cache, cache_dir=cache_dir)
+            base_url=base_url,
+            model=model,
+            api_key=api_key,
+            dialect=dialect,
+            pages=pages,
+            password=password,
+            concurrency=concurrency,
+            chunk_size=chunk_size,
+            chunk_overlap=chunk_overlap,
+            dpi=dpi,
+            cache=not no_cache,
+            cache_dir=cache_dir,
+        )
         output.mkdir(parents=True, exist_ok=True)
-        code = asyncio.run(_convert(paths, output, options, as_json=as_json, quiet=quiet,
-                                    console=console))
+        code = asyncio.run(
+            _convert(paths, output, options, as_json=as_json, quiet=quiet, console=console)
+        )
     except (InputError, ConfigError) as exc:
         _fail(console, exc, debug)
         raise typer.Exit(EXIT_USAGE) from None

@@ -77,9 +77,13 @@ class LoaderOptions:
         return bool(self.base_urls)
 
     @classmethod
-    def from_kwargs(cls, base_url: str | list[str] | tuple[str, ...] | None = None,
-                    model: str | None = None, api_key: str | None = None,
-                    **options: Any) -> LoaderOptions:
+    def from_kwargs(
+        cls,
+        base_url: str | list[str] | tuple[str, ...] | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        **options: Any,
+    ) -> LoaderOptions:
         """Options from the public keyword arguments, falling back to the environment.
 
         ``base_url`` (or ``DEEPSEEK_OCR_BASE_URL``) may hold several comma-separated URLs.

@@ -26,16 +26,33 @@ from .model import MODEL_UNITS, Block, Box
 
 REF, REF_END, DET, DET_END = "<|ref|>", "<|/ref|>", "<|det|>", "<|/det|>"
 
-KNOWN_LABELS = frozenset({
-    "text", "title", "sub_title", "image", "table", "image_caption", "table_caption",
-    "equation", "table_footnote", "image_footnote", "figure_title",
-})
+KNOWN_LABELS = frozenset(
+    {
+        "text",
+        "title",
+        "sub_title",
+        "image",
+        "table",
+        "image_caption",
+        "table_caption",
+        "equation",
+        "table_footnote",
+        "image_footnote",
+        "figure_title",
+    }
+)
 """Labels DeepSeek-OCR (1 and 2) emits by design; anything else is kept verbatim."""
 
 HEADING_LABELS = frozenset({"title", "sub_title"})
-CAPTION_LABELS = frozenset({
-    "image_caption", "table_caption", "figure_title", "table_footnote", "image_footnote",
-})
+CAPTION_LABELS = frozenset(
+    {
+        "image_caption",
+        "table_caption",
+        "figure_title",
+        "table_footnote",
+        "image_footnote",
+    }
+)
 
 # The four tags (and the prompt marker), exactly as the tokenizer writes them.
 _TAG_RE = re.compile(r"<\|(/?)(ref|det|grounding)\|>")
@@ -88,7 +105,7 @@ def parse_boxes(det: str) -> tuple[Box, ...]:
         if not values or len(values) % 4:
             continue
         for i in range(0, len(values), 4):
-            x0, y0, x1, y1 = values[i:i + 4]
+            x0, y0, x1, y1 = values[i : i + 4]
             boxes.append((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
     return tuple(boxes)
 
@@ -154,28 +171,35 @@ def _split_headers(text: str) -> list[_Draft]:
                 line_end = text.find("\n", tag.end, stop)
                 label_end = stop if line_end < 0 else line_end
                 flush(tag.start)
-                label = _strip_tags(text[tag.end:label_end]).strip()
+                label = _strip_tags(text[tag.end : label_end]).strip()
                 pending = _Draft(label or "text", (), "", header=True)
                 pos = label_end
                 i = j
                 continue
             flush(tag.start)
-            label = _strip_tags(text[tag.end:tags[last_ref_end].start]).strip()
+            label = _strip_tags(text[tag.end : tags[last_ref_end].start]).strip()
             after = tags[last_ref_end].end
             boxes: tuple[Box, ...] = ()
             nxt = last_ref_end + 1
-            if j < len(tags) and tags[j].kind == "det" and text[after:tags[j].start].strip() == "":
+            if (
+                j < len(tags)
+                and tags[j].kind == "det"
+                and text[after : tags[j].start].strip() == ""
+            ):
                 det_end = j + 1
                 while det_end < len(tags) and tags[det_end].kind not in ("/det", "ref", "det"):
                     det_end += 1
-                if det_end < len(tags) and tags[det_end].kind == "/det" and _is_payload(
-                        text[tags[j].end:tags[det_end].start]):
-                    boxes = parse_boxes(text[tags[j].end:tags[det_end].start])
+                if (
+                    det_end < len(tags)
+                    and tags[det_end].kind == "/det"
+                    and _is_payload(text[tags[j].end : tags[det_end].start])
+                ):
+                    boxes = parse_boxes(text[tags[j].end : tags[det_end].start])
                     after = tags[det_end].end
                     nxt = det_end + 1
                 else:  # unclosed det: only box-like characters belong to it
                     payload_end = _unclosed_payload_end(text, tags[j].end)
-                    boxes = parse_boxes(text[tags[j].end:payload_end])
+                    boxes = parse_boxes(text[tags[j].end : payload_end])
                     after = payload_end
                     nxt = j + 1
             pending = _Draft(label, boxes, "", header=True)
@@ -188,13 +212,16 @@ def _split_headers(text: str) -> list[_Draft]:
             while k < len(tags) and tags[k].kind not in ("/det", "ref", "det"):
                 k += 1
             flush(tag.start)
-            if k < len(tags) and tags[k].kind == "/det" and _is_payload(
-                    text[tag.end:tags[k].start]):
-                boxes = parse_boxes(text[tag.end:tags[k].start])
+            if (
+                k < len(tags)
+                and tags[k].kind == "/det"
+                and _is_payload(text[tag.end : tags[k].start])
+            ):
+                boxes = parse_boxes(text[tag.end : tags[k].start])
                 pos, i = tags[k].end, k + 1
             else:
                 payload_end = _unclosed_payload_end(text, tag.end)
-                boxes = parse_boxes(text[tag.end:payload_end])
+                boxes = parse_boxes(text[tag.end : payload_end])
                 pos, i = payload_end, i + 1
             pending = _Draft("text", boxes, "", header=True)
             continue
@@ -269,9 +296,9 @@ def _fix_tables(drafts: list[_Draft]) -> list[_Draft]:
             for m in _TABLE_RE.finditer(d.text):
                 last = m
             if last is not None and last.group(0).lower().rstrip().endswith("</table>"):
-                tail = d.text[last.end():].strip()
+                tail = d.text[last.end() :].strip()
                 if tail:
-                    d.text = d.text[:last.end()].rstrip()
+                    d.text = d.text[: last.end()].rstrip()
                     out.insert(i + 1, _Draft("text", (), tail, header=False))
         i += 1
     return out
@@ -334,7 +361,7 @@ def _repeat_links(norm: str, ngram: int, window: int) -> list[int]:
     last: dict[str, int] = {}
     prev = [-1] * max(0, len(norm) - ngram + 1)
     for i in range(len(prev)):
-        g = norm[i:i + ngram]
+        g = norm[i : i + ngram]
         p = last.get(g)
         if p is not None and i - p <= window:
             prev[i] = p
@@ -349,7 +376,7 @@ def _dense_tail(prev: list[int], span: int, density: float, start: int) -> int:
     if span <= 0:
         return m
     start = min(start, m - span)
-    acc = sum(1 for p in prev[start:start + span] if p >= 0)
+    acc = sum(1 for p in prev[start : start + span] if p >= 0)
     need = density * span
     if acc < need:
         return m
@@ -361,8 +388,9 @@ def _dense_tail(prev: list[int], span: int, density: float, start: int) -> int:
     return start
 
 
-def find_repetition_loop(text: str, *, min_repeats: int = 4, min_chars: int = 200,
-                         window: int = 4000) -> Loop | None:
+def find_repetition_loop(
+    text: str, *, min_repeats: int = 4, min_chars: int = 200, window: int = 4000
+) -> Loop | None:
     """Find a repetition loop that runs to the end of ``text``, or ``None``.
 
     A position "repeats" when the n characters starting there already occurred within the
@@ -465,15 +493,50 @@ def caption_for(blocks: Sequence[Block], i: int) -> str:
 
 _TAG_HTML_RE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)((?:\s[^<>]*)?)/?>")
 _TABLE_TAGS = frozenset({"table", "thead", "tbody", "tr", "td", "th"})
-_ACTIVE_TAGS = frozenset({
-    "script", "style", "iframe", "frame", "frameset", "object", "embed", "applet", "link",
-    "meta", "base", "form", "input", "button", "textarea", "select", "option", "svg", "math",
-    "img", "image", "video", "audio", "source", "track", "picture", "body", "html", "head",
-    "title", "template", "noscript", "xmp", "plaintext", "a", "area", "map", "portal",
-})
+_ACTIVE_TAGS = frozenset(
+    {
+        "script",
+        "style",
+        "iframe",
+        "frame",
+        "frameset",
+        "object",
+        "embed",
+        "applet",
+        "link",
+        "meta",
+        "base",
+        "form",
+        "input",
+        "button",
+        "textarea",
+        "select",
+        "option",
+        "svg",
+        "math",
+        "img",
+        "image",
+        "video",
+        "audio",
+        "source",
+        "track",
+        "picture",
+        "body",
+        "html",
+        "head",
+        "title",
+        "template",
+        "noscript",
+        "xmp",
+        "plaintext",
+        "a",
+        "area",
+        "map",
+        "portal",
+    }
+)
 _SPAN_ATTR_RE = re.compile(r"""\s(?:rowspan|colspan)\s*=\s*["']?\d+["']?""", re.IGNORECASE)
-_RISKY_ATTR_RE = re.compile(r"\bon[a-z]+\s*=|javascript:|\bsrcdoc\s*=|\bstyle\s*=",
-                            re.IGNORECASE)
+_RISKY_ATTR_RE = re.compile(r"\bon[a-z]+\s*=|javascript:|\bsrcdoc\s*=|\bstyle\s*=", re.IGNORECASE)
 
 
 def neutralize_html(text: str) -> str:
@@ -489,8 +552,7 @@ def neutralize_html(text: str) -> str:
     def fix(m: re.Match[str]) -> str:
         closing, name, attrs = m.group(1), m.group(2).lower(), m.group(3)
         if name in _TABLE_TAGS:
-            kept = "" if closing else "".join(
-                a.group(0) for a in _SPAN_ATTR_RE.finditer(attrs))
+            kept = "" if closing else "".join(a.group(0) for a in _SPAN_ATTR_RE.finditer(attrs))
             return f"<{closing}{name}{kept}>"
         if name in _ACTIVE_TAGS or _RISKY_ATTR_RE.search(attrs):
             return html.escape(m.group(0), quote=False)
@@ -499,8 +561,9 @@ def neutralize_html(text: str) -> str:
     return _TAG_HTML_RE.sub(fix, text) if "<" in text else text
 
 
-def block_markdown(block: Block, *, tables: str = "html", image_target: str = "",
-                   caption: str = "") -> str:
+def block_markdown(
+    block: Block, *, tables: str = "html", image_target: str = "", caption: str = ""
+) -> str:
     """Clean markdown for one block: tags gone, headings marked, captions unwrapped.
 
     Equations keep the model's ``\\[ ... \\]`` delimiters (inline math keeps ``\\( \\)``);
@@ -523,8 +586,13 @@ def block_markdown(block: Block, *, tables: str = "html", image_target: str = ""
     return text
 
 
-def to_markdown(blocks: Sequence[Block], *, tables: str = "html",
-                image_link: ImageLink | None = None, loop_cut: bool = False) -> str:
+def to_markdown(
+    blocks: Sequence[Block],
+    *,
+    tables: str = "html",
+    image_link: ImageLink | None = None,
+    loop_cut: bool = False,
+) -> str:
     """Clean markdown for a page's blocks, blocks separated by blank lines.
 
     Image blocks become ``![caption](target)`` with targets from ``image_link`` (default:

@@ -34,15 +34,22 @@ def to_document(record: Record) -> Document:
 class _Runner:
     """Shared load logic: options, stats, async core and its sync wrapper."""
 
-    def __init__(self, base_url: str | list[str] | None, model: str | None,
-                 api_key: str | None, options: dict[str, Any]) -> None:
-        self.options = LoaderOptions.from_kwargs(base_url=base_url, model=model,
-                                                 api_key=api_key, **options)
+    def __init__(
+        self,
+        base_url: str | list[str] | None,
+        model: str | None,
+        api_key: str | None,
+        options: dict[str, Any],
+    ) -> None:
+        self.options = LoaderOptions.from_kwargs(
+            base_url=base_url, model=model, api_key=api_key, **options
+        )
         self.last_stats: Totals | None = None
         self.last_documents: list[Totals] = []
 
-    async def _arun(self, inputs: Input | Sequence[Input] | Sequence[DocumentSource]
-                    ) -> AsyncIterator[Document]:
+    async def _arun(
+        self, inputs: Input | Sequence[Input] | Sequence[DocumentSource]
+    ) -> AsyncIterator[Document]:
         load = Load(self.options)
         try:
             async for record in load.records(inputs):
@@ -64,9 +71,14 @@ class DeepSeekOCRLoader(BaseLoader, _Runner):
     After a load, :attr:`last_stats` holds the run's totals (see docs/stats.md).
     """
 
-    def __init__(self, file_path: Input | Sequence[Input], base_url: str | list[str] | None = None,
-                 model: str | None = None, api_key: str | None = None,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        file_path: Input | Sequence[Input],
+        base_url: str | list[str] | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        **options: Any,
+    ) -> None:
         _Runner.__init__(self, base_url, model, api_key, options)
         self.file_path = file_path
 
@@ -83,8 +95,13 @@ class DeepSeekOCRLoader(BaseLoader, _Runner):
 class DeepSeekOCRParser(BaseBlobParser, _Runner):
     """Parse blobs (PDF or image bytes) into ``Document`` chunks, e.g. for ``GenericLoader``."""
 
-    def __init__(self, base_url: str | list[str] | None = None, model: str | None = None,
-                 api_key: str | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        base_url: str | list[str] | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        **options: Any,
+    ) -> None:
         _Runner.__init__(self, base_url, model, api_key, options)
 
     def lazy_parse(self, blob: Blob) -> Iterator[Document]:

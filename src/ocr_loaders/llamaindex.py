@@ -42,21 +42,30 @@ class DeepSeekOCRReader(BaseReader):
     After a load, :attr:`last_stats` holds the run's totals (see docs/stats.md).
     """
 
-    def __init__(self, base_url: str | list[str] | None = None, model: str | None = None,
-                 api_key: str | None = None, **options: Any) -> None:
-        self.options = LoaderOptions.from_kwargs(base_url=base_url, model=model,
-                                                 api_key=api_key, **options)
+    def __init__(
+        self,
+        base_url: str | list[str] | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        **options: Any,
+    ) -> None:
+        self.options = LoaderOptions.from_kwargs(
+            base_url=base_url, model=model, api_key=api_key, **options
+        )
         self.last_stats: Totals | None = None
         self.last_documents: list[Totals] = []
 
     # -- async core ---------------------------------------------------------------------------
 
-    async def _aiter(self, file: Any, extra_info: dict[str, Any] | None, fs: Any,
-                     kwargs: dict[str, Any]) -> AsyncIterator[Document]:
+    async def _aiter(
+        self, file: Any, extra_info: dict[str, Any] | None, fs: Any, kwargs: dict[str, Any]
+    ) -> AsyncIterator[Document]:
         inputs = _inputs(file, extra_info, fs, kwargs)
         if kwargs:
-            raise TypeError(f"unexpected arguments {sorted(kwargs)}; pass options to the "
-                            "DeepSeekOCRReader constructor")
+            raise TypeError(
+                f"unexpected arguments {sorted(kwargs)}; pass options to the "
+                "DeepSeekOCRReader constructor"
+            )
         load = Load(self.options)
         try:
             async for record in load.records(inputs):
@@ -65,9 +74,12 @@ class DeepSeekOCRReader(BaseReader):
             self.last_stats, self.last_documents = load.totals(), load.documents
 
     def alazy_load_data(  # type: ignore[override]
-            self, file: Input | list[Input] | None = None,
-            extra_info: dict[str, Any] | None = None, fs: Any = None,
-            **kwargs: Any) -> LazyDocuments:
+        self,
+        file: Input | list[Input] | None = None,
+        extra_info: dict[str, Any] | None = None,
+        fs: Any = None,
+        **kwargs: Any,
+    ) -> LazyDocuments:
         """Chunks as pages finish, on the caller's loop (real async, no thread).
 
         Use ``async for doc in reader.alazy_load_data(path)`` to stream, or
@@ -76,25 +88,34 @@ class DeepSeekOCRReader(BaseReader):
         return LazyDocuments(lambda: self._aiter(file, extra_info, fs, dict(kwargs)))
 
     async def aload_data(
-            self, file: Input | list[Input] | None = None,
-            extra_info: dict[str, Any] | None = None, fs: Any = None,
-            **kwargs: Any) -> list[Document]:
+        self,
+        file: Input | list[Input] | None = None,
+        extra_info: dict[str, Any] | None = None,
+        fs: Any = None,
+        **kwargs: Any,
+    ) -> list[Document]:
         """Load every chunk (real async)."""
         return [d async for d in self._aiter(file, extra_info, fs, kwargs)]
 
     # -- sync wrappers ----------------------------------------------------------------------
 
     def lazy_load_data(
-            self, file: Input | list[Input] | None = None,
-            extra_info: dict[str, Any] | None = None, fs: Any = None,
-            **kwargs: Any) -> Iterator[Document]:
+        self,
+        file: Input | list[Input] | None = None,
+        extra_info: dict[str, Any] | None = None,
+        fs: Any = None,
+        **kwargs: Any,
+    ) -> Iterator[Document]:
         """Yield ``Document`` chunks as pages finish (works inside a running event loop)."""
         return _sync.iterate(lambda: self._aiter(file, extra_info, fs, dict(kwargs)))
 
     def load_data(
-            self, file: Input | list[Input] | None = None,
-            extra_info: dict[str, Any] | None = None, fs: Any = None,
-            **kwargs: Any) -> list[Document]:
+        self,
+        file: Input | list[Input] | None = None,
+        extra_info: dict[str, Any] | None = None,
+        fs: Any = None,
+        **kwargs: Any,
+    ) -> list[Document]:
         """Load every chunk of ``file`` (a path, folder, glob, bytes or a list of them)."""
         return list(self.lazy_load_data(file, extra_info, fs, **kwargs))
 
@@ -115,14 +136,18 @@ class LazyDocuments:
         return [d async for d in self._make()]
 
 
-def _inputs(file: Any, extra_info: dict[str, Any] | None, fs: Any,
-            kwargs: dict[str, Any]) -> list[DocumentSource] | list[Input]:
+def _inputs(
+    file: Any, extra_info: dict[str, Any] | None, fs: Any, kwargs: dict[str, Any]
+) -> list[DocumentSource] | list[Input]:
     if file is None:
         file = kwargs.pop("file_path", None) or kwargs.pop("input_file", None)
     if file is None:
         raise TypeError("load_data() needs a file: a path, folder, glob, bytes or a list")
-    extra = tuple((k, v) for k, v in (extra_info or {}).items()
-                  if isinstance(v, (str, int, float, bool)) and v is not None)
+    extra = tuple(
+        (k, v)
+        for k, v in (extra_info or {}).items()
+        if isinstance(v, (str, int, float, bool)) and v is not None
+    )
     if fs is not None:  # a remote filesystem (fsspec): read the bytes through it
         files = file if isinstance(file, list) else [file]
         sources = []
@@ -135,8 +160,11 @@ def _inputs(file: Any, extra_info: dict[str, Any] | None, fs: Any,
         from .sources import resolve_inputs
 
         return [DocumentSource(s.name, s.path, s.data, extra) for s in resolve_inputs(file)]
-    if isinstance(file, (str, os.PathLike)) or not isinstance(file, Iterable) or isinstance(
-            file, (bytes, bytearray)):
+    if (
+        isinstance(file, (str, os.PathLike))
+        or not isinstance(file, Iterable)
+        or isinstance(file, (bytes, bytearray))
+    ):
         return [file]
     return list(file)
 

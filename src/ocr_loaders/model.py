@@ -44,8 +44,12 @@ def model_box(bbox: BBox, width: float, height: float) -> Box:
     def unit(v: float, size: float) -> int:
         return min(MODEL_UNITS, max(0, round(v / size * MODEL_UNITS))) if size > 0 else 0
 
-    x0, y0, x1, y1 = (unit(bbox[0], width), unit(bbox[1], height),
-                      unit(bbox[2], width), unit(bbox[3], height))
+    x0, y0, x1, y1 = (
+        unit(bbox[0], width),
+        unit(bbox[1], height),
+        unit(bbox[2], width),
+        unit(bbox[3], height),
+    )
     return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 
@@ -77,8 +81,7 @@ class Region:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form, bbox rounded to 0.01 of a unit."""
-        return {"page": self.page, "label": self.label,
-                "bbox": [round(v, 2) for v in self.bbox]}
+        return {"page": self.page, "label": self.label, "bbox": [round(v, 2) for v in self.bbox]}
 
 
 @dataclass(frozen=True, slots=True)

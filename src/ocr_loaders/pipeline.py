@@ -79,23 +79,38 @@ def make_engine(options: LoaderOptions) -> Engine:
     if options.uses_endpoint:
         from .engines.openai_compat import EndpointSettings, OpenAICompatEngine
 
-        engine: Engine = OpenAICompatEngine(EndpointSettings(
-            base_urls=options.base_urls, model=options.model, api_key=options.api_key,
-            dialect=options.dialect, prompt=options.prompt, timeout=options.timeout,
-            max_attempts=options.max_attempts, output_retries=options.output_retries,
-            backoff_base=options.backoff_base, backoff_max=options.backoff_max,
-            unavailable_after=options.unavailable_after,
-            backup_requests=options.backup_requests, ngram_size=options.ngram_size,
-            window_size=options.window_size,
-            sglang_logit_processor=options.sglang_logit_processor))
-        log.info("ocr_loaders: using the DeepSeek-OCR endpoint at %s (model %s)",
-                 ", ".join(options.base_urls), options.model)
+        engine: Engine = OpenAICompatEngine(
+            EndpointSettings(
+                base_urls=options.base_urls,
+                model=options.model,
+                api_key=options.api_key,
+                dialect=options.dialect,
+                prompt=options.prompt,
+                timeout=options.timeout,
+                max_attempts=options.max_attempts,
+                output_retries=options.output_retries,
+                backoff_base=options.backoff_base,
+                backoff_max=options.backoff_max,
+                unavailable_after=options.unavailable_after,
+                backup_requests=options.backup_requests,
+                ngram_size=options.ngram_size,
+                window_size=options.window_size,
+                sglang_logit_processor=options.sglang_logit_processor,
+            )
+        )
+        log.info(
+            "ocr_loaders: using the DeepSeek-OCR endpoint at %s (model %s)",
+            ", ".join(options.base_urls),
+            options.model,
+        )
         return engine
     from .engines.local import LocalEngine
 
     local: Engine = LocalEngine()
-    log.info("ocr_loaders: no endpoint configured (DEEPSEEK_OCR_BASE_URL); using the embedded "
-             "local engine (PyMuPDF text layer + RapidOCR), not DeepSeek-OCR")
+    log.info(
+        "ocr_loaders: no endpoint configured (DEEPSEEK_OCR_BASE_URL); using the embedded "
+        "local engine (PyMuPDF text layer + RapidOCR), not DeepSeek-OCR"
+    )
     return local
 
 
@@ -112,8 +127,9 @@ class ThreadRenderer:
         doc: OpenDocument = await self._run(open_document, src, password)
         return doc
 
-    async def render(self, doc: OpenDocument, number: int, settings: RenderSettings,
-                     hook: PageHook | None) -> PageImage:
+    async def render(
+        self, doc: OpenDocument, number: int, settings: RenderSettings, hook: PageHook | None
+    ) -> PageImage:
         image: PageImage = await self._run(doc.render, number, settings, hook)
         return image
 
@@ -147,19 +163,36 @@ def build_page(image: PageImage, raw: RawPage) -> Page:
     elif parsed.loop is not None or raw.finish_reason == "length":
         status = "truncated"
         if not error:
-            error = ("repetition loop cut" if parsed.loop is not None
-                     else "output hit max_tokens")
+            error = "repetition loop cut" if parsed.loop is not None else "output hit max_tokens"
     return Page(
-        number=image.number, label=image.label, width=image.width, height=image.height,
-        image_width=image.image_width, image_height=image.image_height, blocks=parsed.blocks,
-        raw_text=raw.text, status=status, error=error if status != "ok" else "",
-        loop_cut=parsed.loop is not None, downscaled=image.downscaled)
+        number=image.number,
+        label=image.label,
+        width=image.width,
+        height=image.height,
+        image_width=image.image_width,
+        image_height=image.image_height,
+        blocks=parsed.blocks,
+        raw_text=raw.text,
+        status=status,
+        error=error if status != "ok" else "",
+        loop_cut=parsed.loop is not None,
+        downscaled=image.downscaled,
+    )
 
 
 def failed_page_image(doc: Any, number: int) -> PageImage:
     """A placeholder for a page that could not be rendered: no pixels, no vision tokens."""
-    return PageImage(source=doc.info, number=number, label=doc.label(number), width=0.0,
-                     height=0.0, image=b"", mime="", image_width=0, image_height=0)
+    return PageImage(
+        source=doc.info,
+        number=number,
+        label=doc.label(number),
+        width=0.0,
+        height=0.0,
+        image=b"",
+        mime="",
+        image_width=0,
+        image_height=0,
+    )
 
 
 @dataclass(frozen=True)
@@ -180,8 +213,11 @@ class _Limits:
     @classmethod
     def for_concurrency(cls, concurrency: int) -> _Limits:
         ahead = max(2, concurrency // 4)
-        return cls(asyncio.Semaphore(concurrency), asyncio.Semaphore(concurrency + ahead),
-                   asyncio.Semaphore(4 * concurrency + ahead))
+        return cls(
+            asyncio.Semaphore(concurrency),
+            asyncio.Semaphore(concurrency + ahead),
+            asyncio.Semaphore(4 * concurrency + ahead),
+        )
 
 
 @dataclass
@@ -239,11 +275,15 @@ class Pipeline:
         """Totals of everything processed so far by this pipeline."""
         return self.stats.totals()
 
-    async def events(self, inputs: Input | Sequence[Input] | Sequence[DocumentSource]
-                     ) -> AsyncIterator[Event]:
+    async def events(
+        self, inputs: Input | Sequence[Input] | Sequence[DocumentSource]
+    ) -> AsyncIterator[Event]:
         """Process inputs; yield events in document and page order."""
-        if isinstance(inputs, (list, tuple)) and inputs and all(
-                isinstance(i, DocumentSource) for i in inputs):
+        if (
+            isinstance(inputs, (list, tuple))
+            and inputs
+            and all(isinstance(i, DocumentSource) for i in inputs)
+        ):
             sources: list[DocumentSource] = list(cast(Sequence[DocumentSource], inputs))
         else:
             sources = resolve_inputs(cast(Input | Sequence[Input], inputs))
@@ -255,8 +295,7 @@ class Pipeline:
         limits = _Limits.for_concurrency(self.options.concurrency)
         slots = limits.window
         tail = _Tail(engine)
-        producer = asyncio.create_task(self._produce(sources, engine, worker, out, limits,
-                                                     tail))
+        producer = asyncio.create_task(self._produce(sources, engine, worker, out, limits, tail))
         current = StatsAccumulator(engine=engine.name, model=engine.model)
         try:
             while True:
@@ -271,8 +310,9 @@ class Pipeline:
                     self.stats.add(result.stats)
                     current.add(result.stats)
                     if result.page.status == "failed" and self.options.on_error == "raise":
-                        raise PageFailedError(result.page.error, path=result.doc.source,
-                                              page=result.page.number)
+                        raise PageFailedError(
+                            result.page.error, path=result.doc.source, page=result.page.number
+                        )
                     yield result
                 elif isinstance(item, DocumentStarted):
                     current = StatsAccumulator(engine=engine.name, model=engine.model)
@@ -303,9 +343,15 @@ class Pipeline:
             if self.options.engine is None:
                 await engine.aclose()
 
-    async def _produce(self, sources: list[DocumentSource], engine: Engine,
-                       worker: Renderer, out: asyncio.Queue[Any],
-                       limits: _Limits, tail: _Tail) -> None:
+    async def _produce(
+        self,
+        sources: list[DocumentSource],
+        engine: Engine,
+        worker: Renderer,
+        out: asyncio.Queue[Any],
+        limits: _Limits,
+        tail: _Tail,
+    ) -> None:
         try:
             for src in sources:
                 try:
@@ -323,7 +369,8 @@ class Pipeline:
                 for number in numbers:
                     await limits.window.acquire()
                     task = asyncio.ensure_future(
-                        self._page(doc, number, engine, worker, limits, tail.add()))
+                        self._page(doc, number, engine, worker, limits, tail.add())
+                    )
                     await out.put(task)
                 await out.put(_DocEnd(doc))
             tail.close()
@@ -377,12 +424,22 @@ class Pipeline:
         doc = await worker.open(src, self.options.password)
         if self._cache is not None and self.options.password is None:
             labels = [doc.label(n) for n in range(1, doc.info.total_pages + 1)]
-            await asyncio.to_thread(self._cache.put_manifest, doc.info.doc_hash, {
-                "kind": doc.info.kind, "total_pages": doc.info.total_pages, "labels": labels})
+            await asyncio.to_thread(
+                self._cache.put_manifest,
+                doc.info.doc_hash,
+                {"kind": doc.info.kind, "total_pages": doc.info.total_pages, "labels": labels},
+            )
         return doc
 
-    async def _page(self, doc: Any, number: int, engine: Engine, worker: Renderer,
-                    limits: _Limits, handed: Callable[[], None]) -> PageResult:
+    async def _page(
+        self,
+        doc: Any,
+        number: int,
+        engine: Engine,
+        worker: Renderer,
+        limits: _Limits,
+        handed: Callable[[], None],
+    ) -> PageResult:
         """One page; ``handed`` is called when it reaches the engine, or when it ends
         without needing to (cached, unrenderable, cancelled)."""
         try:
@@ -390,13 +447,21 @@ class Pipeline:
         finally:
             handed()
 
-    async def _process(self, doc: Any, number: int, engine: Engine, worker: Renderer,
-                       limits: _Limits, handed: Callable[[], None]) -> PageResult:
+    async def _process(
+        self,
+        doc: Any,
+        number: int,
+        engine: Engine,
+        worker: Renderer,
+        limits: _Limits,
+        handed: Callable[[], None],
+    ) -> PageResult:
         """Render, OCR, parse and account for one page; a failure becomes a failed page."""
         cache_key = None
         if self._cache is not None:
-            cache_key = page_key(doc.info.doc_hash, number, self.options.render,
-                                 engine.cache_identity)
+            cache_key = page_key(
+                doc.info.doc_hash, number, self.options.render, engine.cache_identity
+            )
             hit = await asyncio.to_thread(self._cache.get, cache_key)
             if hit is not None:
                 image, raw = hit
@@ -404,13 +469,18 @@ class Pipeline:
                 return self._result(doc.info, image, raw, engine, cached=True)
         async with limits.prepared:  # rendered pages waiting for a request slot are few
             try:
-                image = await worker.render(doc, number, self.options.render,
-                                            engine.page_hook)
+                image = await worker.render(doc, number, self.options.render, engine.page_hook)
             except PageRenderError as exc:
                 log.warning("%s", exc)
                 image = failed_page_image(doc, number)
-                raw = RawPage(text="", finish_reason=None, engine=engine.name,
-                              model=engine.model, prompt=engine.prompt, error=exc.reason)
+                raw = RawPage(
+                    text="",
+                    finish_reason=None,
+                    engine=engine.name,
+                    model=engine.model,
+                    prompt=engine.prompt,
+                    error=exc.reason,
+                )
                 return self._result(doc.info, image, raw, engine, cached=False)
             async with limits.requests:
                 handed()
@@ -420,23 +490,42 @@ class Pipeline:
                     raise
                 except Exception as exc:  # an engine bug must not lose the page silently
                     log.exception("%s page %d: engine failed", doc.info.source, number)
-                    raw = RawPage(text="", finish_reason=None, engine=engine.name,
-                                  model=engine.model, prompt=engine.prompt,
-                                  error=f"{type(exc).__name__}: {exc}")
+                    raw = RawPage(
+                        text="",
+                        finish_reason=None,
+                        engine=engine.name,
+                        model=engine.model,
+                        prompt=engine.prompt,
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
         result = self._result(doc.info, image, raw, engine, cached=False)
         if self._cache is not None and cache_key is not None and result.page.status != "failed":
             await asyncio.to_thread(self._cache.put, cache_key, _strip_image(image), raw)
         return result
 
-    def _result(self, info: SourceInfo, image: PageImage, raw: RawPage, engine: Engine,
-                *, cached: bool) -> PageResult:
+    def _result(
+        self, info: SourceInfo, image: PageImage, raw: RawPage, engine: Engine, *, cached: bool
+    ) -> PageResult:
         page = build_page(image, raw)
-        markdown = to_markdown(page.blocks, image_link=default_image_link(page.number),
-                               loop_cut=page.loop_cut, tables=self.options.chunk.tables)
-        stats = page_stats(image, raw, page, markdown, self.options.model, cached=cached) \
-            if image.image_width else _no_pixels_stats(page, raw)
-        return PageResult(doc=info, page=page, stats=stats, engine=engine.name,
-                          model=engine.model, markdown=markdown)
+        markdown = to_markdown(
+            page.blocks,
+            image_link=default_image_link(page.number),
+            loop_cut=page.loop_cut,
+            tables=self.options.chunk.tables,
+        )
+        stats = (
+            page_stats(image, raw, page, markdown, self.options.model, cached=cached)
+            if image.image_width
+            else _no_pixels_stats(page, raw)
+        )
+        return PageResult(
+            doc=info,
+            page=page,
+            stats=stats,
+            engine=engine.name,
+            model=engine.model,
+            markdown=markdown,
+        )
 
 
 def _strip_image(image: PageImage) -> PageImage:
@@ -449,6 +538,14 @@ def _rebind(image: PageImage, info: SourceInfo) -> PageImage:
 
 
 def _no_pixels_stats(page: Page, raw: RawPage) -> PageStats:
-    return PageStats(page=page.number, status=page.status, vision_tokens=0, text_tokens=0,
-                     compression_ratio=0.0, risk="fine", output_tokens=raw.completion_tokens,
-                     latency_s=raw.latency_s, attempts=raw.attempts)
+    return PageStats(
+        page=page.number,
+        status=page.status,
+        vision_tokens=0,
+        text_tokens=0,
+        compression_ratio=0.0,
+        risk="fine",
+        output_tokens=raw.completion_tokens,
+        latency_s=raw.latency_s,
+        attempts=raw.attempts,
+    )

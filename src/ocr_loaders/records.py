@@ -25,9 +25,23 @@ Metadata = dict[str, Scalar]
 STATUS_RANK = {"ok": 0, "truncated": 1, "failed": 2}
 
 EXCLUDED_FROM_EMBEDDING = (
-    "file_path", "doc_hash", "regions", "chunk_index", "vision_tokens", "compression_ratio",
-    "ocr_model", "ocr_engine", "ocr_status", "ocr_error", "page", "page_start", "page_end",
-    "total_pages", "block_types", "image_downscaled", "text_tokens",
+    "file_path",
+    "doc_hash",
+    "regions",
+    "chunk_index",
+    "vision_tokens",
+    "compression_ratio",
+    "ocr_model",
+    "ocr_engine",
+    "ocr_status",
+    "ocr_error",
+    "page",
+    "page_start",
+    "page_end",
+    "total_pages",
+    "block_types",
+    "image_downscaled",
+    "text_tokens",
 )
 """Keys kept out of the text LlamaIndex embeds and shows the LLM (bulky or numeric)."""
 
@@ -59,30 +73,33 @@ def chunk_metadata(doc: SourceInfo, chunk: Chunk, pages: Mapping[int, PageResult
     meta: Metadata = {}
     for key, value in doc.extra:
         meta[key] = value
-    meta.update({
-        "source": doc.source,
-        "file_name": doc.file_name,
-        "file_path": doc.file_path,
-        "doc_hash": doc.doc_hash,
-        "page": chunk.page_start - 1,
-        "page_label": first.page.label if first else str(chunk.page_start),
-        "page_start": chunk.page_start,
-        "page_end": chunk.page_end,
-        "total_pages": doc.total_pages,
-        "block_types": ",".join(chunk.labels),
-        "heading": chunk.heading,
-        "regions": json.dumps([r.as_dict() for r in chunk.regions], separators=(",", ":"),
-                              ensure_ascii=False),
-        "chunk_index": chunk.index,
-        "ocr_model": first.model if first else "",
-        "ocr_engine": first.engine if first else "",
-        "vision_tokens": vision,
-        "text_tokens": text_tokens,
-        "compression_ratio": round(text_tokens / vision, 4) if vision else 0.0,
-        "ocr_status": worst,
-        "ocr_error": errors,
-        "image_downscaled": any(r.page.downscaled for r in span),
-    })
+    meta.update(
+        {
+            "source": doc.source,
+            "file_name": doc.file_name,
+            "file_path": doc.file_path,
+            "doc_hash": doc.doc_hash,
+            "page": chunk.page_start - 1,
+            "page_label": first.page.label if first else str(chunk.page_start),
+            "page_start": chunk.page_start,
+            "page_end": chunk.page_end,
+            "total_pages": doc.total_pages,
+            "block_types": ",".join(chunk.labels),
+            "heading": chunk.heading,
+            "regions": json.dumps(
+                [r.as_dict() for r in chunk.regions], separators=(",", ":"), ensure_ascii=False
+            ),
+            "chunk_index": chunk.index,
+            "ocr_model": first.model if first else "",
+            "ocr_engine": first.engine if first else "",
+            "vision_tokens": vision,
+            "text_tokens": text_tokens,
+            "compression_ratio": round(text_tokens / vision, 4) if vision else 0.0,
+            "ocr_status": worst,
+            "ocr_error": errors,
+            "image_downscaled": any(r.page.downscaled for r in span),
+        }
+    )
     return meta
 
 
@@ -91,8 +108,9 @@ def image_target(page: Page, block: Block, k: int) -> str:
     return default_image_link(page.number)(block, k)
 
 
-async def arecords(events: AsyncIterator[Event], options: ChunkOptions
-                   ) -> AsyncIterator[Record | DocumentFailed | DocumentFinished]:
+async def arecords(
+    events: AsyncIterator[Event], options: ChunkOptions
+) -> AsyncIterator[Record | DocumentFailed | DocumentFinished]:
     """Chunk each document as its pages arrive; yield records (and failures, totals)."""
     chunker: Chunker | None = None
     pages: dict[int, PageResult] = {}
@@ -103,8 +121,7 @@ async def arecords(events: AsyncIterator[Event], options: ChunkOptions
         out = []
         for c in chunks:
             meta = chunk_metadata(doc, c, pages)
-            out.append(Record(chunk_id(doc.doc_hash, c.page_start, c.index), c.text, meta, c,
-                              doc))
+            out.append(Record(chunk_id(doc.doc_hash, c.page_start, c.index), c.text, meta, c, doc))
         if chunks:  # pages before the last emitted chunk's end are no longer needed
             last_end = max(c.page_end for c in chunks)
             for n in [n for n in pages if n < last_end]:
@@ -143,8 +160,9 @@ class Load:
         self.pipeline = Pipeline(options)
         self.documents: list[Totals] = []
 
-    async def records(self, inputs: Input | Sequence[Input] | Sequence[DocumentSource]
-                      ) -> AsyncIterator[Record]:
+    async def records(
+        self, inputs: Input | Sequence[Input] | Sequence[DocumentSource]
+    ) -> AsyncIterator[Record]:
         async for item in arecords(self.pipeline.events(inputs), self.options.chunk):
             if isinstance(item, Record):
                 yield item

@@ -105,8 +105,9 @@ def _deflate() -> Callable[[Any, int], bytes]:
 _compress = _deflate()
 
 
-def png_bytes(samples: bytes | memoryview, width: int, height: int, channels: int = 3,
-              level: int = 1) -> bytes:
+def png_bytes(
+    samples: bytes | memoryview, width: int, height: int, channels: int = 3, level: int = 1
+) -> bytes:
     """A PNG of 8-bit gray (1 channel) or RGB (3) samples: no row filters, fast deflate.
 
     Lossless like any PNG, and several times cheaper than MuPDF's or Pillow's PNG writers on
@@ -119,19 +120,29 @@ def png_bytes(samples: bytes | memoryview, width: int, height: int, channels: in
     rows = np.empty((height, stride + 1), dtype=np.uint8)
     rows[:, 0] = 0  # each row's filter type: 0 (none)
     rows[:, 1:] = np.frombuffer(samples, dtype=np.uint8, count=stride * height).reshape(
-        height, stride)
+        height, stride
+    )
     header = struct.pack("!IIBBBBB", width, height, 8, 2 if channels == 3 else 0, 0, 0, 0)
 
     def chunk(tag: bytes, data: bytes) -> bytes:
-        return (struct.pack("!I", len(data)) + tag + data
-                + struct.pack("!I", zlib.crc32(tag + data) & 0xFFFFFFFF))
+        return (
+            struct.pack("!I", len(data))
+            + tag
+            + data
+            + struct.pack("!I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        )
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", _compress(rows, level)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", _compress(rows, level))
+        + chunk(b"IEND", b"")
+    )
 
 
-def render_pdf_page(doc: OpenDocument, pdoc: Any, number: int, settings: RenderSettings,
-                    hook: Any = None) -> PageImage:
+def render_pdf_page(
+    doc: OpenDocument, pdoc: Any, number: int, settings: RenderSettings, hook: Any = None
+) -> PageImage:
     """Render one PDF page (1-based ``number``) and run the engine's page hook on it."""
     import pymupdf
 
@@ -140,8 +151,9 @@ def render_pdf_page(doc: OpenDocument, pdoc: Any, number: int, settings: RenderS
         rect = page.rect  # the displayed frame: rotation applied, origin at top-left
         width, height = max(rect.width, 1.0), max(rect.height, 1.0)
         zoom, downscaled = fit_scale(width, height, settings.dpi / 72.0, settings.max_pixels)
-        pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), alpha=False,
-                              colorspace=pymupdf.csRGB)
+        pix = page.get_pixmap(
+            matrix=pymupdf.Matrix(zoom, zoom), alpha=False, colorspace=pymupdf.csRGB
+        )
         if settings.image_format == "png":
             data = png_bytes(pix.samples_mv, pix.width, pix.height, pix.n)
         else:
@@ -152,12 +164,22 @@ def render_pdf_page(doc: OpenDocument, pdoc: Any, number: int, settings: RenderS
     except PageRenderError:
         raise
     except Exception as exc:
-        raise PageRenderError(f"cannot render ({type(exc).__name__}: {exc})",
-                              path=doc.info.source, page=number) from exc
+        raise PageRenderError(
+            f"cannot render ({type(exc).__name__}: {exc})", path=doc.info.source, page=number
+        ) from exc
     return PageImage(
-        source=doc.info, number=number, label=doc.label(number), width=width, height=height,
-        image=data, mime=settings.mime, image_width=size[0], image_height=size[1],
-        downscaled=downscaled, hint=hint)
+        source=doc.info,
+        number=number,
+        label=doc.label(number),
+        width=width,
+        height=height,
+        image=data,
+        mime=settings.mime,
+        image_width=size[0],
+        image_height=size[1],
+        downscaled=downscaled,
+        hint=hint,
+    )
 
 
 def _to_rgb(img: Any) -> Any:
@@ -207,8 +229,9 @@ def downscale(img: Any, target: tuple[int, int]) -> Any:
     return out
 
 
-def render_image_frame(doc: OpenDocument, img: Any, number: int,
-                       settings: RenderSettings) -> PageImage:
+def render_image_frame(
+    doc: OpenDocument, img: Any, number: int, settings: RenderSettings
+) -> PageImage:
     """One frame (1-based) of an image file at native resolution, capped at the pixel budget.
 
     Regions of image files are in the image's own pixels, so the page frame is the frame's
@@ -218,12 +241,14 @@ def render_image_frame(doc: OpenDocument, img: Any, number: int,
         with lifted_pixel_limit():
             return _frame_image(doc, img, number, settings)
     except Exception as exc:
-        raise PageRenderError(f"cannot decode image frame ({type(exc).__name__}: {exc})",
-                              path=doc.info.source, page=number) from exc
+        raise PageRenderError(
+            f"cannot decode image frame ({type(exc).__name__}: {exc})",
+            path=doc.info.source,
+            page=number,
+        ) from exc
 
 
-def _frame_image(doc: OpenDocument, img: Any, number: int,
-                 settings: RenderSettings) -> PageImage:
+def _frame_image(doc: OpenDocument, img: Any, number: int, settings: RenderSettings) -> PageImage:
     img.seek(number - 1)
     width, height = img.size
     scale, downscaled = fit_scale(width, height, 1.0, settings.max_pixels)
@@ -235,6 +260,14 @@ def _frame_image(doc: OpenDocument, img: Any, number: int,
     else:
         rgb = _to_rgb(img)
     return PageImage(
-        source=doc.info, number=number, label=doc.label(number), width=float(width),
-        height=float(height), image=encode_image(rgb, settings), mime=settings.mime,
-        image_width=rgb.size[0], image_height=rgb.size[1], downscaled=downscaled)
+        source=doc.info,
+        number=number,
+        label=doc.label(number),
+        width=float(width),
+        height=float(height),
+        image=encode_image(rgb, settings),
+        mime=settings.mime,
+        image_width=rgb.size[0],
+        image_height=rgb.size[1],
+        downscaled=downscaled,
+    )

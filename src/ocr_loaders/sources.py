@@ -76,8 +76,9 @@ class PageSelection:
                 else:
                     lo = hi = int(part)
             except ValueError:
-                raise ConfigError(f"bad page range {part!r} in {spec!r} (use e.g. '1-3,7')"
-                                  ) from None
+                raise ConfigError(
+                    f"bad page range {part!r} in {spec!r} (use e.g. '1-3,7')"
+                ) from None
             if lo < 1 or (hi is not None and hi < lo):
                 raise ConfigError(f"bad page range {part!r} in {spec!r}: pages are 1-based")
             ranges.append((lo, hi))
@@ -147,7 +148,8 @@ def resolve_inputs(inputs: Input | Sequence[Input]) -> list[DocumentSource]:
     """
     items: list[Input]
     if isinstance(inputs, (str, bytes, bytearray, memoryview, os.PathLike)) or hasattr(
-            inputs, "read"):
+        inputs, "read"
+    ):
         items = [cast(Input, inputs)]
     else:
         items = list(inputs)
@@ -158,10 +160,13 @@ def resolve_inputs(inputs: Input | Sequence[Input]) -> list[DocumentSource]:
         elif hasattr(item, "read"):
             data = item.read()
             if not isinstance(data, (bytes, bytearray)):
-                raise UnsupportedInputError("file objects must be opened in binary mode",
-                                            path=getattr(item, "name", "<stream>"))
-            out.append(DocumentSource(name=str(getattr(item, "name", "<stream>")),
-                                      data=bytes(data)))
+                raise UnsupportedInputError(
+                    "file objects must be opened in binary mode",
+                    path=getattr(item, "name", "<stream>"),
+                )
+            out.append(
+                DocumentSource(name=str(getattr(item, "name", "<stream>")), data=bytes(data))
+            )
         else:
             text = os.fspath(item)
             path = Path(text).expanduser()
@@ -173,8 +178,9 @@ def resolve_inputs(inputs: Input | Sequence[Input]) -> list[DocumentSource]:
             elif path.exists():
                 out.append(DocumentSource(name=str(path), path=path))
             elif _has_glob(text):
-                matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(text),
-                                                            recursive=True))
+                matches = sorted(
+                    Path(m) for m in glob.glob(os.path.expanduser(text), recursive=True)
+                )
                 files = [m for m in matches if m.is_file() and m.suffix.lower() in SUFFIXES]
                 if not files:
                     raise InputNotFoundError("pattern matched no PDF or image file", path=text)
@@ -188,8 +194,15 @@ def sniff_kind(head: bytes) -> Kind | None:
     """``pdf`` or ``image`` from the first bytes; ``None`` for anything else."""
     if b"%PDF" in head[:1024]:
         return "pdf"
-    signatures = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM",
-                  b"GIF87a", b"GIF89a")
+    signatures = (
+        b"\x89PNG\r\n\x1a\n",
+        b"\xff\xd8\xff",
+        b"II*\x00",
+        b"MM\x00*",
+        b"BM",
+        b"GIF87a",
+        b"GIF89a",
+    )
     if head.startswith(signatures) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         return "image"
     return None
@@ -223,8 +236,13 @@ class OpenDocument:
     ``reopen`` gives a fresh handle on the same document (see :data:`REOPEN_AFTER_PAGES`).
     """
 
-    def __init__(self, info: SourceInfo, handle: Any, labels: Sequence[str] | None,
-                 reopen: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        info: SourceInfo,
+        handle: Any,
+        labels: Sequence[str] | None,
+        reopen: Callable[[], Any] | None = None,
+    ) -> None:
         self.info = info
         self._handle = handle  # pymupdf.Document or PIL.Image.Image
         self._labels = labels
@@ -240,8 +258,8 @@ class OpenDocument:
         numbers = selection.numbers(self.page_count)
         if not numbers:
             raise ConfigError(
-                f"{self.info.source}: page selection matches none of its {self.page_count} "
-                "page(s)")
+                f"{self.info.source}: page selection matches none of its {self.page_count} page(s)"
+            )
         return numbers
 
     def label(self, number: int) -> str:
@@ -270,12 +288,14 @@ class OpenDocument:
         try:
             handle = self._reopen()
         except InputError as exc:
-            raise PageRenderError(f"cannot reopen the document ({exc.reason})",
-                                  path=self.info.source, page=number) from exc
+            raise PageRenderError(
+                f"cannot reopen the document ({exc.reason})", path=self.info.source, page=number
+            ) from exc
         if handle.page_count != self.info.total_pages:
             handle.close()
-            raise PageRenderError("the document changed while it was being read",
-                                  path=self.info.source, page=number)
+            raise PageRenderError(
+                "the document changed while it was being read", path=self.info.source, page=number
+            )
         self._handle = handle
         self._rendered = 0
 
@@ -343,8 +363,9 @@ def _open_image(src: DocumentSource) -> tuple[Any, int]:
     return img, frames
 
 
-def open_document(src: DocumentSource, password: str | None = None, *,
-                  known_hash: str | None = None) -> OpenDocument:
+def open_document(
+    src: DocumentSource, password: str | None = None, *, known_hash: str | None = None
+) -> OpenDocument:
     """Open and check one input. Raises :class:`~ocr_loaders.errors.InputError` subclasses.
 
     ``known_hash`` skips re-hashing a file whose sha256 was just computed elsewhere.
@@ -364,8 +385,7 @@ def open_document(src: DocumentSource, password: str | None = None, *,
     except FileNotFoundError as exc:
         raise InputNotFoundError("no such file", path=src.name) from exc
     except OSError as exc:
-        raise UnreadableInputError(f"cannot read ({exc.strerror or exc})", path=src.name
-                                   ) from exc
+        raise UnreadableInputError(f"cannot read ({exc.strerror or exc})", path=src.name) from exc
     kind = sniff_kind(head)
     if kind is None:
         suffix = src.path.suffix.lower() if src.path else ""
@@ -373,7 +393,8 @@ def open_document(src: DocumentSource, password: str | None = None, *,
             kind = "pdf"  # a damaged PDF whose header moved: let MuPDF try to repair it
         else:
             raise UnsupportedInputError(
-                "not a PDF or an image (PNG, JPEG, TIFF, WebP, BMP, GIF)", path=src.name)
+                "not a PDF or an image (PNG, JPEG, TIFF, WebP, BMP, GIF)", path=src.name
+            )
     doc_hash = known_hash or hash_source(src)
     labels: list[str] | None = None
     if kind == "pdf":

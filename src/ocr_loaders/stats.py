@@ -49,8 +49,9 @@ def server_vision_tokens(raw: RawPage) -> int | None:
     return raw.prompt_tokens - 1 - _prompt_tokens(raw.prompt)
 
 
-def page_stats(image: PageImage, raw: RawPage, page: Page, markdown: str, model: str,
-               *, cached: bool = False) -> PageStats:
+def page_stats(
+    image: PageImage, raw: RawPage, page: Page, markdown: str, model: str, *, cached: bool = False
+) -> PageStats:
     """Accounting for one page; warns when the server's usage disagrees with the formula."""
     vt = vision_tokens(image.image_width, image.image_height, model)
     server_vt = server_vision_tokens(raw)
@@ -58,16 +59,30 @@ def page_stats(image: PageImage, raw: RawPage, page: Page, markdown: str, model:
         log.warning(
             "%s page %d: server counted ~%d vision tokens, the formula %d for %dx%d px; "
             "is the server running a different model or image mode?",
-            image.source.source, image.number, server_vt, vt, image.image_width,
-            image.image_height)
+            image.source.source,
+            image.number,
+            server_vt,
+            vt,
+            image.image_width,
+            image.image_height,
+        )
     text_tokens = count_tokens(markdown)
     ratio = text_tokens / vt if vt else 0.0
     return PageStats(
-        page=page.number, status=page.status, vision_tokens=vt, text_tokens=text_tokens,
-        compression_ratio=round(ratio, 4), risk=risk_band(ratio),
-        output_tokens=raw.completion_tokens, server_vision_tokens=server_vt,
-        latency_s=round(raw.latency_s, 4), attempts=raw.attempts, cached=cached,
-        image_width=image.image_width, image_height=image.image_height)
+        page=page.number,
+        status=page.status,
+        vision_tokens=vt,
+        text_tokens=text_tokens,
+        compression_ratio=round(ratio, 4),
+        risk=risk_band(ratio),
+        output_tokens=raw.completion_tokens,
+        server_vision_tokens=server_vt,
+        latency_s=round(raw.latency_s, 4),
+        attempts=raw.attempts,
+        cached=cached,
+        image_width=image.image_width,
+        image_height=image.image_height,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +104,13 @@ class Distribution:
         def pct(q: float) -> float:
             return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]
 
-        return cls(round(ordered[0], 4), round(pct(0.5), 4), round(pct(0.9), 4),
-                   round(ordered[-1], 4), round(statistics.fmean(ordered), 4))
+        return cls(
+            round(ordered[0], 4),
+            round(pct(0.5), 4),
+            round(pct(0.9), 4),
+            round(ordered[-1], 4),
+            round(statistics.fmean(ordered), 4),
+        )
 
 
 @dataclass(frozen=True, slots=True)

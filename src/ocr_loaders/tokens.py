@@ -58,13 +58,18 @@ def candidate_grids(min_tiles: int = 2, max_tiles: int = 6) -> tuple[tuple[int, 
     The order among grids of equal size is (w, h) ascending; it cannot change the result
     because no two grids of equal size have the same aspect ratio.
     """
-    grids = {(w, h) for w in range(1, max_tiles + 1) for h in range(1, max_tiles + 1)
-             if min_tiles <= w * h <= max_tiles}
+    grids = {
+        (w, h)
+        for w in range(1, max_tiles + 1)
+        for h in range(1, max_tiles + 1)
+        if min_tiles <= w * h <= max_tiles
+    }
     return tuple(sorted(grids, key=lambda g: (g[0] * g[1], g)))
 
 
-def tile_grid(width_px: int, height_px: int, tile: int = 640,
-              min_tiles: int = 2, max_tiles: int = 6) -> tuple[int, int]:
+def tile_grid(
+    width_px: int, height_px: int, tile: int = 640, min_tiles: int = 2, max_tiles: int = 6
+) -> tuple[int, int]:
     """The tile grid DeepSeek-OCR's preprocessor picks for an image, ``(1, 1)`` if untiled.
 
     Untiled when both sides fit in one tile. Otherwise the grid whose aspect ratio is closest

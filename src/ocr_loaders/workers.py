@@ -118,8 +118,13 @@ class _Worker:
         env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", "1")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ocr_loaders.workers"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=None, env=env, close_fds=True)
+            [sys.executable, "-m", "ocr_loaders.workers"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=None,
+            env=env,
+            close_fds=True,
+        )
         self.replies = queue.Queue()
         stdout = proc.stdout
         assert stdout is not None
@@ -132,8 +137,9 @@ class _Worker:
                     box.put(("dead", exc))
                     return
 
-        threading.Thread(target=pump, args=(stdout, self.replies), daemon=True,
-                         name="ocr-loaders-worker-reader").start()
+        threading.Thread(
+            target=pump, args=(stdout, self.replies), daemon=True, name="ocr-loaders-worker-reader"
+        ).start()
         self.opened = set()
         return proc
 
@@ -210,8 +216,7 @@ class RenderPool:
 
     # -- blocking operations (run in threads by the async wrappers) ----------------------
 
-    def register(self, src: DocumentSource, password: str | None,
-                 info: SourceInfo) -> str:
+    def register(self, src: DocumentSource, password: str | None, info: SourceInfo) -> str:
         """Make a document known to the pool; workers open it on its first render."""
         with self._lock:
             self._counter += 1
@@ -219,8 +224,9 @@ class RenderPool:
             self._docs[key] = _Doc(key, src, password, info.doc_hash)
         return key
 
-    def render(self, key: str, number: int, settings: RenderSettings, hook: Any,
-               timeout: float | None) -> PageImage:
+    def render(
+        self, key: str, number: int, settings: RenderSettings, hook: Any, timeout: float | None
+    ) -> PageImage:
         doc = self._docs[key]
         worker = self._checkout()
         try:
@@ -229,11 +235,15 @@ class RenderPool:
             image: PageImage = worker.call(("render", key, number, settings, hook), timeout)
             return image
         except TimeoutError:
-            raise PageRenderError(f"rendering took longer than {timeout:.0f} s; skipped",
-                                  path=doc.src.name, page=number) from None
+            raise PageRenderError(
+                f"rendering took longer than {timeout:.0f} s; skipped",
+                path=doc.src.name,
+                page=number,
+            ) from None
         except ChildProcessError as exc:
-            raise PageRenderError(f"the renderer crashed on this page ({exc})",
-                                  path=doc.src.name, page=number) from None
+            raise PageRenderError(
+                f"the renderer crashed on this page ({exc})", path=doc.src.name, page=number
+            ) from None
         except InputError as exc:
             if isinstance(exc, PageRenderError):
                 raise
@@ -296,15 +306,18 @@ class ProcessRenderer:
         info, labels = await self._threads.run(_inspect, src, password)
         return self.adopt(src, password, info, labels)
 
-    def adopt(self, src: DocumentSource, password: str | None, info: SourceInfo,
-              labels: tuple[str, ...]) -> RemoteDocument:
+    def adopt(
+        self, src: DocumentSource, password: str | None, info: SourceInfo, labels: tuple[str, ...]
+    ) -> RemoteDocument:
         """A document whose info is already known (from the cache's manifest): not opened."""
         return RemoteDocument(self.pool.register(src, password, info), info, labels)
 
-    async def render(self, doc: RemoteDocument, number: int, settings: RenderSettings,
-                     hook: Any) -> PageImage:
+    async def render(
+        self, doc: RemoteDocument, number: int, settings: RenderSettings, hook: Any
+    ) -> PageImage:
         image: PageImage = await self._threads.run(
-            self.pool.render, doc.key, number, settings, hook, self.render_timeout)
+            self.pool.render, doc.key, number, settings, hook, self.render_timeout
+        )
         return image
 
     async def close(self, doc: RemoteDocument) -> None:
@@ -347,8 +360,9 @@ class RemoteDocument:
 
         numbers: list[int] = selection.numbers(self.page_count)
         if not numbers:
-            raise ConfigError(f"{self.info.source}: page selection matches none of its "
-                              f"{self.page_count} page(s)")
+            raise ConfigError(
+                f"{self.info.source}: page selection matches none of its {self.page_count} page(s)"
+            )
         return numbers
 
 

@@ -131,7 +131,8 @@ def _snap_angle(dx: float, dy: float) -> int:
 def _font_bold(span: dict[str, Any]) -> bool:
     font = str(span.get("font", "")).lower()
     return bool(int(span.get("flags", 0)) & 16) or any(
-        k in font for k in ("bold", "black", "heavy", "semibold", "demibold"))
+        k in font for k in ("bold", "black", "heavy", "semibold", "demibold")
+    )
 
 
 @dataclass(slots=True)
@@ -182,8 +183,11 @@ def _text_lines(page: Any, glyph_codes: bool = False) -> tuple[list[TextLine], _
             x1, y1 = min(width, r.x1), min(height, r.y1)
             if x1 <= x0 or y1 <= y0:
                 continue
-            lines.append(TextLine((x0, y0, x1, y1), text, size=size, bold=bold,
-                                  direction=_snap_angle(ddx, ddy)))
+            lines.append(
+                TextLine(
+                    (x0, y0, x1, y1), text, size=size, bold=bold, direction=_snap_angle(ddx, ddy)
+                )
+            )
     return lines, stats
 
 
@@ -243,14 +247,21 @@ def ocr_render_zoom(width: float, height: float, images: list[_PageImageInfo]) -
     page_area = max(width * height, 1e-6)
     dominant = max(images, key=lambda im: im.area, default=None)
     dpi = OCR_DPI
-    if (dominant is not None and dominant.area >= SCAN_COVERAGE * page_area
-            and dominant.px_width > 0 and dominant.px_height > 0):
+    if (
+        dominant is not None
+        and dominant.area >= SCAN_COVERAGE * page_area
+        and dominant.px_width > 0
+        and dominant.px_height > 0
+    ):
         dpi = 72.0 * math.sqrt(dominant.px_width * dominant.px_height / dominant.area)
     dpi = min(max(dpi, OCR_MIN_DPI), OCR_MAX_DPI)
     zoom = dpi / 72.0
     w_px, h_px = width * zoom, height * zoom
-    scale = min(1.0, OCR_MAX_SIDE_PX / max(w_px, h_px, 1.0),
-                math.sqrt(OCR_MAX_PIXELS / max(w_px * h_px, 1.0)))
+    scale = min(
+        1.0,
+        OCR_MAX_SIDE_PX / max(w_px, h_px, 1.0),
+        math.sqrt(OCR_MAX_PIXELS / max(w_px * h_px, 1.0)),
+    )
     return zoom * scale
 
 
@@ -314,8 +325,9 @@ class _Word:
 def _cell_lines(box: BBox, words: list[_Word]) -> list[str]:
     """The words whose centre lies in ``box``, as text lines top to bottom."""
     x0, y0, x1, y1 = box
-    inside = sorted((w for w in words if x0 <= w.cx <= x1 and y0 <= w.cy <= y1),
-                    key=lambda w: (w.y0, w.x0))
+    inside = sorted(
+        (w for w in words if x0 <= w.cx <= x1 and y0 <= w.cy <= y1), key=lambda w: (w.y0, w.x0)
+    )
     rows: list[list[_Word]] = []
     for w in inside:
         if rows and abs(w.y0 - rows[-1][-1].y0) <= 0.5 * max(1.0, w.y1 - w.y0):
@@ -361,19 +373,32 @@ def extract_page(page: Any) -> LocalPageData:
         except Exception as exc:
             log.warning("local engine: table finder failed (%s); tables read as text", exc)
             tables = []
-        figure_boxes = tuple(im.bbox for im in images
-                             if im.area < BACKGROUND_COVERAGE * page_area)
-        return LocalPageData(width, height, tuple(lines), tuple(tables), figure_boxes,
-                             source="text", reason=reason,
-                             invisible_text=stats.invisible > 0.5 * stats.chars)
+        figure_boxes = tuple(im.bbox for im in images if im.area < BACKGROUND_COVERAGE * page_area)
+        return LocalPageData(
+            width,
+            height,
+            tuple(lines),
+            tuple(tables),
+            figure_boxes,
+            source="text",
+            reason=reason,
+            invisible_text=stats.invisible > 0.5 * stats.chars,
+        )
     if not images and stats.chars == 0 and not _has_drawings(page):
         return LocalPageData(width, height, source="blank", reason="nothing on the page")
     zoom = ocr_render_zoom(width, height, images)
-    pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csGRAY,
-                          alpha=False)
+    pix = page.get_pixmap(matrix=pymupdf.Matrix(zoom, zoom), colorspace=pymupdf.csGRAY, alpha=False)
     png = pix.tobytes("png")
-    return LocalPageData(width, height, source="ocr", reason=reason, ocr_image=png,
-                         ocr_width=pix.width, ocr_height=pix.height, ocr_dpi=zoom * 72.0)
+    return LocalPageData(
+        width,
+        height,
+        source="ocr",
+        reason=reason,
+        ocr_image=png,
+        ocr_width=pix.width,
+        ocr_height=pix.height,
+        ocr_dpi=zoom * 72.0,
+    )
 
 
 # --- from layout blocks to grounded text ----------------------------------------------------
@@ -381,8 +406,10 @@ def extract_page(page: Any) -> LocalPageData:
 
 def blocks_to_grounded(blocks: list[LayoutBlock], width: float, height: float) -> str:
     """Grounded DeepSeek-OCR text for layout blocks on a ``width`` x ``height`` frame."""
-    out = [Block(b.label, tuple(model_box(box, width, height) for box in b.boxes), b.text, i)
-           for i, b in enumerate(blocks)]
+    out = [
+        Block(b.label, tuple(model_box(box, width, height) for box in b.boxes), b.text, i)
+        for i, b in enumerate(blocks)
+    ]
     return format_grounded(out)
 
 
@@ -441,9 +468,11 @@ class LocalEngine:
             mupdf = str(pymupdf.VersionBind)
         except Exception:  # pragma: no cover
             mupdf = "unknown"
-        return (f"local/v{ENGINE_VERSION}/pymupdf-{mupdf}/rapidocr-{rapidocr_version()}"
-                f"/{DET_MODEL}+{REC_MODEL}+{CLS_MODEL}/side{OCR_MAX_SIDE}/score{MIN_SCORE}"
-                f"/dpi{OCR_DPI:g}-{OCR_MAX_SIDE_PX}px")
+        return (
+            f"local/v{ENGINE_VERSION}/pymupdf-{mupdf}/rapidocr-{rapidocr_version()}"
+            f"/{DET_MODEL}+{REC_MODEL}+{CLS_MODEL}/side{OCR_MAX_SIDE}/score{MIN_SCORE}"
+            f"/dpi{OCR_DPI:g}-{OCR_MAX_SIDE_PX}px"
+        )
 
     def _work(self, page: PageImage) -> str:
         hint = page.hint
@@ -461,11 +490,23 @@ class LocalEngine:
             text = await loop.run_in_executor(self._executor, self._work, page)
         except Exception as exc:
             log.warning("local engine failed on page %s: %s", page.number, exc)
-            return RawPage(text="", finish_reason=None, engine=self.name, model=self.model,
-                           prompt=self.prompt, latency_s=time.perf_counter() - start,
-                           error=f"{type(exc).__name__}: {exc}")
-        return RawPage(text=text, finish_reason="stop", engine=self.name, model=self.model,
-                       prompt=self.prompt, latency_s=time.perf_counter() - start)
+            return RawPage(
+                text="",
+                finish_reason=None,
+                engine=self.name,
+                model=self.model,
+                prompt=self.prompt,
+                latency_s=time.perf_counter() - start,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        return RawPage(
+            text=text,
+            finish_reason="stop",
+            engine=self.name,
+            model=self.model,
+            prompt=self.prompt,
+            latency_s=time.perf_counter() - start,
+        )
 
     async def aclose(self) -> None:
         """Stop the worker thread (a page being read finishes in the background)."""

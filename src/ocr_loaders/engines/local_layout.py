@@ -102,8 +102,12 @@ def rotated_size(angle: int, width: float, height: float) -> tuple[float, float]
 def union_bbox(boxes: Iterable[BBox]) -> BBox:
     """Smallest box holding all ``boxes`` (which must not be empty)."""
     bs = list(boxes)
-    return (min(b[0] for b in bs), min(b[1] for b in bs),
-            max(b[2] for b in bs), max(b[3] for b in bs))
+    return (
+        min(b[0] for b in bs),
+        min(b[1] for b in bs),
+        max(b[2] for b in bs),
+        max(b[3] for b in bs),
+    )
 
 
 def _center_inside(bbox: BBox, outer: BBox, pad: float = 0.0) -> bool:
@@ -160,8 +164,13 @@ class _Row:
     @classmethod
     def of(cls, items: list[_Item]) -> _Row:
         items = sorted(items, key=lambda i: i.x0)
-        return cls(items, min(i.x0 for i in items), min(i.y0 for i in items),
-                   max(i.x1 for i in items), max(i.y1 for i in items))
+        return cls(
+            items,
+            min(i.x0 for i in items),
+            min(i.y0 for i in items),
+            max(i.x1 for i in items),
+            max(i.y1 for i in items),
+        )
 
     @property
     def kind(self) -> str:
@@ -216,11 +225,13 @@ class _Para:
 _HYPHEN_END = re.compile(r"[^\W\d_]-$")
 _LOWER_START = re.compile(r"^[^\W\d_]")
 _BULLET_START = re.compile(
-    r"^(?:[•●▪◦‣■□►▶✓✔·∙○◆◇\-–—*!\uf0a7\uf0b7]\s|\(?\d{1,3}[.)]\s|\(?[a-z][.)]\s|\([ivx]{1,4}\)\s)")
+    r"^(?:[•●▪◦‣■□►▶✓✔·∙○◆◇\-–—*!\uf0a7\uf0b7]\s|\(?\d{1,3}[.)]\s|\(?[a-z][.)]\s|\([ivx]{1,4}\)\s)"
+)
 _TERMINAL_END = re.compile(r"[.!?:;。！？]['\"”’)\]]?$")
 _CAPTION_START = re.compile(
     r"^(?P<kind>figure|fig\.|table|tab\.|abbildung|abb\.|tabelle|图|表)\s*[\dIVX]+[a-z]?\s*[.:|]",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 _TAG_LIKE = re.compile(r"<\|\s*/?\s*(?:ref|det|grounding)\s*\|>")
 
 
@@ -272,8 +283,7 @@ def _aligned_fraction(left: list[_Item], right: list[_Item]) -> float:
     small, big = (left, right) if len(left) <= len(right) else (right, left)
     if not small:
         return 0.0
-    hits = sum(1 for a in small
-               if any(_y_overlap(a, b) >= 0.5 * min(a.h, b.h) for b in big))
+    hits = sum(1 for a in small if any(_y_overlap(a, b) >= 0.5 * min(a.h, b.h) for b in big))
     return hits / len(small)
 
 
@@ -299,8 +309,11 @@ def _column_cuts(items: list[_Item], unit: float) -> list[float]:
     merged = _merged_intervals(items)
     if len(merged) < 2:
         return []
-    gaps = [(merged[k][1], merged[k + 1][0]) for k in range(len(merged) - 1)
-            if merged[k + 1][0] - merged[k][1] >= 0.8 * unit]
+    gaps = [
+        (merged[k][1], merged[k + 1][0])
+        for k in range(len(merged) - 1)
+        if merged[k + 1][0] - merged[k][1] >= 0.8 * unit
+    ]
     if not gaps:
         return []
     parts = _columns_at(items, [(a + b) / 2 for a, b in gaps])
@@ -311,8 +324,7 @@ def _column_cuts(items: list[_Item], unit: float) -> list[float]:
             continue
         if min(len(left), len(right)) < 2 and b - a < 2.0 * unit:
             continue
-        if (_aligned_fraction(left, right) >= 0.6
-                and not (_prose_like(left) and _prose_like(right))):
+        if _aligned_fraction(left, right) >= 0.6 and not (_prose_like(left) and _prose_like(right)):
             continue
         cuts.append((a + b) / 2)
     return cuts
@@ -366,8 +378,9 @@ def _rows(items: list[_Item]) -> list[_Row]:
     return [_Row.of(r) for r in rows]
 
 
-def _low_coverage_intervals(items: list[_Item], limit: int, min_width: float
-                            ) -> list[tuple[float, float]]:
+def _low_coverage_intervals(
+    items: list[_Item], limit: int, min_width: float
+) -> list[tuple[float, float]]:
     """x-intervals at least ``min_width`` wide that at most ``limit`` items cover."""
     events = sorted([(i.x0, 1) for i in items] + [(i.x1, -1) for i in items])
     out: list[tuple[float, float]] = []
@@ -415,8 +428,9 @@ def _blocked_gutter(items: list[_Item], unit: float) -> tuple[float, float] | No
     return None
 
 
-def _split_at_blockers(items: list[_Item], gutter: tuple[float, float],
-                       unit: float) -> list[list[_Item]]:
+def _split_at_blockers(
+    items: list[_Item], gutter: tuple[float, float], unit: float
+) -> list[list[_Item]]:
     """Cut a region into horizontal segments at the items crossing ``gutter``.
 
     Each run of crossing items (with anything beside them on the same rows) is a segment; the
@@ -440,8 +454,9 @@ def _split_at_blockers(items: list[_Item], gutter: tuple[float, float],
             k = next(k for k, (y0, y1) in enumerate(bands) if y0 <= it.y0 <= y1)
             segments.setdefault(2 * k + 1, []).append(it)
             continue
-        beside = [k for k, (y0, y1) in enumerate(bands)
-                  if min(it.y1, y1) - max(it.y0, y0) >= 0.5 * it.h]
+        beside = [
+            k for k, (y0, y1) in enumerate(bands) if min(it.y1, y1) - max(it.y0, y0) >= 0.5 * it.h
+        ]
         if beside:
             segments.setdefault(2 * beside[0] + 1, []).append(it)
         else:
@@ -460,9 +475,14 @@ def _split_at_blockers(items: list[_Item], gutter: tuple[float, float],
             bottom = max(i.y1 for i in other)
             ordered = sorted(side, key=lambda i: i.y0)
             # the first item below the other column that also follows a vertical gap
-            first = next((n for n, i in enumerate(ordered)
-                          if n > 0 and i.y0 > bottom
-                          and i.y0 - ordered[n - 1].y1 >= 0.8 * unit), None)
+            first = next(
+                (
+                    n
+                    for n, i in enumerate(ordered)
+                    if n > 0 and i.y0 > bottom and i.y0 - ordered[n - 1].y1 >= 0.8 * unit
+                ),
+                None,
+            )
             if first is None:
                 continue
             moved = {id(i) for i in ordered[first:]}
@@ -506,8 +526,11 @@ def _continues_row(a: _Row, b: _Row) -> bool:
     if a.kind != "line" or b.kind != "line":
         return False
     size = max(a.size, b.size)
-    return (_y_overlap(a, b) >= 0.5 * min(a.h, b.h)
-            and b.x0 >= a.x1 - 0.5 * size and b.x0 - a.x1 <= 2.0 * size)
+    return (
+        _y_overlap(a, b) >= 0.5 * min(a.h, b.h)
+        and b.x0 >= a.x1 - 0.5 * size
+        and b.x0 - a.x1 <= 2.0 * size
+    )
 
 
 def _starts_list_item(text: str) -> bool:
@@ -536,8 +559,11 @@ def _joins(para: _Para, row: _Row, size_tolerance: float) -> bool:
         return False
     if _starts_list_item(row.text):
         return False
-    if (len(para.rows) == 1 and last.x1 - last.x0 < 0.6 * (row.x1 - row.x0)
-            and not last.text.endswith(("-", ","))):
+    if (
+        len(para.rows) == 1
+        and last.x1 - last.x0 < 0.6 * (row.x1 - row.x0)
+        and not last.text.endswith(("-", ","))
+    ):
         return False  # a short first line over a long one: a heading or a label
     ended = bool(_TERMINAL_END.search(last.text))
     indented = row.x0 > px0 + 0.8 * size and last.x0 <= px0 + 0.5 * size
@@ -619,8 +645,13 @@ def body_size(lines: Iterable[_Item]) -> float:
 def _heading_level(para: _Para, body: float, *, ocr: bool) -> str | None:
     """``title``, ``sub_title`` or ``None`` for a text paragraph."""
     text = para.text
-    if (body <= 0 or len(text) > 200 or len(para.rows) > 3
-            or sum(ch.isalpha() for ch in text) < 2 or _CAPTION_START.match(text)):
+    if (
+        body <= 0
+        or len(text) > 200
+        or len(para.rows) > 3
+        or sum(ch.isalpha() for ch in text) < 2
+        or _CAPTION_START.match(text)
+    ):
         return None
     ratio = para.size / body
     if ocr:
@@ -634,8 +665,14 @@ def _heading_level(para: _Para, body: float, *, ocr: bool) -> str | None:
         return "title"
     if ratio >= 1.15:
         return "sub_title"
-    if (para.bold and len(para.rows) == 1 and len(text) <= 100 and abs(ratio - 1) < 0.15
-            and not _TERMINAL_END.search(text.rstrip(".")) and not text.endswith(".")):
+    if (
+        para.bold
+        and len(para.rows) == 1
+        and len(text) <= 100
+        and abs(ratio - 1) < 0.15
+        and not _TERMINAL_END.search(text.rstrip("."))
+        and not text.endswith(".")
+    ):
         return "sub_title"
     return None
 
@@ -651,9 +688,15 @@ def _caption_label(text: str) -> str | None:
 # --- public entry point ---------------------------------------------------------------------
 
 
-def layout_page(lines: Sequence[TextLine], tables: Sequence[TableRegion],
-                images: Sequence[BBox], width: float, height: float, *,
-                ocr: bool = False) -> list[LayoutBlock]:
+def layout_page(
+    lines: Sequence[TextLine],
+    tables: Sequence[TableRegion],
+    images: Sequence[BBox],
+    width: float,
+    height: float,
+    *,
+    ocr: bool = False,
+) -> list[LayoutBlock]:
     """Labelled blocks in reading order, boxes in the displayed ``width`` x ``height`` frame.
 
     ``lines`` inside a table's box are dropped (the table block carries them). ``ocr`` says the
@@ -707,8 +750,11 @@ def layout_page(lines: Sequence[TextLine], tables: Sequence[TableRegion],
         if first.kind == "image":
             blocks.append(LayoutBlock("image", (down(first.bbox),), ""))
             continue
-        boxes = (tuple(down(b) for b in para.boxes()) if isinstance(para, _MultiPara)
-                 else (down(para.bbox),))
+        boxes = (
+            tuple(down(b) for b in para.boxes())
+            if isinstance(para, _MultiPara)
+            else (down(para.bbox),)
+        )
         text = para.text
         if label in ("title", "sub_title"):
             text = ("# " if label == "title" else "## ") + text
@@ -738,8 +784,11 @@ def _promote_title(paras: list[_Para], labels: list[str], body: float, height: f
         return
     top = max(heads, key=lambda k: (paras[k].size, -k))
     para = paras[top]
-    if (para.size >= 1.25 * body and para.bbox[1] <= height / 3
-            and all(paras[k].size < para.size - 0.1 for k in heads if k != top)):
+    if (
+        para.size >= 1.25 * body
+        and para.bbox[1] <= height / 3
+        and all(paras[k].size < para.size - 0.1 for k in heads if k != top)
+    ):
         labels[top] = "title"
 
 
@@ -794,8 +843,9 @@ def cells_to_html(cells: Sequence[TableCell]) -> str:
     return "".join(out)
 
 
-def grid_cells(cell_boxes: Sequence[BBox], cell_lines: Sequence[Sequence[str]],
-               tol: float = 2.0) -> list[TableCell]:
+def grid_cells(
+    cell_boxes: Sequence[BBox], cell_lines: Sequence[Sequence[str]], tol: float = 2.0
+) -> list[TableCell]:
     """Rows, columns and spans of cells given by their boxes (a table finder's output).
 
     Grid lines are the distinct cell edges (within ``tol``); a cell spans every grid column
@@ -851,13 +901,11 @@ def split_stacked_rows(cells: Sequence[TableCell]) -> list[TableCell]:
                     out.append(TableCell(c.row + shift + j, c.col, line, 1, c.colspan))
             shift += n - 1
         else:
-            out.extend(TableCell(c.row + shift, c.col, c.lines, c.rowspan, c.colspan)
-                       for c in row)
+            out.extend(TableCell(c.row + shift, c.col, c.lines, c.rowspan, c.colspan) for c in row)
     return out
 
 
-def table_is_plausible(cells: Sequence[TableCell], words_in_box: int, words_in_cells: int
-                       ) -> bool:
+def table_is_plausible(cells: Sequence[TableCell], words_in_box: int, words_in_cells: int) -> bool:
     """Reject what table finders mistake for tables: chart grids, frames around text.
 
     A table needs at least 2 rows, 2 columns and 2 non-empty cells; at most 40 % of its grid

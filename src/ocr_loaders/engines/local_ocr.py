@@ -82,16 +82,19 @@ def _get_engine() -> Any:
     if missing:
         raise OCRUnavailableError(
             "rapidocr's bundled models are missing (" + ", ".join(missing) + "); reinstall "
-            "rapidocr 3.x from its wheel. The local engine never downloads models.")
+            "rapidocr 3.x from its wheel. The local engine never downloads models."
+        )
     logging.getLogger("RapidOCR").setLevel(logging.ERROR)
-    _engine = RapidOCR(params={
-        "Global.log_level": "error",
-        "Global.text_score": 0.0,  # keep every line: scores drive the orientation check
-        "Global.max_side_len": OCR_MAX_SIDE,
-        "Det.model_path": str(paths[DET_MODEL]),
-        "Rec.model_path": str(paths[REC_MODEL]),
-        "Cls.model_path": str(paths[CLS_MODEL]),
-    })
+    _engine = RapidOCR(
+        params={
+            "Global.log_level": "error",
+            "Global.text_score": 0.0,  # keep every line: scores drive the orientation check
+            "Global.max_side_len": OCR_MAX_SIDE,
+            "Det.model_path": str(paths[DET_MODEL]),
+            "Rec.model_path": str(paths[REC_MODEL]),
+            "Cls.model_path": str(paths[CLS_MODEL]),
+        }
+    )
     logging.getLogger("RapidOCR").setLevel(logging.ERROR)
     return _engine
 
@@ -172,16 +175,18 @@ def _run(engine: Any, img: np.ndarray) -> _Read:
     return _Read(boxes, [str(t) for t in texts], [float(s) for s in scores], vertical)
 
 
-def _sample_scores(engine: Any, img: np.ndarray, read: _Read, flip: bool,
-                   k: int = 8) -> float:
+def _sample_scores(engine: Any, img: np.ndarray, read: _Read, flip: bool, k: int = 8) -> float:
     """Mean score of the ``k`` longest lines read from plain crops, optionally half-turned."""
-    order = sorted(range(len(read.boxes)),
-                   key=lambda i: -max(read.boxes[i][2] - read.boxes[i][0],
-                                      read.boxes[i][3] - read.boxes[i][1]))[:k]
+    order = sorted(
+        range(len(read.boxes)),
+        key=lambda i: (
+            -max(read.boxes[i][2] - read.boxes[i][0], read.boxes[i][3] - read.boxes[i][1])
+        ),
+    )[:k]
     scores: list[float] = []
     for i in order:
         x0, y0, x1, y1 = (round(v) for v in read.boxes[i])
-        crop = img[max(0, y0):max(y0 + 1, y1), max(0, x0):max(x0 + 1, x1)]
+        crop = img[max(0, y0) : max(y0 + 1, y1), max(0, x0) : max(x0 + 1, x1)]
         if crop.size == 0:
             continue
         if read.vertical[i]:
@@ -219,13 +224,18 @@ def ocr_lines(img: np.ndarray) -> tuple[list[TextLine], int]:
             if turned > plain + 0.03:
                 again = _run(engine, np.ascontiguousarray(np.rot90(img, 2)))
                 if again.quality() > read.quality():
-                    read = _Read([_turn_box(b, width, height) for b in again.boxes],
-                                 again.texts, again.scores, again.vertical)
+                    read = _Read(
+                        [_turn_box(b, width, height) for b in again.boxes],
+                        again.texts,
+                        again.scores,
+                        again.vertical,
+                    )
                     flipped = True
     direction = (90 if vertical else 0) + (180 if flipped else 0)
     lines: list[TextLine] = []
-    for box, text, score, tall in zip(read.boxes, read.texts, read.scores, read.vertical,
-                                      strict=True):
+    for box, text, score, tall in zip(
+        read.boxes, read.texts, read.scores, read.vertical, strict=True
+    ):
         text = text.strip()
         if score < MIN_SCORE or not text:
             continue
@@ -243,6 +253,13 @@ def scale_lines(lines: list[TextLine], sx: float, sy: float) -> list[TextLine]:
     for ln in lines:
         x0, y0, x1, y1 = ln.bbox
         size_scale = sx if ln.direction in (90, 270) else sy
-        out.append(TextLine((x0 * sx, y0 * sy, x1 * sx, y1 * sy), ln.text,
-                            ln.size * size_scale, ln.bold, ln.direction))
+        out.append(
+            TextLine(
+                (x0 * sx, y0 * sy, x1 * sx, y1 * sy),
+                ln.text,
+                ln.size * size_scale,
+                ln.bold,
+                ln.direction,
+            )
+        )
     return out

@@ -107,9 +107,11 @@ def prompt_token_bound(prompt: str) -> int:
 
 def max_tokens_for(page: PageImage, settings: EndpointSettings, prompt: str) -> int:
     """Output budget: the context left after the image and the prompt, never more."""
-    budget = (settings.max_model_len
-              - vision_tokens(page.image_width, page.image_height, settings.model)
-              - prompt_token_bound(prompt))
+    budget = (
+        settings.max_model_len
+        - vision_tokens(page.image_width, page.image_height, settings.model)
+        - prompt_token_bound(prompt)
+    )
     return max(16, budget)
 
 
@@ -121,15 +123,24 @@ class Guard:
     window_size: int | None
 
 
-def build_request(page: PageImage, settings: EndpointSettings, dialect: str, prompt: str,
-                  guard: Guard, max_tokens: int | None = None) -> dict[str, Any]:
+def build_request(
+    page: PageImage,
+    settings: EndpointSettings,
+    dialect: str,
+    prompt: str,
+    guard: Guard,
+    max_tokens: int | None = None,
+) -> dict[str, Any]:
     """Keyword arguments of ``chat.completions.create`` for one page (a pure function)."""
     data_uri = f"data:{page.mime};base64,{base64.b64encode(page.image).decode('ascii')}"
     text = prompt if dialect == "vllm" else f"<image>\n{prompt}"
     extra: dict[str, Any] = {"skip_special_tokens": False}
     if guard.ngram_size is not None and guard.window_size is not None:
-        params = {"ngram_size": guard.ngram_size, "window_size": guard.window_size,
-                  "whitelist_token_ids": list(settings.whitelist_token_ids)}
+        params = {
+            "ngram_size": guard.ngram_size,
+            "window_size": guard.window_size,
+            "whitelist_token_ids": list(settings.whitelist_token_ids),
+        }
         if dialect == "vllm":
             extra["vllm_xargs"] = params
         elif settings.sglang_logit_processor:
@@ -137,13 +148,19 @@ def build_request(page: PageImage, settings: EndpointSettings, dialect: str, pro
             extra["custom_params"] = params
     return {
         "model": settings.model,
-        "messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": data_uri}},
-            {"type": "text", "text": text},
-        ]}],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": data_uri}},
+                    {"type": "text", "text": text},
+                ],
+            }
+        ],
         "temperature": 0,
-        "max_tokens": max_tokens if max_tokens is not None else max_tokens_for(
-            page, settings, prompt),
+        "max_tokens": max_tokens
+        if max_tokens is not None
+        else max_tokens_for(page, settings, prompt),
         "extra_body": extra,
     }
 
@@ -177,8 +194,9 @@ def _retry_after(headers: Any) -> float | None:
 class _Retryable(Exception):
     """A fault worth another try; ``delay`` overrides the backoff (Retry-After)."""
 
-    def __init__(self, message: str, *, connection: bool = False,
-                 delay: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, connection: bool = False, delay: float | None = None
+    ) -> None:
         super().__init__(message)
         self.connection = connection
         self.delay = delay
@@ -268,12 +286,14 @@ class OpenAICompatEngine:
     name = "openai"
 
     def __init__(self, settings: EndpointSettings) -> None:
-        self.settings = replace(settings, base_urls=tuple(
-            normalize_base_url(u) for u in settings.base_urls))
+        self.settings = replace(
+            settings, base_urls=tuple(normalize_base_url(u) for u in settings.base_urls)
+        )
         self.model = self.settings.model
         self.prompt = self.settings.prompt
-        self._dialect: str | None = (None if self.settings.dialect == "auto"
-                                     else self.settings.dialect)
+        self._dialect: str | None = (
+            None if self.settings.dialect == "auto" else self.settings.dialect
+        )
         self._detect_lock = asyncio.Lock()
         self._endpoints: list[_Endpoint] = []
         self._failing_since: float | None = None
@@ -291,8 +311,10 @@ class OpenAICompatEngine:
     @property
     def cache_identity(self) -> str:
         s = self.settings
-        return (f"openai|{s.model}|{s.prompt}|{s.dialect}|{s.ngram_size}/{s.window_size}"
-                f"|{s.max_model_len}")
+        return (
+            f"openai|{s.model}|{s.prompt}|{s.dialect}|{s.ngram_size}/{s.window_size}"
+            f"|{s.max_model_len}"
+        )
 
     @property
     def dialect(self) -> str | None:
@@ -312,7 +334,8 @@ class OpenAICompatEngine:
         capacity takes backup copies of requests waiting on a busier one. Ends by itself when
         nothing is outstanding, so the next run starts without backups."""
         self._draining = self.settings.backup_requests and any(
-            e.outstanding for e in self._endpoints)
+            e.outstanding for e in self._endpoints
+        )
         self._rebalance()
 
     async def recognize(self, page: PageImage) -> RawPage:
@@ -343,16 +366,31 @@ class OpenAICompatEngine:
                 break
         latency = time.perf_counter() - started
         if best is None:
-            return RawPage(text="", finish_reason=None, engine=self.name, model=self.model,
-                           prompt=s.prompt, latency_s=latency, attempts=attempts, error=error)
+            return RawPage(
+                text="",
+                finish_reason=None,
+                engine=self.name,
+                model=self.model,
+                prompt=s.prompt,
+                latency_s=latency,
+                attempts=attempts,
+                error=error,
+            )
         _score, answer, prompt = best
         if not answer.text.strip() and not error:
             error = "the model returned no text"
         return RawPage(
-            text=answer.text, finish_reason=answer.finish_reason, engine=self.name,
-            model=self.model, prompt=prompt, prompt_tokens=answer.prompt_tokens,
-            completion_tokens=answer.completion_tokens, latency_s=latency, attempts=attempts,
-            error=error if not answer.text.strip() else "")
+            text=answer.text,
+            finish_reason=answer.finish_reason,
+            engine=self.name,
+            model=self.model,
+            prompt=prompt,
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+            latency_s=latency,
+            attempts=attempts,
+            error=error if not answer.text.strip() else "",
+        )
 
     # -- endpoints ----------------------------------------------------------------------------
 
@@ -364,8 +402,11 @@ class OpenAICompatEngine:
         s = self.settings
         for url in s.base_urls:
             client = AsyncOpenAI(
-                base_url=url, api_key=s.api_key or "EMPTY", max_retries=0,
-                timeout=_timeout(s.timeout, s.connect_timeout))
+                base_url=url,
+                api_key=s.api_key or "EMPTY",
+                max_retries=0,
+                timeout=_timeout(s.timeout, s.connect_timeout),
+            )
             self._endpoints.append(_Endpoint(url=url, client=client))
 
     async def _pick(self) -> _Endpoint:
@@ -378,16 +419,20 @@ class OpenAICompatEngine:
         self._make_clients()
         now = time.monotonic()
         live = [e for e in self._endpoints if e.down_until <= now] or [
-            min(self._endpoints, key=lambda e: e.down_until)]
+            min(self._endpoints, key=lambda e: e.down_until)
+        ]
         return min(live, key=lambda e: (e.load, e.sent))
 
     def _check_unavailable(self) -> None:
-        if (self._failing_since is not None
-                and time.monotonic() - self._failing_since > self.settings.unavailable_after):
+        if (
+            self._failing_since is not None
+            and time.monotonic() - self._failing_since > self.settings.unavailable_after
+        ):
             urls = ", ".join(e.url for e in self._endpoints)
             raise EndpointUnavailableError(
                 f"cannot reach the OCR server at {urls} (no answer for "
-                f"{self.settings.unavailable_after:.0f} s); is it running?")
+                f"{self.settings.unavailable_after:.0f} s); is it running?"
+            )
 
     def _mark(self, ep: _Endpoint, ok: bool, connection_fault: bool = False) -> None:
         now = time.monotonic()
@@ -399,15 +444,17 @@ class OpenAICompatEngine:
             return
         if connection_fault:
             ep.failures += 1
-            ep.down_until = now + min(self.settings.backoff_max,
-                                      self.settings.backoff_base * 2.0 ** min(ep.failures, 10))
+            ep.down_until = now + min(
+                self.settings.backoff_max, self.settings.backoff_base * 2.0 ** min(ep.failures, 10)
+            )
             if self._failing_since is None:
                 self._failing_since = now
 
     # -- one request, with transport retries ------------------------------------------------
 
-    async def _request(self, page: PageImage, dialect: str, prompt: str,
-                       guard: Guard) -> tuple[_Answer, int]:
+    async def _request(
+        self, page: PageImage, dialect: str, prompt: str, guard: Guard
+    ) -> tuple[_Answer, int]:
         s = self.settings
         max_tokens = max_tokens_for(page, s, prompt)
         last_error = ""
@@ -424,10 +471,19 @@ class OpenAICompatEngine:
                     self._check_unavailable()
                 if attempt == s.max_attempts:
                     break
-                delay = exc.delay if exc.delay is not None else _backoff(
-                    attempt, s.backoff_base, s.backoff_max)
-                log.debug("%s page %d: %s; retry %d in %.1fs", page.source.source,
-                          page.number, exc, attempt, delay)
+                delay = (
+                    exc.delay
+                    if exc.delay is not None
+                    else _backoff(attempt, s.backoff_base, s.backoff_max)
+                )
+                log.debug(
+                    "%s page %d: %s; retry %d in %.1fs",
+                    page.source.source,
+                    page.number,
+                    exc,
+                    attempt,
+                    delay,
+                )
                 await asyncio.sleep(delay)
                 continue
             except _ContextTooLong as exc:
@@ -444,9 +500,9 @@ class OpenAICompatEngine:
             urls = ", ".join(e.url for e in self._endpoints)
             raise EndpointUnavailableError(
                 f"cannot reach the OCR server at {urls} after {s.max_attempts} tries "
-                f"({last_error}); is it running?")
-        raise _PageFailure(f"gave up after {s.max_attempts} tries: {last_error}",
-                           s.max_attempts)
+                f"({last_error}); is it running?"
+            )
+        raise _PageFailure(f"gave up after {s.max_attempts} tries: {last_error}", s.max_attempts)
 
     async def _send(self, ep: _Endpoint, kwargs: dict[str, Any], page: PageImage) -> _Answer:
         """One request to ``ep``; if it gets a backup copy (:meth:`_rebalance`) while
@@ -464,8 +520,9 @@ class OpenAICompatEngine:
             target = flight.backup
             target.incoming -= 1
             self.backups_sent += 1
-            log.debug("%s page %d: backup copy sent to %s", page.source.source, page.number,
-                      target.url)
+            log.debug(
+                "%s page %d: backup copy sent to %s", page.source.source, page.number, target.url
+            )
             tasks.append(self._start(target, kwargs))
             return await _first_answer(tasks)
         finally:
@@ -544,15 +601,15 @@ class OpenAICompatEngine:
             status = exc.status_code
             message = _error_message(exc)
             if status == 429 or status >= 500 or status == 408:
-                raise _Retryable(f"HTTP {status}: {message}",
-                                 delay=_retry_after(exc.response.headers)) from exc
+                raise _Retryable(
+                    f"HTTP {status}: {message}", delay=_retry_after(exc.response.headers)
+                ) from exc
             if status == 400:
                 tokens = _prompt_tokens_from_error(message)
                 if "context length" in message or "max_tokens" in message or tokens:
                     raise _ContextTooLong(message, tokens) from exc
                 raise _PageFailure(f"HTTP 400: {message}", 1) from exc
-            raise EndpointError(f"{ep.url} rejected the request: HTTP {status}: {message}"
-                                ) from exc
+            raise EndpointError(f"{ep.url} rejected the request: HTTP {status}: {message}") from exc
         except openai.APIError as exc:  # unreadable bodies and other protocol faults
             raise _Retryable(f"bad response ({exc})") from exc
         return parse_completion(body)
@@ -565,13 +622,19 @@ class OpenAICompatEngine:
         async with self._detect_lock:
             if self._dialect is None:
                 found = await asyncio.to_thread(
-                    detect_dialect, self.settings.base_urls[0], self.settings.api_key,
-                    self.settings.connect_timeout)
+                    detect_dialect,
+                    self.settings.base_urls[0],
+                    self.settings.api_key,
+                    self.settings.connect_timeout,
+                )
                 if found is None:  # unreachable for now: use the OpenAI shape, ask again later
                     return "vllm"
                 self._dialect = found
-                log.info("ocr_loaders: %s is a %s server", self.settings.base_urls[0],
-                         "vLLM" if found == "vllm" else "SGLang")
+                log.info(
+                    "ocr_loaders: %s is a %s server",
+                    self.settings.base_urls[0],
+                    "vLLM" if found == "vllm" else "SGLang",
+                )
         return self._dialect
 
 
@@ -632,14 +695,17 @@ def _error_message(exc: Any) -> str:
 
 
 def _get_json(url: str, api_key: str | None, timeout: float) -> Any:
-    request = urllib.request.Request(url, headers={  # noqa: S310 - http(s) checked above
-        "Authorization": f"Bearer {api_key or 'EMPTY'}"})
+    request = urllib.request.Request(
+        url,
+        headers={  # noqa: S310 - http(s) checked above
+            "Authorization": f"Bearer {api_key or 'EMPTY'}"
+        },
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
         return json.loads(response.read())
 
 
-def detect_dialect(base_url: str, api_key: str | None = None,
-                   timeout: float = 10.0) -> str | None:
+def detect_dialect(base_url: str, api_key: str | None = None, timeout: float = 10.0) -> str | None:
     """``vllm`` or ``sglang``, from what the server says about itself; ``None`` if unreachable.
 
     Both list their models with ``owned_by`` set to their own name; failing that, SGLang
@@ -651,8 +717,11 @@ def detect_dialect(base_url: str, api_key: str | None = None,
     try:
         models = _get_json(f"{base_url.rstrip('/')}/models", api_key, timeout)
         reached = True
-        owners = {str(m.get("owned_by", "")).lower() for m in models.get("data", [])
-                  if isinstance(m, dict)}
+        owners = {
+            str(m.get("owned_by", "")).lower()
+            for m in models.get("data", [])
+            if isinstance(m, dict)
+        }
         if "sglang" in owners:
             return "sglang"
         if "vllm" in owners:
@@ -669,8 +738,9 @@ def detect_dialect(base_url: str, api_key: str | None = None,
             log.debug("dialect probe %s failed: %s", path, exc)
     if not reached:
         return None
-    log.warning("could not tell whether %s is vLLM or SGLang; using the vLLM request shape",
-                base_url)
+    log.warning(
+        "could not tell whether %s is vLLM or SGLang; using the vLLM request shape", base_url
+    )
     return "vllm"
 
 

@@ -24,9 +24,17 @@ from .responders import (
 )
 from .server import FakeOCRServer
 
-_FAULT_FLAGS = (("500", "error_500"), ("503", "error_503"), ("429", "error_429"),
-                ("reset", "reset"), ("hang", "hang"), ("bad-json", "bad_json"),
-                ("error-200", "error_200"), ("empty", "empty"), ("length", "length"))
+_FAULT_FLAGS = (
+    ("500", "error_500"),
+    ("503", "error_503"),
+    ("429", "error_429"),
+    ("reset", "reset"),
+    ("hang", "hang"),
+    ("bad-json", "bad_json"),
+    ("error-200", "error_200"),
+    ("empty", "empty"),
+    ("length", "length"),
+)
 
 
 def make_responder(spec: str) -> Responder:
@@ -46,28 +54,46 @@ def make_responder(spec: str) -> Responder:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ocr_loaders.testing",
-                                description="Fake DeepSeek-OCR server (vLLM or SGLang flavour).")
+    p = argparse.ArgumentParser(
+        prog="python -m ocr_loaders.testing",
+        description="Fake DeepSeek-OCR server (vLLM or SGLang flavour).",
+    )
     p.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--model", action="append", dest="models", metavar="NAME",
-                   help="served model name (repeatable; default deepseek-ai/DeepSeek-OCR)")
+    p.add_argument(
+        "--model",
+        action="append",
+        dest="models",
+        metavar="NAME",
+        help="served model name (repeatable; default deepseek-ai/DeepSeek-OCR)",
+    )
     p.add_argument("--flavor", choices=("vllm", "sglang"), default="vllm")
-    p.add_argument("--responder", default="grid",
-                   help="grid | local | static:TEXT | fixtures:DIR | loop:N (default grid)")
+    p.add_argument(
+        "--responder",
+        default="grid",
+        help="grid | local | static:TEXT | fixtures:DIR | loop:N (default grid)",
+    )
     p.add_argument("--max-model-len", type=int, default=8192)
     p.add_argument("--slots", type=int, default=None, help="requests in service at once")
     p.add_argument("--service-time", type=float, default=0.0, help="seconds per request")
-    p.add_argument("--time-per-token", type=float, default=0.0,
-                   help="extra seconds per output token")
-    p.add_argument("--service-jitter", type=float, default=0.0,
-                   help="vary each service time by up to this fraction (same mean)")
+    p.add_argument(
+        "--time-per-token", type=float, default=0.0, help="extra seconds per output token"
+    )
+    p.add_argument(
+        "--service-jitter",
+        type=float,
+        default=0.0,
+        help="vary each service time by up to this fraction (same mean)",
+    )
     p.add_argument("--api-key", default=None)
     p.add_argument("--seed", type=int, default=0)
     for flag, _attr in _FAULT_FLAGS:
         p.add_argument(f"--fault-{flag}", type=float, default=0.0, metavar="RATE")
-    p.add_argument("--fault-script", default="",
-                   help="comma-separated outcomes for the first requests, e.g. 500,429,ok")
+    p.add_argument(
+        "--fault-script",
+        default="",
+        help="comma-separated outcomes for the first requests, e.g. 500,429,ok",
+    )
     p.add_argument("--retry-after", type=float, default=1.0)
     p.add_argument("--hang-seconds", type=float, default=10.0)
     return p
@@ -75,17 +101,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    rates = {attr: getattr(args, f"fault_{flag.replace('-', '_')}")
-             for flag, attr in _FAULT_FLAGS}
+    rates = {attr: getattr(args, f"fault_{flag.replace('-', '_')}") for flag, attr in _FAULT_FLAGS}
     script = tuple(s for s in args.fault_script.split(",") if s.strip())
-    faults = FaultPlan(**rates, script=script, retry_after=args.retry_after,
-                       hang_seconds=args.hang_seconds)
+    faults = FaultPlan(
+        **rates, script=script, retry_after=args.retry_after, hang_seconds=args.hang_seconds
+    )
     server = FakeOCRServer(
-        make_responder(args.responder), models=tuple(args.models or ["deepseek-ai/DeepSeek-OCR"]),
-        host=args.host, port=args.port, flavor=args.flavor, max_model_len=args.max_model_len,
-        slots=args.slots, service_time=args.service_time, time_per_token=args.time_per_token,
+        make_responder(args.responder),
+        models=tuple(args.models or ["deepseek-ai/DeepSeek-OCR"]),
+        host=args.host,
+        port=args.port,
+        flavor=args.flavor,
+        max_model_len=args.max_model_len,
+        slots=args.slots,
+        service_time=args.service_time,
+        time_per_token=args.time_per_token,
         service_jitter=args.service_jitter,
-        faults=faults, seed=args.seed, api_key=args.api_key)
+        faults=faults,
+        seed=args.seed,
+        api_key=args.api_key,
+    )
     done = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:

@@ -27,13 +27,13 @@ EOS_TOKEN_ID = 1
 """DeepSeek-OCR's ``<｜end▁of▁sentence｜>`` id, reported by SGLang as ``matched_stop``."""
 
 
-def error_body(flavor: Flavor, message: str, err_type: str, code: int,
-               param: str | None = None) -> dict[str, Any]:
+def error_body(
+    flavor: Flavor, message: str, err_type: str, code: int, param: str | None = None
+) -> dict[str, Any]:
     """The JSON error object the real server sends for an HTTP error."""
     if flavor == "vllm":
         return {"error": {"message": message, "type": err_type, "param": param, "code": code}}
-    return {"object": "error", "message": message, "type": err_type, "param": param,
-            "code": code}
+    return {"object": "error", "message": message, "type": err_type, "param": param, "code": code}
 
 
 def model_not_found(model: str) -> str:
@@ -41,8 +41,9 @@ def model_not_found(model: str) -> str:
     return f"The model `{model}` does not exist."
 
 
-def context_error(flavor: Flavor, max_model_len: int, prompt_tokens: int,
-                  max_tokens: int | None) -> str | None:
+def context_error(
+    flavor: Flavor, max_model_len: int, prompt_tokens: int, max_tokens: int | None
+) -> str | None:
     """The real server's context-length message for this request, or ``None`` if it fits.
 
     vLLM (``OpenAIServing._validate_input``): the prompt alone must be shorter than the
@@ -51,24 +52,32 @@ def context_error(flavor: Flavor, max_model_len: int, prompt_tokens: int,
     """
     if flavor == "vllm":
         if prompt_tokens >= max_model_len:
-            return (f"This model's maximum context length is {max_model_len} tokens. However, "
-                    f"your request has {prompt_tokens} input tokens. Please reduce the length "
-                    "of the input messages.")
+            return (
+                f"This model's maximum context length is {max_model_len} tokens. However, "
+                f"your request has {prompt_tokens} input tokens. Please reduce the length "
+                "of the input messages."
+            )
         if max_tokens is not None and prompt_tokens + max_tokens > max_model_len:
-            return (f"'max_tokens' or 'max_completion_tokens' is too large: {max_tokens}. "
-                    f"This model's maximum context length is {max_model_len} tokens and your "
-                    f"request has {prompt_tokens} input tokens ({max_tokens} > {max_model_len}"
-                    f" - {prompt_tokens}).")
+            return (
+                f"'max_tokens' or 'max_completion_tokens' is too large: {max_tokens}. "
+                f"This model's maximum context length is {max_model_len} tokens and your "
+                f"request has {prompt_tokens} input tokens ({max_tokens} > {max_model_len}"
+                f" - {prompt_tokens})."
+            )
         return None
     if prompt_tokens >= max_model_len:
-        return (f"The input ({prompt_tokens} tokens) is longer than the model's context "
-                f"length ({max_model_len} tokens).")
+        return (
+            f"The input ({prompt_tokens} tokens) is longer than the model's context "
+            f"length ({max_model_len} tokens)."
+        )
     if max_tokens is not None and prompt_tokens + max_tokens >= max_model_len:
-        return (f"Requested token count exceeds the model's maximum context length of "
-                f"{max_model_len} tokens. You requested a total of {prompt_tokens + max_tokens} "
-                f"tokens: {prompt_tokens} tokens from the input messages and {max_tokens} "
-                "tokens for the completion. Please reduce the number of tokens in the input "
-                "messages or the completion to fit within the limit.")
+        return (
+            f"Requested token count exceeds the model's maximum context length of "
+            f"{max_model_len} tokens. You requested a total of {prompt_tokens + max_tokens} "
+            f"tokens: {prompt_tokens} tokens from the input messages and {max_tokens} "
+            "tokens for the completion. Please reduce the number of tokens in the input "
+            "messages or the completion to fit within the limit."
+        )
     return None
 
 
@@ -83,63 +92,141 @@ def completion_id(flavor: Flavor) -> str:
     return f"chatcmpl-{uuid.uuid4().hex}" if flavor == "vllm" else f"chatcmpl-{uuid.uuid4()}"
 
 
-def model_card(flavor: Flavor, name: str, root: str, max_model_len: int,
-               created: int) -> dict[str, Any]:
+def model_card(
+    flavor: Flavor, name: str, root: str, max_model_len: int, created: int
+) -> dict[str, Any]:
     """One ``/v1/models`` entry as the real server writes it."""
-    card: dict[str, Any] = {"id": name, "object": "model", "created": created,
-                            "owned_by": flavor, "root": root, "parent": None,
-                            "max_model_len": max_model_len}
+    card: dict[str, Any] = {
+        "id": name,
+        "object": "model",
+        "created": created,
+        "owned_by": flavor,
+        "root": root,
+        "parent": None,
+        "max_model_len": max_model_len,
+    }
     if flavor == "vllm":
-        card["permission"] = [{
-            "id": f"modelperm-{uuid.uuid4().hex}", "object": "model_permission",
-            "created": created, "allow_create_engine": False, "allow_sampling": True,
-            "allow_logprobs": True, "allow_search_indices": False, "allow_view": True,
-            "allow_fine_tuning": False, "organization": "*", "group": None,
-            "is_blocking": False,
-        }]
+        card["permission"] = [
+            {
+                "id": f"modelperm-{uuid.uuid4().hex}",
+                "object": "model_permission",
+                "created": created,
+                "allow_create_engine": False,
+                "allow_sampling": True,
+                "allow_logprobs": True,
+                "allow_search_indices": False,
+                "allow_view": True,
+                "allow_fine_tuning": False,
+                "organization": "*",
+                "group": None,
+                "is_blocking": False,
+            }
+        ]
     return card
 
 
-def chat_response(flavor: Flavor, *, model: str, content: str, finish_reason: str,
-                  prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+def chat_response(
+    flavor: Flavor,
+    *,
+    model: str,
+    content: str,
+    finish_reason: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> dict[str, Any]:
     """A non-streaming ``chat.completion`` object in the real server's field layout."""
-    usage: dict[str, Any] = {"prompt_tokens": prompt_tokens,
-                             "total_tokens": prompt_tokens + completion_tokens,
-                             "completion_tokens": completion_tokens,
-                             "prompt_tokens_details": None}
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "completion_tokens": completion_tokens,
+        "prompt_tokens_details": None,
+    }
     created = int(time.time())
     if flavor == "vllm":
-        message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None,
-                                   "annotations": None, "audio": None, "function_call": None,
-                                   "tool_calls": [], "reasoning_content": None}
-        return {"id": completion_id(flavor), "object": "chat.completion", "created": created,
-                "model": model,
-                "choices": [{"index": 0, "message": message, "logprobs": None,
-                             "finish_reason": finish_reason, "stop_reason": None,
-                             "token_ids": None}],
-                "service_tier": None, "system_fingerprint": None, "usage": usage,
-                "prompt_logprobs": None, "prompt_token_ids": None, "kv_transfer_params": None}
-    message = {"role": "assistant", "content": content, "reasoning_content": None,
-               "tool_calls": None}
-    return {"id": completion_id(flavor), "object": "chat.completion", "created": created,
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": content,
+            "refusal": None,
+            "annotations": None,
+            "audio": None,
+            "function_call": None,
+            "tool_calls": [],
+            "reasoning_content": None,
+        }
+        return {
+            "id": completion_id(flavor),
+            "object": "chat.completion",
+            "created": created,
             "model": model,
-            "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": finish_reason,
-                         "matched_stop": EOS_TOKEN_ID if finish_reason == "stop" else None}],
-            "usage": usage, "metadata": {"weight_version": "default"}}
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": finish_reason,
+                    "stop_reason": None,
+                    "token_ids": None,
+                }
+            ],
+            "service_tier": None,
+            "system_fingerprint": None,
+            "usage": usage,
+            "prompt_logprobs": None,
+            "prompt_token_ids": None,
+            "kv_transfer_params": None,
+        }
+    message = {
+        "role": "assistant",
+        "content": content,
+        "reasoning_content": None,
+        "tool_calls": None,
+    }
+    return {
+        "id": completion_id(flavor),
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": finish_reason,
+                "matched_stop": EOS_TOKEN_ID if finish_reason == "stop" else None,
+            }
+        ],
+        "usage": usage,
+        "metadata": {"weight_version": "default"},
+    }
 
 
-def chunk(flavor: Flavor, cid: str, model: str, created: int, delta: dict[str, Any],
-          finish_reason: str | None, usage: dict[str, Any] | None = None) -> dict[str, Any]:
+def chunk(
+    flavor: Flavor,
+    cid: str,
+    model: str,
+    created: int,
+    delta: dict[str, Any],
+    finish_reason: str | None,
+    usage: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """One ``chat.completion.chunk`` of a stream."""
-    choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None,
-                              "finish_reason": finish_reason}
+    choice: dict[str, Any] = {
+        "index": 0,
+        "delta": delta,
+        "logprobs": None,
+        "finish_reason": finish_reason,
+    }
     if flavor == "vllm":
         choice["stop_reason"] = None
     else:
         choice["matched_stop"] = EOS_TOKEN_ID if finish_reason == "stop" else None
-    out: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk", "created": created,
-                           "model": model, "choices": [choice] if delta or finish_reason else []}
+    out: dict[str, Any] = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [choice] if delta or finish_reason else [],
+    }
     if usage is not None:
         out["usage"] = usage
     return out

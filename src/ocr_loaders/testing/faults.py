@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-Fault = Literal["ok", "500", "503", "429", "reset", "hang", "bad_json", "error_200", "empty",
-                "length"]
+Fault = Literal[
+    "ok", "500", "503", "429", "reset", "hang", "bad_json", "error_200", "empty", "length"
+]
 """One request's outcome.
 
 ``ok`` normal answer; ``500``/``503``/``429`` that HTTP error (429 with ``Retry-After``);
@@ -32,9 +33,15 @@ MAX_HANG_SECONDS = 300.0
 
 # Order in which rates are laid out on [0, 1): fixed so a seed always means the same run.
 _RATE_ORDER: tuple[tuple[str, Fault], ...] = (
-    ("error_500", "500"), ("error_503", "503"), ("error_429", "429"), ("reset", "reset"),
-    ("hang", "hang"), ("bad_json", "bad_json"), ("error_200", "error_200"),
-    ("empty", "empty"), ("length", "length"),
+    ("error_500", "500"),
+    ("error_503", "503"),
+    ("error_429", "429"),
+    ("reset", "reset"),
+    ("hang", "hang"),
+    ("bad_json", "bad_json"),
+    ("error_200", "error_200"),
+    ("empty", "empty"),
+    ("length", "length"),
 )
 
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 # JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic...); not C4/C8/CC.
-_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7,
-                       0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+_JPEG_SOF = frozenset(
+    {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+)
 
 
 class ImageError(ValueError):
@@ -68,11 +69,11 @@ def _jpeg(data: bytes) -> ImageInfo:
             continue
         if marker in (0xD9, 0xDA):  # end of image / start of scan: the header is over
             break
-        (length,) = struct.unpack(">H", data[i + 2:i + 4])
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
         if marker in _JPEG_SOF:
             if i + 9 > n:
                 break
-            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
             size = (width, height)
             break
         i += 2 + length
@@ -157,7 +158,8 @@ def decode_data_url(url: str) -> tuple[str, bytes]:
         scheme = url.split(":", 1)[0] if ":" in url else "(none)"
         raise DataURLError(
             f"The fake DeepSeek-OCR server only accepts data: URLs, got scheme {scheme!r}",
-            unsupported=True)
+            unsupported=True,
+        )
     head, sep, payload = url[5:].partition(",")
     if not sep:
         raise DataURLError("Invalid data URL: no ',' separator")

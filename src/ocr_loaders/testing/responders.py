@@ -72,15 +72,17 @@ def static_responder(text: str, *, finish_reason: str = "stop") -> Responder:
 def load_fixtures(directory: str | Path) -> list[str]:
     """Raw outputs from the ``*.txt``, ``*.md`` and ``*.mmd`` files of a directory, by name."""
     root = Path(directory)
-    files = sorted(p for p in root.iterdir()
-                   if p.is_file() and p.suffix.lower() in (".txt", ".md", ".mmd"))
+    files = sorted(
+        p for p in root.iterdir() if p.is_file() and p.suffix.lower() in (".txt", ".md", ".mmd")
+    )
     if not files:
         raise ValueError(f"no fixture files (*.txt, *.md, *.mmd) in {root}")
     return [p.read_text(encoding="utf-8") for p in files]
 
 
-def fixture_responder(texts: Sequence[str] | Mapping[int, str], *,
-                      default: str | None = None) -> Responder:
+def fixture_responder(
+    texts: Sequence[str] | Mapping[int, str], *, default: str | None = None
+) -> Responder:
     """Answer with recorded raw outputs.
 
     A sequence is cycled by request number (request ``n`` gets ``texts[n % len(texts)]``); a
@@ -109,17 +111,75 @@ def fixture_responder(texts: Sequence[str] | Mapping[int, str], *,
 
 
 _WORDS = (
-    "the", "model", "reads", "each", "page", "as", "an", "image", "and", "writes", "layout",
-    "blocks", "with", "boxes", "in", "reading", "order", "tables", "keep", "their", "rows",
-    "figures", "carry", "captions", "headings", "mark", "sections", "while", "paragraphs",
-    "hold", "most", "of", "text", "vision", "tokens", "compress", "document", "into", "few",
-    "hundred", "features", "decoder", "expands", "them", "back", "to", "markdown", "for",
-    "retrieval", "citations", "point", "at", "regions", "on", "source", "pages",
+    "the",
+    "model",
+    "reads",
+    "each",
+    "page",
+    "as",
+    "an",
+    "image",
+    "and",
+    "writes",
+    "layout",
+    "blocks",
+    "with",
+    "boxes",
+    "in",
+    "reading",
+    "order",
+    "tables",
+    "keep",
+    "their",
+    "rows",
+    "figures",
+    "carry",
+    "captions",
+    "headings",
+    "mark",
+    "sections",
+    "while",
+    "paragraphs",
+    "hold",
+    "most",
+    "of",
+    "text",
+    "vision",
+    "tokens",
+    "compress",
+    "document",
+    "into",
+    "few",
+    "hundred",
+    "features",
+    "decoder",
+    "expands",
+    "them",
+    "back",
+    "to",
+    "markdown",
+    "for",
+    "retrieval",
+    "citations",
+    "point",
+    "at",
+    "regions",
+    "on",
+    "source",
+    "pages",
 )
 
 
-def grid_page(width: int, height: int, mime: str, seed: int, *, paragraphs: int = 3,
-              words: int = 60, table: bool = True) -> list[Block]:
+def grid_page(
+    width: int,
+    height: int,
+    mime: str,
+    seed: int,
+    *,
+    paragraphs: int = 3,
+    words: int = 60,
+    table: bool = True,
+) -> list[Block]:
     """Deterministic layout blocks for an image: a title naming the size, sections, a table.
 
     Boxes stack down the page in 0..999 units; ``seed`` varies the words.
@@ -140,16 +200,20 @@ def grid_page(width: int, height: int, mime: str, seed: int, *, paragraphs: int 
     for p in range(paragraphs):
         blocks.append(Block("sub_title", (box(),), f"## Section {p + 1}", len(blocks)))
         sentence = " ".join(rng.choice(_WORDS) for _ in range(words))
-        text = (f"This {kind} image is {width} by {height} pixels (seed {seed & 0xFFFF:04x}, "
-                f"paragraph {p + 1} of {paragraphs}). {sentence.capitalize()}.")
+        text = (
+            f"This {kind} image is {width} by {height} pixels (seed {seed & 0xFFFF:04x}, "
+            f"paragraph {p + 1} of {paragraphs}). {sentence.capitalize()}."
+        )
         blocks.append(Block("text", (box(),), text, len(blocks)))
     if table:
         cells = "".join(
             f"<tr><td>{r}</td><td>{rng.randint(0, 999)}</td><td>{rng.choice(_WORDS)}</td></tr>"
-            for r in range(1, 4))
+            for r in range(1, 4)
+        )
         blocks.append(Block("table", (box(),), f"<table>{cells}</table>", len(blocks)))
-        blocks.append(Block("table_caption", (box(),), f"Table 1: values for {width}x{height}.",
-                            len(blocks)))
+        blocks.append(
+            Block("table_caption", (box(),), f"Table 1: values for {width}x{height}.", len(blocks))
+        )
     return blocks
 
 
@@ -162,8 +226,15 @@ def grid_responder(*, paragraphs: int = 3, words: int = 60, table: bool = True) 
 
     def respond(request: OCRRequest) -> OCRReply:
         seed = zlib.crc32(request.image)
-        blocks = grid_page(request.width, request.height, request.mime, seed,
-                           paragraphs=paragraphs, words=words, table=table)
+        blocks = grid_page(
+            request.width,
+            request.height,
+            request.mime,
+            seed,
+            paragraphs=paragraphs,
+            words=words,
+            table=table,
+        )
         return OCRReply(format_grounded(blocks))
 
     return respond
@@ -171,10 +242,13 @@ def grid_responder(*, paragraphs: int = 3, words: int = 60, table: bool = True) 
 
 def loop_text(header: str = "", unit: str = "") -> str:
     """A start of page followed by one repeated line: what a repetition loop looks like."""
-    head = header or ("<|ref|>title<|/ref|><|det|>[[80, 40, 920, 90]]<|/det|>\n"
-                      "# A page that loops\n\n")
-    line = unit or ("<|ref|>text<|/ref|><|det|>[[80, 120, 920, 140]]<|/det|>\n"
-                    "The same line comes back again and again.\n\n")
+    head = header or (
+        "<|ref|>title<|/ref|><|det|>[[80, 40, 920, 90]]<|/det|>\n# A page that loops\n\n"
+    )
+    line = unit or (
+        "<|ref|>text<|/ref|><|det|>[[80, 120, 920, 140]]<|/det|>\n"
+        "The same line comes back again and again.\n\n"
+    )
     return head + line * 8
 
 
@@ -189,8 +263,13 @@ class _LengthChoice:
         return self.every > 0 and (seq + 1) % self.every == 0
 
 
-def length_responder(base: Responder | None = None, *, requests: Collection[int] = (),
-                     every: int = 0, text: str | None = None) -> Responder:
+def length_responder(
+    base: Responder | None = None,
+    *,
+    requests: Collection[int] = (),
+    every: int = 0,
+    text: str | None = None,
+) -> Responder:
     """Wrap ``base`` so chosen requests end with ``finish_reason="length"``.
 
     Chosen: request numbers in ``requests``, and every ``every``-th request (``every=1``: all).

@@ -40,8 +40,9 @@ EOS_TEXT = "<｜end▁of▁sentence｜>"
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
-def expected_prompt_tokens(width: int, height: int, prompt: str,
-                           model: str = "deepseek-ai/DeepSeek-OCR") -> int:
+def expected_prompt_tokens(
+    width: int, height: int, prompt: str, model: str = "deepseek-ai/DeepSeek-OCR"
+) -> int:
     """``usage.prompt_tokens`` the fake server reports: BOS + prompt text + vision tokens.
 
     ``prompt`` is the text part without a leading ``<image>\\n``; text is counted with
@@ -140,17 +141,26 @@ class _Trace:
     fault: Fault = "ok"
 
     def freeze(self) -> RecordedRequest:
-        return RecordedRequest(seq=self.seq, path=self.path, headers=self.headers,
-                               body=self.fields.pop("body", None), received_at=self.received_at,
-                               started=self.started, finished=time.monotonic(),
-                               status=self.status, fault=self.fault, **self.fields)
+        return RecordedRequest(
+            seq=self.seq,
+            path=self.path,
+            headers=self.headers,
+            body=self.fields.pop("body", None),
+            received_at=self.received_at,
+            started=self.started,
+            finished=time.monotonic(),
+            status=self.status,
+            fault=self.fault,
+            **self.fields,
+        )
 
 
 class _HTTPError(Exception):
     """Short-circuit: answer with this status and JSON body."""
 
-    def __init__(self, status: int, body: Any, headers: Mapping[str, str] | None = None,
-                 message: str = "") -> None:
+    def __init__(
+        self, status: int, body: Any, headers: Mapping[str, str] | None = None, message: str = ""
+    ) -> None:
         super().__init__(message or str(body))
         self.status = status
         self.body = body
@@ -325,8 +335,13 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Dropped("client closed the connection mid-body")
         return data
 
-    def send_bytes(self, status: int, payload: bytes, content_type: str,
-                   headers: Mapping[str, str] | None = None) -> None:
+    def send_bytes(
+        self,
+        status: int,
+        payload: bytes,
+        content_type: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         try:
             self.send_response(status)
             if payload or status not in (204, 304):
@@ -349,8 +364,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Close the connection with a TCP RST and no response."""
         self.close_connection = True
         with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       struct.pack("ii", 1, 0))
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         try:
             self.rfile.close()  # drop makefile's reference so close() is immediate
         finally:
@@ -432,15 +446,27 @@ class FakeOCRServer:
     ``keep_alive_timeout`` closes connections idle that long, as uvicorn does (``None``: never).
     """
 
-    def __init__(self, responder: Responder | None = None, *,
-                 models: Iterable[str] = ("deepseek-ai/DeepSeek-OCR",),
-                 host: str = "127.0.0.1", port: int = 0, flavor: Flavor = "vllm",
-                 max_model_len: int = 8192, slots: int | None = None,
-                 service_time: float = 0.0, faults: FaultPlan | None = None, seed: int = 0,
-                 time_per_token: float = 0.0, service_jitter: float = 0.0,
-                 api_key: str | None = None,
-                 full_decode: bool = False, enable_custom_logit_processor: bool = True,
-                 keep_alive_timeout: float | None = 5.0, record_limit: int = 100_000) -> None:
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        *,
+        models: Iterable[str] = ("deepseek-ai/DeepSeek-OCR",),
+        host: str = "127.0.0.1",
+        port: int = 0,
+        flavor: Flavor = "vllm",
+        max_model_len: int = 8192,
+        slots: int | None = None,
+        service_time: float = 0.0,
+        faults: FaultPlan | None = None,
+        seed: int = 0,
+        time_per_token: float = 0.0,
+        service_jitter: float = 0.0,
+        api_key: str | None = None,
+        full_decode: bool = False,
+        enable_custom_logit_processor: bool = True,
+        keep_alive_timeout: float | None = 5.0,
+        record_limit: int = 100_000,
+    ) -> None:
         _check_loopback(host)
         if flavor not in ("vllm", "sglang"):
             raise ValueError(f"flavor must be 'vllm' or 'sglang', got {flavor!r}")
@@ -501,8 +527,12 @@ class FakeOCRServer:
         httpd.owner = self
         self._httpd = httpd
         self._requested_port = int(httpd.server_address[1])  # a restart keeps the port
-        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"fake-ocr-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"fake-ocr-{self.port}",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -660,10 +690,14 @@ class FakeOCRServer:
 
     # -- routing --
 
-    def _error(self, status: int, message: str, err_type: str,
-               param: str | None = None) -> _HTTPError:
-        return _HTTPError(status, dialects.error_body(self.flavor, message, err_type, status,
-                                                      param), message=message)
+    def _error(
+        self, status: int, message: str, err_type: str, param: str | None = None
+    ) -> _HTTPError:
+        return _HTTPError(
+            status,
+            dialects.error_body(self.flavor, message, err_type, status, param),
+            message=message,
+        )
 
     def _dispatch(self, h: _Handler, method: str) -> None:
         path = h.path.split("?", 1)[0]
@@ -718,12 +752,18 @@ class FakeOCRServer:
     def _other_route(self, h: _Handler, method: str, path: str) -> None:
         gets: dict[str, Any] = {"/health": None, "/ping": None, "/v1/models": self._models_json}
         if self.flavor == "vllm":
-            gets.update({"/version": lambda: {"version": dialects.VLLM_VERSION},
-                         "/metrics": None})
+            gets.update({"/version": lambda: {"version": dialects.VLLM_VERSION}, "/metrics": None})
         else:
-            gets.update({"/health_generate": None, "/get_model_info": self._model_info,
-                         "/model_info": self._model_info, "/get_server_info": self._server_info,
-                         "/server_info": self._server_info, "/get_load": self._load})
+            gets.update(
+                {
+                    "/health_generate": None,
+                    "/get_model_info": self._model_info,
+                    "/model_info": self._model_info,
+                    "/get_server_info": self._server_info,
+                    "/server_info": self._server_info,
+                    "/get_load": self._load,
+                }
+            )
         if path == "/_fake/stats":  # not a real server route: for benchmarks in other processes
             if method == "POST":
                 h.read_body()
@@ -743,8 +783,9 @@ class FakeOCRServer:
                 h.send_json(405, {"detail": "Method Not Allowed"}, {"Allow": "GET"})
                 return
             if path == "/metrics":
-                h.send_bytes(200, self._metrics().encode(),
-                             "text/plain; version=0.0.4; charset=utf-8")
+                h.send_bytes(
+                    200, self._metrics().encode(), "text/plain; version=0.0.4; charset=utf-8"
+                )
                 return
             maker = gets[path]
             if maker is None:
@@ -753,14 +794,24 @@ class FakeOCRServer:
                 h.send_json(200, maker())
             return
         if self.flavor == "sglang" and method == "GET" and path.startswith("/v1/models/"):
-            name = path[len("/v1/models/"):]
+            name = path[len("/v1/models/") :]
             if name in self.models:
-                h.send_json(200, dialects.model_card(self.flavor, name, name, self.max_model_len,
-                                                     self._created))
+                h.send_json(
+                    200,
+                    dialects.model_card(self.flavor, name, name, self.max_model_len, self._created),
+                )
             else:
-                h.send_json(404, {"error": {"message": f"The model '{name}' does not exist",
-                                            "type": "invalid_request_error", "param": "model",
-                                            "code": "model_not_found"}})
+                h.send_json(
+                    404,
+                    {
+                        "error": {
+                            "message": f"The model '{name}' does not exist",
+                            "type": "invalid_request_error",
+                            "param": "model",
+                            "code": "model_not_found",
+                        }
+                    },
+                )
             return
         if method == "POST":
             h.read_body()
@@ -768,39 +819,68 @@ class FakeOCRServer:
 
     def _models_json(self) -> dict[str, Any]:
         root = self.models[0]
-        return {"object": "list",
-                "data": [dialects.model_card(self.flavor, name, root if self.flavor == "vllm"
-                                             else name, self.max_model_len, self._created)
-                         for name in self.models]}
+        return {
+            "object": "list",
+            "data": [
+                dialects.model_card(
+                    self.flavor,
+                    name,
+                    root if self.flavor == "vllm" else name,
+                    self.max_model_len,
+                    self._created,
+                )
+                for name in self.models
+            ],
+        }
 
     def _model_info(self) -> dict[str, Any]:
         ocr2 = model_family(self.models[0]) == "deepseek-ocr-2"
-        return {"model_path": self.models[0], "tokenizer_path": self.models[0],
-                "is_generation": True, "preferred_sampling_params": None,
-                "weight_version": "default", "has_image_understanding": True,
-                "has_audio_understanding": False,
-                "model_type": "deepseek_vl_v2",
-                "architectures": ["DeepseekOCR2ForCausalLM" if ocr2 else "DeepseekOCRForCausalLM"]}
+        return {
+            "model_path": self.models[0],
+            "tokenizer_path": self.models[0],
+            "is_generation": True,
+            "preferred_sampling_params": None,
+            "weight_version": "default",
+            "has_image_understanding": True,
+            "has_audio_understanding": False,
+            "model_type": "deepseek_vl_v2",
+            "architectures": ["DeepseekOCR2ForCausalLM" if ocr2 else "DeepseekOCRForCausalLM"],
+        }
 
     def _server_info(self) -> dict[str, Any]:
-        return {"model_path": self.models[0], "tokenizer_path": self.models[0],
-                "served_model_name": self.models[0], "host": self.host, "port": self.port,
-                "context_length": self.max_model_len, "enable_multimodal": True,
-                "enable_custom_logit_processor": self.enable_custom_logit_processor,
-                "max_running_requests": self.slots, "api_key": None,
-                "internal_states": [{"load": self.slots_busy + self.queued}],
-                "version": dialects.SGLANG_VERSION}
+        return {
+            "model_path": self.models[0],
+            "tokenizer_path": self.models[0],
+            "served_model_name": self.models[0],
+            "host": self.host,
+            "port": self.port,
+            "context_length": self.max_model_len,
+            "enable_multimodal": True,
+            "enable_custom_logit_processor": self.enable_custom_logit_processor,
+            "max_running_requests": self.slots,
+            "api_key": None,
+            "internal_states": [{"load": self.slots_busy + self.queued}],
+            "version": dialects.SGLANG_VERSION,
+        }
 
     def _load(self) -> list[dict[str, int]]:
-        return [{"dp_rank": 0, "num_reqs": self.slots_busy, "num_waiting_reqs": self.queued,
-                 "num_tokens": 0}]
+        return [
+            {
+                "dp_rank": 0,
+                "num_reqs": self.slots_busy,
+                "num_waiting_reqs": self.queued,
+                "num_tokens": 0,
+            }
+        ]
 
     def _metrics(self) -> str:
         name = self.models[0]
         running = self.slots_busy if self._slots else self.in_flight
-        return (f'vllm:num_requests_running{{model_name="{name}"}} {float(running)}\n'
-                f'vllm:num_requests_waiting{{model_name="{name}"}} {float(self.queued)}\n'
-                f'vllm:request_success_total{{model_name="{name}"}} {float(self._served)}\n')
+        return (
+            f'vllm:num_requests_running{{model_name="{name}"}} {float(running)}\n'
+            f'vllm:num_requests_waiting{{model_name="{name}"}} {float(self.queued)}\n'
+            f'vllm:request_success_total{{model_name="{name}"}} {float(self._served)}\n'
+        )
 
     # -- chat completions --
 
@@ -809,8 +889,9 @@ class FakeOCRServer:
             seq = self._seq
             self._seq += 1
             picker, script_base = self._picker, self._script_base
-        trace = _Trace(seq, path, {k.lower(): v for k, v in h.headers.items()}, time.time(),
-                       time.monotonic())
+        trace = _Trace(
+            seq, path, {k.lower(): v for k, v in h.headers.items()}, time.time(), time.monotonic()
+        )
         # The record is stored before the answer goes out, so a client that has its answer
         # always finds the request in ``requests``.
         try:
@@ -835,8 +916,9 @@ class FakeOCRServer:
                     self._served += 1
         send()
 
-    def _chat_traced(self, h: _Handler, trace: _Trace, picker: FaultPicker,
-                     script_base: int) -> Callable[[], None]:
+    def _chat_traced(
+        self, h: _Handler, trace: _Trace, picker: FaultPicker, script_base: int
+    ) -> Callable[[], None]:
         """Do everything but the final write; return the write. Errors are raised."""
         raw_body = h.read_body()
         forced = trace.headers.get(FAULT_HEADER)
@@ -851,16 +933,19 @@ class FakeOCRServer:
             return h.reset
         if fault in ("500", "503", "429"):
             status = int(fault)
-            kind = {500: ("Internal server error", "InternalServerError"),
-                    503: ("Service Unavailable", "ServiceUnavailableError"),
-                    429: ("Too Many Requests", "RateLimitError")}[status]
+            kind = {
+                500: ("Internal server error", "InternalServerError"),
+                503: ("Service Unavailable", "ServiceUnavailableError"),
+                429: ("Too Many Requests", "RateLimitError"),
+            }[status]
             err = self._error(status, kind[0], kind[1])
             if status in (429, 503):
                 err.headers["Retry-After"] = plan.retry_after_header()
             raise err
         if fault == "error_200":
-            body = dialects.error_body(self.flavor, "Internal server error (injected)",
-                                       "InternalServerError", 500)
+            body = dialects.error_body(
+                self.flavor, "Internal server error (injected)", "InternalServerError", 500
+            )
             trace.status = 200
             trace.fields["error"] = "error object with HTTP 200 (fault)"
             return functools.partial(h.send_json, 200, body)
@@ -868,8 +953,11 @@ class FakeOCRServer:
             trace.status = 200
             trace.fields["error"] = "invalid JSON with HTTP 200 (fault)"
             return functools.partial(
-                h.send_bytes, 200, b'{"id": "chatcmpl-broken", "object": "chat.completion", "ch',
-                "application/json")
+                h.send_bytes,
+                200,
+                b'{"id": "chatcmpl-broken", "object": "chat.completion", "ch',
+                "application/json",
+            )
         if fault == "hang":
             self._wait(plan.hang_seconds)
 
@@ -877,32 +965,67 @@ class FakeOCRServer:
         vis = vision_tokens(valid.info.width, valid.info.height, valid.model)
         prompt_tokens = 1 + count_tokens(valid.prompt) + vis
         trace.fields.update(vision_tokens=vis, prompt_tokens=prompt_tokens)
-        too_long = dialects.context_error(self.flavor, self.max_model_len, prompt_tokens,
-                                          valid.max_tokens)
+        too_long = dialects.context_error(
+            self.flavor, self.max_model_len, prompt_tokens, valid.max_tokens
+        )
         if too_long:
-            raise self._error(400, too_long, "BadRequestError",
-                              "max_tokens" if self.flavor == "vllm" and valid.max_tokens else None)
+            raise self._error(
+                400,
+                too_long,
+                "BadRequestError",
+                "max_tokens" if self.flavor == "vllm" and valid.max_tokens else None,
+            )
         self._check_sampling(body, valid)
-        budget = (valid.max_tokens if valid.max_tokens is not None
-                  else dialects.default_max_tokens(self.flavor, self.max_model_len, prompt_tokens))
+        budget = (
+            valid.max_tokens
+            if valid.max_tokens is not None
+            else dialects.default_max_tokens(self.flavor, self.max_model_len, prompt_tokens)
+        )
         trace.fields["effective_max_tokens"] = budget
 
-        request = OCRRequest(valid.image, valid.info.width, valid.info.height, valid.info.mime,
-                             valid.prompt, valid.model, body, trace.seq, budget)
-        content, finish, completion_tokens = self._serve(request, valid, fault, trace,
-                                                         functools.partial(_client_gone, h))
-        trace.fields.update(content=content, finish_reason=finish,
-                            completion_tokens=completion_tokens)
+        request = OCRRequest(
+            valid.image,
+            valid.info.width,
+            valid.info.height,
+            valid.info.mime,
+            valid.prompt,
+            valid.model,
+            body,
+            trace.seq,
+            budget,
+        )
+        content, finish, completion_tokens = self._serve(
+            request, valid, fault, trace, functools.partial(_client_gone, h)
+        )
+        trace.fields.update(
+            content=content, finish_reason=finish, completion_tokens=completion_tokens
+        )
         trace.status = 200
         if valid.stream:
-            return functools.partial(self._stream, h, valid, content, finish, prompt_tokens,
-                                     completion_tokens)
-        return functools.partial(h.send_json, 200, dialects.chat_response(
-            self.flavor, model=valid.model, content=content, finish_reason=finish,
-            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
+            return functools.partial(
+                self._stream, h, valid, content, finish, prompt_tokens, completion_tokens
+            )
+        return functools.partial(
+            h.send_json,
+            200,
+            dialects.chat_response(
+                self.flavor,
+                model=valid.model,
+                content=content,
+                finish_reason=finish,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+            ),
+        )
 
-    def _serve(self, request: OCRRequest, valid: _Valid, fault: Fault, trace: _Trace,
-               gone: Callable[[], bool]) -> tuple[str, str, int]:
+    def _serve(
+        self,
+        request: OCRRequest,
+        valid: _Valid,
+        fault: Fault,
+        trace: _Trace,
+        gone: Callable[[], bool],
+    ) -> tuple[str, str, int]:
         """Hold a slot, run the responder, shape the answer: (content, finish, tokens).
 
         A client that disconnects while its request is queued or in service has the request
@@ -911,16 +1034,16 @@ class FakeOCRServer:
         slots = self._slots
         queued_at = time.monotonic()
         if slots is not None and not slots.acquire(self._stopping, gone):
-            raise _Dropped("server stopping" if self._stopping.is_set()
-                           else "client disconnected")
+            raise _Dropped("server stopping" if self._stopping.is_set() else "client disconnected")
         started = time.monotonic()
         trace.fields.update(queue_seconds=started - queued_at, service_started=started)
         try:
             service = self.service_time
             if self.service_jitter:
                 with self._lock:
-                    service *= 1 + self._jitter_rng.uniform(-self.service_jitter,
-                                                            self.service_jitter)
+                    service *= 1 + self._jitter_rng.uniform(
+                        -self.service_jitter, self.service_jitter
+                    )
             self._wait(service, gone)
             if fault == "empty":
                 reply = OCRReply("")
@@ -960,22 +1083,39 @@ class FakeOCRServer:
             raw = encoder.decode(tokens)
         return raw, finish, len(tokens)
 
-    def _stream(self, h: _Handler, valid: _Valid, content: str, finish: str,
-                prompt_tokens: int, completion_tokens: int) -> None:
+    def _stream(
+        self,
+        h: _Handler,
+        valid: _Valid,
+        content: str,
+        finish: str,
+        prompt_tokens: int,
+        completion_tokens: int,
+    ) -> None:
         cid = dialects.completion_id(self.flavor)
         created = int(time.time())
-        pieces = [content[i:i + 400] for i in range(0, len(content), 400)] or [""]
-        events: list[dict[str, Any]] = [dialects.chunk(
-            self.flavor, cid, valid.model, created, {"role": "assistant", "content": ""}, None)]
-        events += [dialects.chunk(self.flavor, cid, valid.model, created, {"content": p}, None)
-                   for p in pieces if p]
+        pieces = [content[i : i + 400] for i in range(0, len(content), 400)] or [""]
+        events: list[dict[str, Any]] = [
+            dialects.chunk(
+                self.flavor, cid, valid.model, created, {"role": "assistant", "content": ""}, None
+            )
+        ]
+        events += [
+            dialects.chunk(self.flavor, cid, valid.model, created, {"content": p}, None)
+            for p in pieces
+            if p
+        ]
         events.append(dialects.chunk(self.flavor, cid, valid.model, created, {}, finish))
         if valid.include_usage:
-            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                     "total_tokens": prompt_tokens + completion_tokens}
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            }
             events.append(dialects.chunk(self.flavor, cid, valid.model, created, {}, None, usage))
-        frames = [b"data: " + json.dumps(e, ensure_ascii=False).encode() + b"\n\n"
-                  for e in events] + [b"data: [DONE]\n\n"]
+        frames = [
+            b"data: " + json.dumps(e, ensure_ascii=False).encode() + b"\n\n" for e in events
+        ] + [b"data: [DONE]\n\n"]
         try:
             h.send_response(200)
             h.send_header("Content-Type", "text/event-stream; charset=utf-8")
@@ -993,8 +1133,9 @@ class FakeOCRServer:
     def _bad(self, message: str, param: str | None = None) -> _HTTPError:
         return self._error(400, message, "BadRequestError", param)
 
-    def _validate(self, h: _Handler, raw_body: bytes,
-                  trace: _Trace) -> tuple[_Valid, dict[str, Any]]:
+    def _validate(
+        self, h: _Handler, raw_body: bytes, trace: _Trace
+    ) -> tuple[_Valid, dict[str, Any]]:
         """Check the request the way the real server does; raise ``_HTTPError`` if it would
         refuse it. Order: media type, JSON, field types, model, messages, image."""
         ctype = h.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
@@ -1028,8 +1169,9 @@ class FakeOCRServer:
         stream = bool(typed("stream", (bool,), "boolean"))
         stream_options = typed("stream_options", (dict,), "dictionary") or {}
         model = typed("model", (str,), "string")
-        trace.fields.update(max_tokens=max_tokens, temperature=temperature,
-                            skip_special_tokens=skip, stream=stream)
+        trace.fields.update(
+            max_tokens=max_tokens, temperature=temperature, skip_special_tokens=skip, stream=stream
+        )
         if self.flavor == "vllm":
             xargs = typed("vllm_xargs", (dict,), "dictionary")
             if xargs is not None:
@@ -1051,18 +1193,23 @@ class FakeOCRServer:
 
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
-            raise self._bad("messages: Field required (a non-empty list of messages)",
-                            "messages")
+            raise self._bad("messages: Field required (a non-empty list of messages)", "messages")
         if len(messages) != 1:
-            raise self._bad(f"DeepSeek-OCR requests hold exactly one user message, got "
-                            f"{len(messages)} messages", "messages")
+            raise self._bad(
+                f"DeepSeek-OCR requests hold exactly one user message, got "
+                f"{len(messages)} messages",
+                "messages",
+            )
         message = messages[0]
         if not isinstance(message, dict) or message.get("role") != "user":
             raise self._bad("The message must have role 'user'", "messages")
         content = message.get("content")
         if not isinstance(content, list):
-            raise self._bad("The user message must hold an image_url part and a text part "
-                            "(content must be a list of parts)", "messages")
+            raise self._bad(
+                "The user message must hold an image_url part and a text part "
+                "(content must be a list of parts)",
+                "messages",
+            )
         texts: list[str] = []
         urls: list[str] = []
         image_first = False
@@ -1081,11 +1228,13 @@ class FakeOCRServer:
             else:
                 raise self._bad(f"Unsupported content part: {kind!r}", "messages")
         if not urls:
-            raise self._bad("The user message has no image_url part: DeepSeek-OCR needs an image",
-                            "messages")
+            raise self._bad(
+                "The user message has no image_url part: DeepSeek-OCR needs an image", "messages"
+            )
         if len(urls) > 1:
-            raise self._bad(f"At most 1 image(s) may be provided in one prompt, got {len(urls)}.",
-                            "messages")
+            raise self._bad(
+                f"At most 1 image(s) may be provided in one prompt, got {len(urls)}.", "messages"
+            )
         try:
             declared, image = decode_data_url(urls[0])
         except DataURLError as exc:
@@ -1098,15 +1247,35 @@ class FakeOCRServer:
             raise self._bad(f"Failed to load the image: {exc}", "messages") from None
         raw_text = "\n".join(texts)
         image_tag = raw_text.startswith(IMAGE_TAG)
-        prompt = raw_text[len(IMAGE_TAG):] if image_tag else raw_text
+        prompt = raw_text[len(IMAGE_TAG) :] if image_tag else raw_text
         trace.fields.update(
-            prompt=prompt, raw_text=raw_text, image_width=info.width, image_height=info.height,
-            image_mime=info.mime, declared_mime=declared, image_bytes=len(image),
-            image_sha256=hashlib.sha256(image).hexdigest(), image_first=image_first,
-            image_tag=image_tag)
+            prompt=prompt,
+            raw_text=raw_text,
+            image_width=info.width,
+            image_height=info.height,
+            image_mime=info.mime,
+            declared_mime=declared,
+            image_bytes=len(image),
+            image_sha256=hashlib.sha256(image).hexdigest(),
+            image_first=image_first,
+            image_tag=image_tag,
+        )
         include_usage = bool(stream_options.get("include_usage"))
-        return _Valid(model, prompt, raw_text, image, info, declared, image_first, image_tag,
-                      max_tokens, temperature, skip, stream, include_usage), body
+        return _Valid(
+            model,
+            prompt,
+            raw_text,
+            image,
+            info,
+            declared,
+            image_first,
+            image_tag,
+            max_tokens,
+            temperature,
+            skip,
+            stream,
+            include_usage,
+        ), body
 
     def _check_xargs(self, xargs: dict[str, Any]) -> None:
         """vLLM's ``vllm_xargs`` value types, then DeepSeek-OCR's n-gram processor checks
@@ -1114,31 +1283,40 @@ class FakeOCRServer:
         for key, value in xargs.items():
             items = value if isinstance(value, list) else [value]
             if not all(isinstance(v, (str, int, float)) for v in items):
-                raise self._bad(f"vllm_xargs.{key}: Input should be a valid string, integer, "
-                                "number or a list of them", "vllm_xargs")
+                raise self._bad(
+                    f"vllm_xargs.{key}: Input should be a valid string, integer, "
+                    "number or a list of them",
+                    "vllm_xargs",
+                )
         for key in ("ngram_size", "window_size"):
             if key in xargs:
                 value = xargs[key]
                 if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                    raise self._bad(f"`{key}` has to be a strictly positive integer, "
-                                    f"got {value}.")
+                    raise self._bad(f"`{key}` has to be a strictly positive integer, got {value}.")
         if "whitelist_token_ids" in xargs:
             ids = xargs["whitelist_token_ids"]
             if not isinstance(ids, list) or not all(
-                    isinstance(i, int) and not isinstance(i, bool) for i in ids):
-                raise self._bad(f"`whitelist_token_ids` has to be a sequence of integers, "
-                                f"got {ids}.")
+                isinstance(i, int) and not isinstance(i, bool) for i in ids
+            ):
+                raise self._bad(
+                    f"`whitelist_token_ids` has to be a sequence of integers, got {ids}."
+                )
 
     def _check_sampling(self, body: Mapping[str, Any], valid: _Valid) -> None:
         """``SamplingParams`` checks that come after the context check."""
         if valid.max_tokens is not None and valid.max_tokens < 1:
-            raise self._bad(f"max_tokens must be at least 1, got {valid.max_tokens}.",
-                            "max_tokens")
+            raise self._bad(f"max_tokens must be at least 1, got {valid.max_tokens}.", "max_tokens")
         if valid.temperature is not None and valid.temperature < 0:
-            raise self._bad(f"temperature must be non-negative, got {float(valid.temperature)}.",
-                            "temperature")
-        if (self.flavor == "sglang" and body.get("custom_logit_processor") is not None
-                and not self.enable_custom_logit_processor):
-            raise self._bad("The server is not configured to enable custom logit processor. "
-                            "Please set `--enable-custom-logits-processor` to enable this "
-                            "feature.")
+            raise self._bad(
+                f"temperature must be non-negative, got {float(valid.temperature)}.", "temperature"
+            )
+        if (
+            self.flavor == "sglang"
+            and body.get("custom_logit_processor") is not None
+            and not self.enable_custom_logit_processor
+        ):
+            raise self._bad(
+                "The server is not configured to enable custom logit processor. "
+                "Please set `--enable-custom-logits-processor` to enable this "
+                "feature."
+            )
