@@ -695,12 +695,8 @@ def _error_message(exc: Any) -> str:
 
 
 def _get_json(url: str, api_key: str | None, timeout: float) -> Any:
-    request = urllib.request.Request(
-        url,
-        headers={  # noqa: S310 - http(s) checked above
-            "Authorization": f"Bearer {api_key or 'EMPTY'}"
-        },
-    )
+    headers = {"Authorization": f"Bearer {api_key or 'EMPTY'}"}
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - http(s) checked
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
         return json.loads(response.read())
 
