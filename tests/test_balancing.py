@@ -11,8 +11,9 @@ import pytest
 
 from ocr_loaders import DeepSeekOCRReader
 from ocr_loaders.config import LoaderOptions
-from ocr_loaders.engines.openai_compat import EndpointSettings, OpenAICompatEngine
-from ocr_loaders.pipeline import make_engine
+from ocr_loaders.engines.openai_compat import OpenAICompatEngine
+from ocr_loaders.engines.select import make_engine
+from ocr_loaders.engines.settings import EndpointSettings
 from ocr_loaders.testing import FakeOCRServer, FaultPlan, RecordedRequest, grid_responder
 
 FAST = {"backoff_base": 0.05, "backoff_max": 0.5, "dpi": 36, "mode": "pages"}

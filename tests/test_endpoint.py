@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from ocr_loaders import DeepSeekOCRLoader, DeepSeekOCRReader, vision_tokens
-from ocr_loaders.engines.openai_compat import GROUNDING_PROMPT
+from ocr_loaders.defaults import GROUNDING_PROMPT
 from ocr_loaders.testing import (
     FakeOCRServer,
     OCRReply,
@@ -315,6 +315,9 @@ def test_async_methods_run_on_the_callers_loop(tmp_path: Path, server: FakeOCRSe
         async def recognize(self, page):  # type: ignore[no-untyped-def]
             seen.append((threading.get_ident(), asyncio.get_running_loop()))
             return await self.inner.recognize(page)
+
+        def drain(self) -> None:
+            self.inner.drain()
 
         async def aclose(self) -> None:
             await self.inner.aclose()

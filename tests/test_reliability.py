@@ -15,7 +15,7 @@ import pymupdf
 import pytest
 
 from ocr_loaders import DeepSeekOCRLoader, DeepSeekOCRReader
-from ocr_loaders.engines.openai_compat import FREE_PROMPT, GROUNDING_PROMPT
+from ocr_loaders.defaults import FREE_PROMPT, GROUNDING_PROMPT
 from ocr_loaders.errors import EndpointUnavailableError, PageFailedError
 from ocr_loaders.testing import (
     FakeOCRServer,

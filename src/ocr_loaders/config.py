@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .chunking import ChunkOptions
+from .defaults import DEFAULT_MODEL
 from .engines.base import Engine
-from .engines.openai_compat import GROUNDING_PROMPT, Dialect
+from .engines.settings import EndpointSettings, split_base_urls
 from .errors import ConfigError
 from .render import RenderSettings
 from .sources import PageSelection
 
-DEFAULT_MODEL = "deepseek-ai/DeepSeek-OCR"
 ENV_BASE_URL = "DEEPSEEK_OCR_BASE_URL"
 ENV_API_KEY = "DEEPSEEK_OCR_API_KEY"
 ENV_MODEL = "DEEPSEEK_OCR_MODEL"
@@ -31,38 +31,23 @@ OnError = Literal["continue", "raise"]
 class LoaderOptions:
     """Everything that shapes a load. Build with :meth:`from_kwargs`."""
 
-    base_urls: tuple[str, ...] = ()
-    """Empty: the embedded local engine runs."""
-    model: str = DEFAULT_MODEL
-    api_key: str | None = field(default=None, repr=False)
-    dialect: Dialect = "auto"
-    prompt: str = GROUNDING_PROMPT
+    endpoint: EndpointSettings = EndpointSettings()
+    """The server to use; no ``base_urls``: the embedded local engine runs."""
     pages: PageSelection = PageSelection()
     password: str | None = field(default=None, repr=False)
     concurrency: int = 16
     render: RenderSettings = RenderSettings()
     chunk: ChunkOptions = ChunkOptions()
-    timeout: float = 300.0
-    max_attempts: int = 6
-    backoff_base: float = 0.5
-    backoff_max: float = 20.0
     render_workers: int = 1
     """Render processes; 0 renders on a thread of this process (no render timeout)."""
     render_timeout: float = 120.0
     """Seconds one page may take to render before it is given up as ``failed``."""
-    output_retries: int = 2
-    unavailable_after: float = 45.0
-    backup_requests: bool = True
-    """With several endpoints, copy the last requests of a run to an idle endpoint."""
     on_error: OnError = "continue"
     cache: bool = False
     cache_dir: Path | None = None
     cache_max_bytes: int = 2 * 1024**3
     engine: Engine | None = None
     """An engine instance to use instead of the one the other options describe."""
-    ngram_size: int = 30
-    window_size: int = 90
-    sglang_logit_processor: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -73,8 +58,20 @@ class LoaderOptions:
             raise ConfigError(f"on_error must be 'continue' or 'raise', got {self.on_error!r}")
 
     @property
+    def base_urls(self) -> tuple[str, ...]:
+        return self.endpoint.base_urls
+
+    @property
+    def model(self) -> str:
+        return self.endpoint.model
+
+    @property
+    def prompt(self) -> str:
+        return self.endpoint.prompt
+
+    @property
     def uses_endpoint(self) -> bool:
-        return bool(self.base_urls)
+        return bool(self.endpoint.base_urls)
 
     @classmethod
     def from_kwargs(
@@ -87,30 +84,35 @@ class LoaderOptions:
         """Options from the public keyword arguments, falling back to the environment.
 
         ``base_url`` (or ``DEEPSEEK_OCR_BASE_URL``) may hold several comma-separated URLs.
-        Rendering (``dpi``, ``image_format``, ``max_pixels``, ``jpeg_quality``) and chunking
+        Endpoint (``dialect``, ``prompt``, ``timeout``, ``max_attempts``, ...), rendering
+        (``dpi``, ``image_format``, ``max_pixels``, ``jpeg_quality``) and chunking
         (``chunk_size``, ``chunk_overlap``, ``mode``, ``tables``) options are accepted flat.
         """
-        render_keys = {f.name for f in dataclasses.fields(RenderSettings)}
-        chunk_keys = {f.name for f in dataclasses.fields(ChunkOptions)}
-        own_keys = {f.name for f in dataclasses.fields(cls)} - {"base_urls"}
-        render_kw = {k: options.pop(k) for k in list(options) if k in render_keys}
-        chunk_kw = {k: options.pop(k) for k in list(options) if k in chunk_keys}
+        endpoint_keys = _field_names(EndpointSettings) - {"base_urls"}
+        render_keys = _field_names(RenderSettings)
+        chunk_keys = _field_names(ChunkOptions)
+        own_keys = _field_names(cls) - {"endpoint"}
+        endpoint_kw = _take(options, endpoint_keys)
+        render_kw = _take(options, render_keys)
+        chunk_kw = _take(options, chunk_keys)
         unknown = set(options) - own_keys
         if unknown:
-            valid = sorted(own_keys | render_keys | chunk_keys | {"base_url"})
+            valid = sorted(own_keys | endpoint_keys | render_keys | chunk_keys | {"base_url"})
             raise TypeError(f"unknown option(s) {sorted(unknown)}; valid options: {valid}")
         url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL, "")
-        urls = [url] if isinstance(url, str) else list(url)
-        base_urls = tuple(u.strip() for item in urls for u in item.split(",") if u.strip())
         if "pages" in options:
             options["pages"] = PageSelection.parse(options["pages"])
         if options.get("cache_dir") is not None:
             options["cache_dir"] = Path(options["cache_dir"]).expanduser()
         try:
-            return cls(
-                base_urls=base_urls,
+            endpoint = EndpointSettings(
+                base_urls=split_base_urls(url),
                 model=model or os.environ.get(ENV_MODEL) or DEFAULT_MODEL,
                 api_key=api_key if api_key is not None else os.environ.get(ENV_API_KEY),
+                **endpoint_kw,
+            )
+            return cls(
+                endpoint=endpoint,
                 render=RenderSettings(**render_kw),
                 chunk=ChunkOptions(**chunk_kw),
                 **options,
@@ -119,3 +121,12 @@ class LoaderOptions:
             raise
         except (TypeError, ValueError) as exc:
             raise ConfigError(str(exc)) from exc
+
+
+def _field_names(settings: type[Any]) -> set[str]:
+    return {f.name for f in dataclasses.fields(settings)}
+
+
+def _take(options: dict[str, Any], keys: set[str]) -> dict[str, Any]:
+    """Remove and return the entries of ``options`` named in ``keys``."""
+    return {k: options.pop(k) for k in list(options) if k in keys}

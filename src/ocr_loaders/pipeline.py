@@ -25,6 +25,7 @@ from typing import Any, cast
 from .cache import PageCache, page_key
 from .config import LoaderOptions
 from .engines.base import Engine, PageHook
+from .engines.select import make_engine
 from .errors import (
     ConfigError,
     EngineError,
@@ -70,48 +71,6 @@ class DocumentFailed:
 
 
 Event = DocumentStarted | PageResult | DocumentFinished | DocumentFailed
-
-
-def make_engine(options: LoaderOptions) -> Engine:
-    """The engine the options describe: an endpoint when a base URL is set, else local."""
-    if options.engine is not None:
-        return options.engine
-    if options.uses_endpoint:
-        from .engines.openai_compat import EndpointSettings, OpenAICompatEngine
-
-        engine: Engine = OpenAICompatEngine(
-            EndpointSettings(
-                base_urls=options.base_urls,
-                model=options.model,
-                api_key=options.api_key,
-                dialect=options.dialect,
-                prompt=options.prompt,
-                timeout=options.timeout,
-                max_attempts=options.max_attempts,
-                output_retries=options.output_retries,
-                backoff_base=options.backoff_base,
-                backoff_max=options.backoff_max,
-                unavailable_after=options.unavailable_after,
-                backup_requests=options.backup_requests,
-                ngram_size=options.ngram_size,
-                window_size=options.window_size,
-                sglang_logit_processor=options.sglang_logit_processor,
-            )
-        )
-        log.info(
-            "ocr_loaders: using the DeepSeek-OCR endpoint at %s (model %s)",
-            ", ".join(options.base_urls),
-            options.model,
-        )
-        return engine
-    from .engines.local import LocalEngine
-
-    local: Engine = LocalEngine()
-    log.info(
-        "ocr_loaders: no endpoint configured (DEEPSEEK_OCR_BASE_URL); using the embedded "
-        "local engine (PyMuPDF text layer + RapidOCR), not DeepSeek-OCR"
-    )
-    return local
 
 
 class ThreadRenderer:
@@ -223,7 +182,7 @@ class _Limits:
 @dataclass
 class _Tail:
     """Counts pages not yet handed to the engine. Once the producer is done and none are left,
-    it calls the engine's optional ``drain()`` (see :mod:`ocr_loaders.engines.base`), so the
+    it calls the engine's ``drain()`` (see :mod:`ocr_loaders.engines.base`), so the
     last pages can use capacity that would otherwise sit idle."""
 
     engine: Engine
@@ -249,9 +208,8 @@ class _Tail:
         self._check()
 
     def _check(self) -> None:
-        drain = getattr(self.engine, "drain", None)
-        if self.closed and self.pending == 0 and drain is not None:
-            drain()
+        if self.closed and self.pending == 0:
+            self.engine.drain()
 
 
 @dataclass(frozen=True, slots=True)

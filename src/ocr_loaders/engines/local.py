@@ -508,6 +508,9 @@ class LocalEngine:
             latency_s=time.perf_counter() - start,
         )
 
+    def drain(self) -> None:
+        """Nothing to rebalance: one worker reads the pages in order."""
+
     async def aclose(self) -> None:
         """Stop the worker thread (a page being read finishes in the background)."""
         if self._executor is not None:

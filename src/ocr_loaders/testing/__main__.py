@@ -12,6 +12,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from ..defaults import DEFAULT_MODEL
 from .faults import FaultPlan
 from .responders import (
     Responder,
@@ -108,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     server = FakeOCRServer(
         make_responder(args.responder),
-        models=tuple(args.models or ["deepseek-ai/DeepSeek-OCR"]),
+        models=tuple(args.models or [DEFAULT_MODEL]),
         host=args.host,
         port=args.port,
         flavor=args.flavor,

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Any
 
-Flavor = Literal["vllm", "sglang"]
+from ..defaults import ServerDialect
+
+Flavor = ServerDialect
+"""The server a fake answers as (the request dialect it expects)."""
 
 VLLM_VERSION = "0.11.2"
 SGLANG_VERSION = "0.5.5"

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 
+from ..defaults import DEFAULT_MODEL
 from ..tokens import count_tokens, model_family, text_encoder, vision_tokens
 from . import dialects
 from .dialects import Flavor
@@ -40,9 +41,7 @@ EOS_TEXT = "<｜end▁of▁sentence｜>"
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
-def expected_prompt_tokens(
-    width: int, height: int, prompt: str, model: str = "deepseek-ai/DeepSeek-OCR"
-) -> int:
+def expected_prompt_tokens(width: int, height: int, prompt: str, model: str = DEFAULT_MODEL) -> int:
     """``usage.prompt_tokens`` the fake server reports: BOS + prompt text + vision tokens.
 
     ``prompt`` is the text part without a leading ``<image>\\n``; text is counted with
@@ -450,7 +449,7 @@ class FakeOCRServer:
         self,
         responder: Responder | None = None,
         *,
-        models: Iterable[str] = ("deepseek-ai/DeepSeek-OCR",),
+        models: Iterable[str] = (DEFAULT_MODEL,),
         host: str = "127.0.0.1",
         port: int = 0,
         flavor: Flavor = "vllm",
