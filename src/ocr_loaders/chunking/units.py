@@ -1,5 +1,6 @@
 """Pages -> units: the blocks chunking moves as one (a heading, prose, an equation, or a
-table/figure with the captions it owns)."""
+table/figure with the captions it owns).
+"""
 
 from __future__ import annotations
 
