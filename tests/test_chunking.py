@@ -11,8 +11,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ocr_loaders import chunking
-from ocr_loaders.chunking import SEP_TOKENS, Chunker, ChunkOptions, chunk_pages, tail_text
+from ocr_loaders.chunking import (
+    SEP_TOKENS,
+    Chunker,
+    ChunkOptions,
+    chunk_pages,
+    chunker,
+    overlap,
+    prose,
+    tail_text,
+)
+from ocr_loaders.chunking import tables as table_rows
 from ocr_loaders.grounding import (
     CAPTION_LABELS,
     HEADING_LABELS,
@@ -489,13 +498,14 @@ def test_add_returns_chunks_as_soon_as_complete() -> None:
 
 def test_token_counting_is_linear(monkeypatch: pytest.MonkeyPatch) -> None:
     counted = [0]
-    real = chunking.count_tokens
+    real = count_tokens
 
     def counting(text: str) -> int:
         counted[0] += len(text)
         return real(text)
 
-    monkeypatch.setattr(chunking, "count_tokens", counting)
+    for module in (chunker, overlap, prose, table_rows):
+        monkeypatch.setattr(module, "count_tokens", counting)
     pages = [
         make_page(
             n,

@@ -26,14 +26,9 @@ from ocr_loaders.engines.local import (
     recognize_page_data,
     text_layer_verdict,
 )
-from ocr_loaders.engines.local_layout import (
-    TableCell,
-    cells_to_html,
-    join_lines,
-    rotate_bbox,
-    rotated_size,
-    split_stacked_rows,
-)
+from ocr_loaders.engines.local_geometry import rotate_bbox, rotated_size
+from ocr_loaders.engines.local_paragraphs import join_lines
+from ocr_loaders.engines.local_tables import TableCell, cells_to_html, split_stacked_rows
 from ocr_loaders.grounding import parse_grounded, to_markdown
 from ocr_loaders.model import Block, PageImage, SourceInfo
 

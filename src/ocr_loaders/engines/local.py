@@ -39,17 +39,7 @@ from typing import Any
 from ..grounding import format_grounded
 from ..model import BBox, Block, PageImage, RawPage, model_box
 from .base import PageHook
-from .local_layout import (
-    LayoutBlock,
-    TableRegion,
-    TextLine,
-    cells_to_html,
-    dominant_direction,
-    grid_cells,
-    layout_page,
-    split_stacked_rows,
-    table_is_plausible,
-)
+from .local_layout import LayoutBlock, TextLine, dominant_direction, layout_page
 from .local_ocr import (
     CLS_MODEL,
     DET_MODEL,
@@ -61,6 +51,7 @@ from .local_ocr import (
     rapidocr_version,
     scale_lines,
 )
+from .local_tables import TableRegion, find_tables
 
 log = logging.getLogger(__name__)
 
@@ -265,78 +256,6 @@ def ocr_render_zoom(width: float, height: float, images: list[_PageImageInfo]) -
     return zoom * scale
 
 
-def _find_tables(page: Any, text_angle: int) -> list[TableRegion]:
-    """Tables from PyMuPDF's finder, as DeepSeek-style HTML, boxes in the displayed frame.
-
-    The finder works in the frame the page is shown in; when the text runs sideways there
-    (a landscape table on a rotated page) the page rotation is changed for the call so the
-    finder sees upright text, and restored afterwards.
-    """
-    import pymupdf
-
-    original = int(page.rotation)
-    to_display = page.rotation_matrix
-    wanted = (original - text_angle) % 360
-    try:
-        if wanted != original:
-            page.set_rotation(wanted)
-        to_finder = page.rotation_matrix
-        from_finder = page.derotation_matrix * to_display
-        try:
-            found = page.find_tables(use_layout=False)
-        except TypeError:  # PyMuPDF before the layout-gated finder
-            found = page.find_tables()
-        tables = list(getattr(found, "tables", None) or [])
-        words = page.get_text("words") if tables else []
-    finally:
-        if int(page.rotation) != original:
-            page.set_rotation(original)
-    placed: list[_Word] = []
-    for w in words:
-        r = pymupdf.Rect(w[:4]) * to_finder
-        placed.append(_Word((r.x0 + r.x1) / 2, (r.y0 + r.y1) / 2, r.x0, r.y0, r.y1, str(w[4])))
-    out: list[TableRegion] = []
-    for tab in tables:
-        boxes: list[BBox] = [tuple(c) for c in (tab.cells or []) if c is not None]
-        if len(boxes) < 4:
-            continue
-        cell_lines = [_cell_lines(box, placed) for box in boxes]
-        cells = split_stacked_rows(grid_cells(boxes, cell_lines))
-        tx0, ty0, tx1, ty1 = tab.bbox
-        in_table = sum(1 for w in placed if tx0 <= w.cx <= tx1 and ty0 <= w.cy <= ty1)
-        in_cells = sum(len(" ".join(lines).split()) for lines in cell_lines)
-        if not table_is_plausible(cells, in_table, in_cells):
-            continue
-        r = pymupdf.Rect(tab.bbox) * from_finder
-        out.append(TableRegion((r.x0, r.y0, r.x1, r.y1), cells_to_html(cells)))
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class _Word:
-    cx: float
-    cy: float
-    x0: float
-    y0: float
-    y1: float
-    text: str
-
-
-def _cell_lines(box: BBox, words: list[_Word]) -> list[str]:
-    """The words whose centre lies in ``box``, as text lines top to bottom."""
-    x0, y0, x1, y1 = box
-    inside = sorted(
-        (w for w in words if x0 <= w.cx <= x1 and y0 <= w.cy <= y1), key=lambda w: (w.y0, w.x0)
-    )
-    rows: list[list[_Word]] = []
-    for w in inside:
-        if rows and abs(w.y0 - rows[-1][-1].y0) <= 0.5 * max(1.0, w.y1 - w.y0):
-            rows[-1].append(w)
-        else:
-            rows.append([w])
-    return [" ".join(w.text for w in sorted(row, key=lambda w: w.x0)) for row in rows]
-
-
 def extract_page(page: Any) -> LocalPageData:
     """The engine's page hook: read what the local engine needs from an open PyMuPDF page.
 
@@ -369,7 +288,7 @@ def extract_page(page: Any) -> LocalPageData:
             log.debug("local engine: glyph-code extraction failed", exc_info=True)
     if usable:
         try:
-            tables = _find_tables(page, dominant_direction(lines))
+            tables = find_tables(page, dominant_direction(lines))
         except Exception as exc:
             log.warning("local engine: table finder failed (%s); tables read as text", exc)
             tables = []

@@ -51,9 +51,11 @@ have always sent it. Fallbacks: ``GET /version`` answers 200 only on vLLM, ``GET
 
 from __future__ import annotations
 
+from .chat import expected_prompt_tokens, strip_special_tokens
 from .dialects import Flavor
 from .faults import FAULT_HEADER, FAULTS, Fault, FaultPlan
 from .images import ImageInfo, data_url, sniff_image
+from .recording import RecordedRequest
 from .responders import (
     OCRReply,
     OCRRequest,
@@ -66,12 +68,7 @@ from .responders import (
     loop_text,
     static_responder,
 )
-from .server import (
-    FakeOCRServer,
-    RecordedRequest,
-    expected_prompt_tokens,
-    strip_special_tokens,
-)
+from .server import FakeOCRServer
 
 __all__ = [
     "FAULTS",

@@ -13,45 +13,17 @@ from collections.abc import Sequence
 from types import FrameType
 
 from ..defaults import DEFAULT_MODEL
-from .faults import FaultPlan
-from .responders import (
-    Responder,
-    fixture_responder,
-    grid_responder,
-    length_responder,
-    load_fixtures,
-    local_responder,
-    static_responder,
-)
+from .faults import RATE_ORDER, FaultPlan
+from .responders import Responder, responder_from_spec
 from .server import FakeOCRServer
-
-_FAULT_FLAGS = (
-    ("500", "error_500"),
-    ("503", "error_503"),
-    ("429", "error_429"),
-    ("reset", "reset"),
-    ("hang", "hang"),
-    ("bad-json", "bad_json"),
-    ("error-200", "error_200"),
-    ("empty", "empty"),
-    ("length", "length"),
-)
 
 
 def make_responder(spec: str) -> Responder:
     """``grid``, ``local``, ``static:TEXT``, ``fixtures:DIR`` or ``loop:N`` (every N-th loops)."""
-    kind, _, arg = spec.partition(":")
-    if kind == "grid":
-        return grid_responder()
-    if kind == "local":
-        return local_responder()
-    if kind == "static":
-        return static_responder(arg.replace("\\n", "\n"))
-    if kind == "fixtures":
-        return fixture_responder(load_fixtures(arg))
-    if kind == "loop":
-        return length_responder(every=int(arg or 1))
-    raise argparse.ArgumentTypeError(f"unknown responder {spec!r}")
+    try:
+        return responder_from_spec(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--api-key", default=None)
     p.add_argument("--seed", type=int, default=0)
-    for flag, _attr in _FAULT_FLAGS:
-        p.add_argument(f"--fault-{flag}", type=float, default=0.0, metavar="RATE")
+    for attr, fault in RATE_ORDER:
+        flag = fault.replace("_", "-")
+        p.add_argument(f"--fault-{flag}", dest=attr, type=float, default=0.0, metavar="RATE")
     p.add_argument(
         "--fault-script",
         default="",
@@ -102,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    rates = {attr: getattr(args, f"fault_{flag.replace('-', '_')}") for flag, attr in _FAULT_FLAGS}
+    rates = {attr: getattr(args, attr) for attr, _fault in RATE_ORDER}
     script = tuple(s for s in args.fault_script.split(",") if s.strip())
     faults = FaultPlan(
         **rates, script=script, retry_after=args.retry_after, hang_seconds=args.hang_seconds

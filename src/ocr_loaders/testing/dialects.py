@@ -128,6 +128,21 @@ def model_card(
     return card
 
 
+def _choice(flavor: Flavor, key: str, value: Any, finish_reason: str | None) -> dict[str, Any]:
+    """One ``choices`` entry: ``message`` (or a stream's ``delta``) and how it stopped."""
+    choice: dict[str, Any] = {
+        "index": 0,
+        key: value,
+        "logprobs": None,
+        "finish_reason": finish_reason,
+    }
+    if flavor == "vllm":
+        choice["stop_reason"] = None
+    else:
+        choice["matched_stop"] = EOS_TOKEN_ID if finish_reason == "stop" else None
+    return choice
+
+
 def chat_response(
     flavor: Flavor,
     *,
@@ -144,63 +159,39 @@ def chat_response(
         "completion_tokens": completion_tokens,
         "prompt_tokens_details": None,
     }
-    created = int(time.time())
+    message: dict[str, Any] = {"role": "assistant", "content": content}
     if flavor == "vllm":
-        message: dict[str, Any] = {
-            "role": "assistant",
-            "content": content,
-            "refusal": None,
-            "annotations": None,
-            "audio": None,
-            "function_call": None,
-            "tool_calls": [],
-            "reasoning_content": None,
-        }
-        return {
-            "id": completion_id(flavor),
-            "object": "chat.completion",
-            "created": created,
-            "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": message,
-                    "logprobs": None,
-                    "finish_reason": finish_reason,
-                    "stop_reason": None,
-                    "token_ids": None,
-                }
-            ],
-            "service_tier": None,
-            "system_fingerprint": None,
-            "usage": usage,
-            "prompt_logprobs": None,
-            "prompt_token_ids": None,
-            "kv_transfer_params": None,
-        }
-    message = {
-        "role": "assistant",
-        "content": content,
-        "reasoning_content": None,
-        "tool_calls": None,
-    }
-    return {
+        message.update(
+            refusal=None,
+            annotations=None,
+            audio=None,
+            function_call=None,
+            tool_calls=[],
+            reasoning_content=None,
+        )
+    else:
+        message.update(reasoning_content=None, tool_calls=None)
+    choice = _choice(flavor, "message", message, finish_reason)
+    out: dict[str, Any] = {
         "id": completion_id(flavor),
         "object": "chat.completion",
-        "created": created,
+        "created": int(time.time()),
         "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": finish_reason,
-                "matched_stop": EOS_TOKEN_ID if finish_reason == "stop" else None,
-            }
-        ],
-        "usage": usage,
-        "metadata": {"weight_version": "default"},
+        "choices": [choice],
     }
+    if flavor == "vllm":
+        choice["token_ids"] = None
+        out.update(
+            service_tier=None,
+            system_fingerprint=None,
+            usage=usage,
+            prompt_logprobs=None,
+            prompt_token_ids=None,
+            kv_transfer_params=None,
+        )
+    else:
+        out.update(usage=usage, metadata={"weight_version": "default"})
+    return out
 
 
 def chunk(
@@ -213,23 +204,40 @@ def chunk(
     usage: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One ``chat.completion.chunk`` of a stream."""
-    choice: dict[str, Any] = {
-        "index": 0,
-        "delta": delta,
-        "logprobs": None,
-        "finish_reason": finish_reason,
-    }
-    if flavor == "vllm":
-        choice["stop_reason"] = None
-    else:
-        choice["matched_stop"] = EOS_TOKEN_ID if finish_reason == "stop" else None
+    choices = [_choice(flavor, "delta", delta, finish_reason)] if delta or finish_reason else []
     out: dict[str, Any] = {
         "id": cid,
         "object": "chat.completion.chunk",
         "created": created,
         "model": model,
-        "choices": [choice] if delta or finish_reason else [],
+        "choices": choices,
     }
     if usage is not None:
         out["usage"] = usage
     return out
+
+
+def stream_events(
+    flavor: Flavor,
+    model: str,
+    content: str,
+    finish_reason: str,
+    usage: tuple[int, int] | None,
+) -> list[dict[str, Any]]:
+    """The chunks of a streamed answer: the role, the content in pieces, the finish, and a
+    usage chunk when ``usage`` (prompt and completion tokens) is given."""
+    cid = completion_id(flavor)
+    created = int(time.time())
+    pieces = [content[i : i + 400] for i in range(0, len(content), 400)]
+    events = [chunk(flavor, cid, model, created, {"role": "assistant", "content": ""}, None)]
+    events += [chunk(flavor, cid, model, created, {"content": p}, None) for p in pieces if p]
+    events.append(chunk(flavor, cid, model, created, {}, finish_reason))
+    if usage is not None:
+        prompt_tokens, completion_tokens = usage
+        totals = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        events.append(chunk(flavor, cid, model, created, {}, None, totals))
+    return events

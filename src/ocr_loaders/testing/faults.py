@@ -32,7 +32,7 @@ FAULT_HEADER = "x-fake-ocr-fault"
 MAX_HANG_SECONDS = 300.0
 
 # Order in which rates are laid out on [0, 1): fixed so a seed always means the same run.
-_RATE_ORDER: tuple[tuple[str, Fault], ...] = (
+RATE_ORDER: tuple[tuple[str, Fault], ...] = (
     ("error_500", "500"),
     ("error_503", "503"),
     ("error_429", "429"),
@@ -43,6 +43,8 @@ _RATE_ORDER: tuple[tuple[str, Fault], ...] = (
     ("empty", "empty"),
     ("length", "length"),
 )
+"""``(FaultPlan field, fault)`` for every rate; ``python -m ocr_loaders.testing`` names its
+``--fault-*`` flags after the faults."""
 
 
 def parse_fault(name: str) -> Fault:
@@ -81,7 +83,7 @@ class FaultPlan:
 
     def __post_init__(self) -> None:
         total = 0.0
-        for attr, _fault in _RATE_ORDER:
+        for attr, _fault in RATE_ORDER:
             rate = getattr(self, attr)
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"FaultPlan.{attr} must be within [0, 1], got {rate}")
@@ -102,7 +104,7 @@ class FaultPlan:
     @property
     def any_rate(self) -> bool:
         """True when at least one rate is non-zero."""
-        return any(getattr(self, attr) > 0 for attr, _ in _RATE_ORDER)
+        return any(getattr(self, attr) > 0 for attr, _ in RATE_ORDER)
 
     def retry_after_header(self) -> str:
         """The ``Retry-After`` value: whole seconds when integral, else a decimal."""
@@ -128,7 +130,7 @@ class FaultPicker:
         with self._lock:
             u = self._rng.random()
         edge = 0.0
-        for attr, fault in _RATE_ORDER:
+        for attr, fault in RATE_ORDER:
             edge += getattr(self.plan, attr)
             if u < edge:
                 return fault

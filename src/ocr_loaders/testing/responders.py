@@ -299,3 +299,20 @@ def local_responder() -> Responder:
         return OCRReply(text)
 
     return respond
+
+
+def responder_from_spec(spec: str) -> Responder:
+    """``grid``, ``local``, ``static:TEXT``, ``fixtures:DIR`` or ``loop:N`` (every N-th loops),
+    as ``python -m ocr_loaders.testing --responder`` takes it; ``ValueError`` if unknown."""
+    kind, _, arg = spec.partition(":")
+    if kind == "grid":
+        return grid_responder()
+    if kind == "local":
+        return local_responder()
+    if kind == "static":
+        return static_responder(arg.replace("\\n", "\n"))
+    if kind == "fixtures":
+        return fixture_responder(load_fixtures(arg))
+    if kind == "loop":
+        return length_responder(every=int(arg or 1))
+    raise ValueError(f"unknown responder {spec!r}")

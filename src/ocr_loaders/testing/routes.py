@@ -1,0 +1,223 @@
+"""The fake server's routes other than chat completions: health, models, version, metrics,
+SGLang's info routes, the API-key check, and the fake's own ``/_fake/stats``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ..tokens import model_family
+from . import dialects
+from .plumbing import Handler
+from .recording import RecordedRequest, RequestLog
+from .validation import ChatRules
+
+SGLANG_OPEN_PATHS = frozenset({"/health", "/health_generate", "/metrics", "/ping"})
+"""SGLang paths an API key does not guard (vLLM guards only ``/v1`` paths)."""
+
+
+class ServerView(ChatRules, Protocol):
+    """What these routes read of the server."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def api_key(self) -> str | None: ...
+    @property
+    def slots(self) -> int | None: ...
+    @property
+    def slots_busy(self) -> int: ...
+    @property
+    def max_slots_busy(self) -> int: ...
+    @property
+    def queued(self) -> int: ...
+    @property
+    def in_flight(self) -> int: ...
+    @property
+    def max_in_flight(self) -> int: ...
+    @property
+    def requests(self) -> list[RecordedRequest]: ...
+    def reset_stats(self) -> None: ...
+
+
+def auth_error(server: ServerView, h: Handler, path: str) -> dict[str, Any] | None:
+    """The 401 body when the request lacks the API key this path needs, else ``None``."""
+    if not server.api_key:
+        return None
+    if server.flavor == "vllm" and not path.startswith("/v1"):
+        return None
+    if server.flavor == "sglang" and path in SGLANG_OPEN_PATHS:
+        return None
+    if h.headers.get("Authorization", "") == f"Bearer {server.api_key}":
+        return None
+    return {"error": "Unauthorized"}
+
+
+class InfoRoutes:
+    """Every route but ``POST /v1/chat/completions``, for one server."""
+
+    def __init__(self, server: ServerView, log: RequestLog) -> None:
+        self._server = server
+        self._log = log
+        self._created = int(time.time())
+
+    def handle(self, h: Handler, method: str, path: str) -> None:
+        """Answer ``method path`` (a wrong method on a known path is 405, else 404)."""
+        server = self._server
+        gets: dict[str, Callable[[], Any] | None] = {
+            "/health": None,
+            "/ping": None,
+            "/v1/models": self._models,
+        }
+        if server.flavor == "vllm":
+            gets.update({"/version": lambda: {"version": dialects.VLLM_VERSION}, "/metrics": None})
+        else:
+            gets.update(
+                {
+                    "/health_generate": None,
+                    "/get_model_info": self._model_info,
+                    "/model_info": self._model_info,
+                    "/get_server_info": self._server_info,
+                    "/server_info": self._server_info,
+                    "/get_load": self._load,
+                }
+            )
+        if path == "/_fake/stats":  # not a real server route: for benchmarks in other processes
+            if method == "POST":
+                h.read_body()
+                server.reset_stats()
+                h.send_json(200, {"reset": True})
+            else:
+                h.send_json(200, self._fake_stats())
+            return
+        if method == "POST" and path == "/ping":  # SageMaker-style, both servers
+            h.read_body()
+            h.send_bytes(200, b"", "application/json")
+            return
+        if path in gets or path == "/v1/chat/completions":
+            if method == "POST":
+                h.read_body()
+            if method != "GET" or path == "/v1/chat/completions":
+                h.send_json(405, {"detail": "Method Not Allowed"}, {"Allow": "GET"})
+                return
+            if path == "/metrics":
+                h.send_bytes(
+                    200, self._metrics().encode(), "text/plain; version=0.0.4; charset=utf-8"
+                )
+                return
+            maker = gets[path]
+            if maker is None:
+                h.send_bytes(200, b"", "application/json")
+            else:
+                h.send_json(200, maker())
+            return
+        if server.flavor == "sglang" and method == "GET" and path.startswith("/v1/models/"):
+            self._model(h, path[len("/v1/models/") :])
+            return
+        if method == "POST":
+            h.read_body()
+        h.send_json(404, {"detail": "Not Found"})
+
+    def _model(self, h: Handler, name: str) -> None:
+        """SGLang's ``GET /v1/models/{model}``."""
+        server = self._server
+        if name in server.models:
+            card = dialects.model_card(
+                server.flavor, name, name, server.max_model_len, self._created
+            )
+            h.send_json(200, card)
+            return
+        h.send_json(
+            404,
+            {
+                "error": {
+                    "message": f"The model '{name}' does not exist",
+                    "type": "invalid_request_error",
+                    "param": "model",
+                    "code": "model_not_found",
+                }
+            },
+        )
+
+    def _fake_stats(self) -> dict[str, Any]:
+        """``GET /_fake/stats``: chat requests' timings (monotonic seconds) and peaks."""
+        server = self._server
+        chats = [r for r in server.requests if r.path.endswith("/chat/completions")]
+        return {
+            "chat": [[r.seq, r.status, r.started, r.finished] for r in chats],
+            "max_in_flight": server.max_in_flight,
+            "max_slots_busy": server.max_slots_busy,
+        }
+
+    def _models(self) -> dict[str, Any]:
+        server = self._server
+        root = server.models[0]
+        return {
+            "object": "list",
+            "data": [
+                dialects.model_card(
+                    server.flavor,
+                    name,
+                    root if server.flavor == "vllm" else name,
+                    server.max_model_len,
+                    self._created,
+                )
+                for name in server.models
+            ],
+        }
+
+    def _model_info(self) -> dict[str, Any]:
+        model = self._server.models[0]
+        ocr2 = model_family(model) == "deepseek-ocr-2"
+        return {
+            "model_path": model,
+            "tokenizer_path": model,
+            "is_generation": True,
+            "preferred_sampling_params": None,
+            "weight_version": "default",
+            "has_image_understanding": True,
+            "has_audio_understanding": False,
+            "model_type": "deepseek_vl_v2",
+            "architectures": ["DeepseekOCR2ForCausalLM" if ocr2 else "DeepseekOCRForCausalLM"],
+        }
+
+    def _server_info(self) -> dict[str, Any]:
+        server = self._server
+        return {
+            "model_path": server.models[0],
+            "tokenizer_path": server.models[0],
+            "served_model_name": server.models[0],
+            "host": server.host,
+            "port": server.port,
+            "context_length": server.max_model_len,
+            "enable_multimodal": True,
+            "enable_custom_logit_processor": server.enable_custom_logit_processor,
+            "max_running_requests": server.slots,
+            "api_key": None,
+            "internal_states": [{"load": server.slots_busy + server.queued}],
+            "version": dialects.SGLANG_VERSION,
+        }
+
+    def _load(self) -> list[dict[str, int]]:
+        server = self._server
+        return [
+            {
+                "dp_rank": 0,
+                "num_reqs": server.slots_busy,
+                "num_waiting_reqs": server.queued,
+                "num_tokens": 0,
+            }
+        ]
+
+    def _metrics(self) -> str:
+        server = self._server
+        name = server.models[0]
+        running = server.slots_busy if server.slots is not None else server.in_flight
+        return (
+            f'vllm:num_requests_running{{model_name="{name}"}} {float(running)}\n'
+            f'vllm:num_requests_waiting{{model_name="{name}"}} {float(server.queued)}\n'
+            f'vllm:request_success_total{{model_name="{name}"}} {float(self._log.served)}\n'
+        )
