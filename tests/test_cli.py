@@ -71,6 +71,11 @@ def cli(
     )
 
 
+def convert_args(pdf: Path, out: Path, server: FakeOCRServer) -> list[str]:
+    """``convert PDF -o OUT`` against the fake server, without the page cache."""
+    return ["convert", str(pdf), "-o", str(out), "--base-url", server.base_url, "--no-cache"]
+
+
 def test_convert_sample_on_the_local_engine(tmp_path: Path) -> None:
     out = tmp_path / "out"
     done = run_cli("convert", str(SAMPLE), "-o", str(out), "--no-cache")
@@ -102,18 +107,7 @@ def test_convert_sample_on_the_local_engine(tmp_path: Path) -> None:
 
 def test_python_dash_m_is_the_same_cli(tmp_path: Path, server: FakeOCRServer) -> None:
     pdf = make_pdf(tmp_path / "two.pdf", 2)
-    done = cli(
-        "convert",
-        str(pdf),
-        "-o",
-        str(tmp_path / "o"),
-        "--base-url",
-        server.base_url,
-        "--no-cache",
-        "--json",
-        "--quiet",
-        module=True,
-    )
+    done = cli(*convert_args(pdf, tmp_path / "o", server), "--json", "--quiet", module=True)
     assert done.returncode == 0, done.stderr
     stats = json.loads(done.stdout)
     assert stats["pages"] == 2 and stats["engine"] == "openai"
@@ -217,18 +211,7 @@ def test_progress_bar_on_a_terminal(tmp_path: Path, server: FakeOCRServer) -> No
     env.pop("DEEPSEEK_OCR_BASE_URL", None)
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ocr_loaders",
-            "convert",
-            str(pdf),
-            "-o",
-            str(tmp_path / "o"),
-            "--base-url",
-            server.base_url,
-            "--no-cache",
-        ],
+        [sys.executable, "-m", "ocr_loaders", *convert_args(pdf, tmp_path / "o", server)],
         stdout=slave,
         stderr=slave,
         env=env,
