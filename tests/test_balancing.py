@@ -6,7 +6,6 @@ import threading
 import time
 from pathlib import Path
 
-import pymupdf
 import pytest
 
 from ocr_loaders import DeepSeekOCRReader
@@ -14,23 +13,15 @@ from ocr_loaders.config import LoaderOptions
 from ocr_loaders.engines.openai_compat import OpenAICompatEngine
 from ocr_loaders.engines.select import make_engine
 from ocr_loaders.engines.settings import EndpointSettings
-from ocr_loaders.testing import FakeOCRServer, FaultPlan, RecordedRequest, grid_responder
+from ocr_loaders.testing import FakeOCRServer, FaultPlan, grid_responder
+
+from .conftest import chats, make_pdf
 
 FAST = {"backoff_base": 0.05, "backoff_max": 0.5, "dpi": 36, "mode": "pages"}
 
 
-def make_pdf(path: Path, pages: int) -> Path:
-    doc = pymupdf.open()
-    for i in range(pages):
-        doc.new_page().insert_text((72, 72), f"Balanced page {i + 1}", fontsize=14)
-    doc.save(path)
-    return path
-
-
 def served(server: FakeOCRServer) -> int:
-    return sum(
-        1 for r in server.requests if r.path.endswith("/chat/completions") and r.status == 200
-    )
+    return sum(1 for r in chats(server) if r.status == 200)
 
 
 def test_fewest_outstanding_favours_the_faster_endpoint(tmp_path: Path) -> None:
@@ -70,7 +61,7 @@ def test_a_failing_endpoint_is_backed_off(tmp_path: Path) -> None:
         docs = DeepSeekOCRReader(
             base_url=[broken.base_url, good.base_url], concurrency=4, **FAST
         ).load_data(pdf)
-        tried_broken = sum(1 for r in broken.requests if r.path.endswith("/chat/completions"))
+        tried_broken = len(chats(broken))
         answered = served(good)
     assert {d.metadata["ocr_status"] for d in docs} == {"ok"}
     assert answered == 30
@@ -103,10 +94,6 @@ def test_one_endpoint_killed_mid_run(tmp_path: Path) -> None:
     assert {d.metadata["ocr_status"] for d in docs} == {"ok"}
 
 
-def chat(server: FakeOCRServer) -> list[RecordedRequest]:
-    return [r for r in server.requests if r.path.endswith("/chat/completions")]
-
-
 def test_stragglers_get_backup_copies_once_every_page_is_sent(tmp_path: Path) -> None:
     """The tail of a run: requests stuck on a slow endpoint are copied to the idle one, the
     first answer wins, the slow copies are aborted, and no copy is made before the last page
@@ -121,7 +108,7 @@ def test_stragglers_get_backup_copies_once_every_page_is_sent(tmp_path: Path) ->
         deadline = time.monotonic() + 10  # the slow server notices the aborts within 50 ms
         while slow.in_flight and time.monotonic() < deadline:
             time.sleep(0.01)
-        slow_requests, fast_requests = chat(slow), chat(fast)
+        slow_requests, fast_requests = chats(slow), chats(fast)
     assert [d.metadata["page_start"] for d in docs] == list(range(1, 13))
     assert {d.metadata["ocr_status"] for d in docs} == {"ok"}
     # every request the slow endpoint got was copied to the fast one and aborted there
@@ -142,7 +129,7 @@ def test_no_backups_with_one_endpoint(tmp_path: Path) -> None:
     with FakeOCRServer(grid_responder(), service_time=0.05) as server:
         engine = OpenAICompatEngine(EndpointSettings(base_urls=(server.base_url,)))
         docs = DeepSeekOCRReader(engine=engine, concurrency=3, **FAST).load_data(pdf)
-        assert len(chat(server)) == 6
+        assert len(chats(server)) == 6
     assert len(docs) == 6 and engine.backups_sent == 0
 
 
@@ -161,7 +148,7 @@ def test_backup_requests_can_be_turned_off(tmp_path: Path) -> None:
             EndpointSettings(base_urls=(slow.base_url, fast.base_url), backup_requests=False)
         )
         docs = DeepSeekOCRReader(engine=engine, concurrency=6, **FAST).load_data(pdf)
-        slow_requests = chat(slow)
+        slow_requests = chats(slow)
     assert len(docs) == 6 and engine.backups_sent == 0
     assert slow_requests and all(r.status == 200 for r in slow_requests)
-    assert len(slow_requests) + len(chat(fast)) == 6
+    assert len(slow_requests) + len(chats(fast)) == 6

@@ -1,4 +1,9 @@
-"""The ``ocr-loaders`` command line, run as a subprocess on real files."""
+"""The ``ocr-loaders`` command line on real files.
+
+Most runs are in-process (:func:`run_cli`); real subprocesses are kept where the process is
+the point: ``python -m ocr_loaders``, the ``ocr-loaders`` script's exit statuses, the progress
+bar on a pseudo-terminal.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,11 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pymupdf
-import pytest
-
 from ocr_loaders.testing import FakeOCRServer, grid_responder, length_responder
+
+from .conftest import make_pdf, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "data" / "sample.pdf"
@@ -68,23 +71,14 @@ def cli(
     )
 
 
-@pytest.fixture
-def server() -> Iterator[FakeOCRServer]:
-    with FakeOCRServer(grid_responder()) as srv:
-        yield srv
-
-
-def small_pdf(path: Path, pages: int = 2) -> Path:
-    doc = pymupdf.open()
-    for i in range(pages):
-        doc.new_page().insert_text((72, 72), f"Small page {i + 1}", fontsize=14)
-    doc.save(path)
-    return path
+def convert_args(pdf: Path, out: Path, server: FakeOCRServer) -> list[str]:
+    """``convert PDF -o OUT`` against the fake server, without the page cache."""
+    return ["convert", str(pdf), "-o", str(out), "--base-url", server.base_url, "--no-cache"]
 
 
 def test_convert_sample_on_the_local_engine(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    done = cli("convert", str(SAMPLE), "-o", str(out), "--no-cache")
+    done = run_cli("convert", str(SAMPLE), "-o", str(out), "--no-cache")
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     assert "local engine" in done.stderr  # one log line says which engine runs
@@ -112,19 +106,8 @@ def test_convert_sample_on_the_local_engine(tmp_path: Path) -> None:
 
 
 def test_python_dash_m_is_the_same_cli(tmp_path: Path, server: FakeOCRServer) -> None:
-    pdf = small_pdf(tmp_path / "two.pdf")
-    done = cli(
-        "convert",
-        str(pdf),
-        "-o",
-        str(tmp_path / "o"),
-        "--base-url",
-        server.base_url,
-        "--no-cache",
-        "--json",
-        "--quiet",
-        module=True,
-    )
+    pdf = make_pdf(tmp_path / "two.pdf", 2)
+    done = cli(*convert_args(pdf, tmp_path / "o", server), "--json", "--quiet", module=True)
     assert done.returncode == 0, done.stderr
     stats = json.loads(done.stdout)
     assert stats["pages"] == 2 and stats["engine"] == "openai"
@@ -132,9 +115,9 @@ def test_python_dash_m_is_the_same_cli(tmp_path: Path, server: FakeOCRServer) ->
 
 
 def test_exit_status_one_when_pages_are_truncated(tmp_path: Path) -> None:
-    pdf = small_pdf(tmp_path / "loop.pdf", pages=2)
+    pdf = make_pdf(tmp_path / "loop.pdf", pages=2)
     with FakeOCRServer(length_responder(grid_responder(), requests={0})) as srv:
-        done = cli(
+        done = run_cli(
             "convert",
             str(pdf),
             "-o",
@@ -164,7 +147,7 @@ def test_exit_status_one_when_pages_are_truncated(tmp_path: Path) -> None:
 
 
 def test_exit_status_two_for_unreadable_inputs(tmp_path: Path, server: FakeOCRServer) -> None:
-    good = small_pdf(tmp_path / "good.pdf")
+    good = make_pdf(tmp_path / "good.pdf")
     empty = tmp_path / "empty.pdf"
     empty.write_bytes(b"")
     out = tmp_path / "o"
@@ -184,19 +167,19 @@ def test_exit_status_two_for_unreadable_inputs(tmp_path: Path, server: FakeOCRSe
     assert len(errors) == 1 and "empty.pdf" in errors[0]
     assert (out / "good.jsonl").is_file()  # the readable input was still converted
 
-    missing = cli("convert", str(tmp_path / "nope.pdf"), "-o", str(out))
+    missing = run_cli("convert", str(tmp_path / "nope.pdf"), "-o", str(out))
     assert missing.returncode == 2
     assert "nope.pdf" in missing.stderr and "Traceback" not in missing.stderr
 
-    bad_pages = cli("convert", str(good), "-o", str(out), "--pages", "x-y")
+    bad_pages = run_cli("convert", str(good), "-o", str(out), "--pages", "x-y")
     assert bad_pages.returncode == 2 and "bad page range" in bad_pages.stderr
 
-    usage = cli("convert", str(good))  # no -o
+    usage = run_cli("convert", str(good))  # no -o
     assert usage.returncode == 2
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
-    done = cli("convert", str(tmp_path / "nope.pdf"), "-o", str(tmp_path), "--debug")
+    done = run_cli("convert", str(tmp_path / "nope.pdf"), "-o", str(tmp_path), "--debug")
     assert done.returncode == 2
     assert "Traceback" in done.stderr
 
@@ -204,10 +187,10 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 def test_same_stem_inputs_do_not_overwrite(tmp_path: Path, server: FakeOCRServer) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    small_pdf(tmp_path / "a" / "report.pdf", 1)
-    small_pdf(tmp_path / "b" / "report.pdf", 2)
+    make_pdf(tmp_path / "a" / "report.pdf", 1)
+    make_pdf(tmp_path / "b" / "report.pdf", 2)
     out = tmp_path / "o"
-    done = cli(
+    done = run_cli(
         "convert",
         str(tmp_path / "a"),
         str(tmp_path / "b"),
@@ -223,23 +206,12 @@ def test_same_stem_inputs_do_not_overwrite(tmp_path: Path, server: FakeOCRServer
 
 
 def test_progress_bar_on_a_terminal(tmp_path: Path, server: FakeOCRServer) -> None:
-    pdf = small_pdf(tmp_path / "tty.pdf", pages=3)
+    pdf = make_pdf(tmp_path / "tty.pdf", pages=3)
     env = dict(os.environ, COLUMNS="120", TERM="xterm")
     env.pop("DEEPSEEK_OCR_BASE_URL", None)
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ocr_loaders",
-            "convert",
-            str(pdf),
-            "-o",
-            str(tmp_path / "o"),
-            "--base-url",
-            server.base_url,
-            "--no-cache",
-        ],
+        [sys.executable, "-m", "ocr_loaders", *convert_args(pdf, tmp_path / "o", server)],
         stdout=slave,
         stderr=slave,
         env=env,

@@ -1,25 +1,74 @@
-"""The examples run as a user would run them, against the fake server over real HTTP."""
+"""The examples run as a user would run them, against the fake server over real HTTP.
+
+One example runs as a real ``python script.py`` subprocess; the others run as ``__main__`` in
+this process (:func:`run_script`), which skips an interpreter start-up and the heavy imports.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import runpy
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ocr_loaders.testing import FakeOCRServer, local_responder
+from ocr_loaders.testing import FakeOCRServer, OCRReply, OCRRequest, Responder, local_responder
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
 
+class Remembered:
+    """Real OCR of each distinct page image once: the examples all read the same sample."""
+
+    def __init__(self, inner: Responder) -> None:
+        self.inner = inner
+        self.replies: dict[str, OCRReply] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, req: OCRRequest) -> OCRReply:
+        key = hashlib.sha256(req.image).hexdigest()
+        with self.lock:
+            known = self.replies.get(key)
+        if known is None:
+            known = self.inner(req)
+            with self.lock:
+                self.replies[key] = known
+        return known
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[FakeOCRServer]:
-    with FakeOCRServer(local_responder(), slots=2) as srv:
+    with FakeOCRServer(Remembered(local_responder()), slots=2) as srv:
         yield srv
+
+
+def run_script(
+    script: Path,
+    args: list[str],
+    base_url: str,
+    cwd: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> str:
+    """Run an example as ``__main__`` in this process; its standard output."""
+    monkeypatch.setenv("DEEPSEEK_OCR_BASE_URL", base_url)
+    monkeypatch.setattr(sys, "argv", [str(script), *args])
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    code: object = 0
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    assert code in (0, None), captured.err
+    return captured.out
 
 
 def run(args: list[str], base_url: str | None, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -53,23 +102,33 @@ def test_llamaindex_example(server: FakeOCRServer, tmp_path: Path) -> None:
     assert "- page " in done.stdout
 
 
-def test_langchain_example(server: FakeOCRServer, tmp_path: Path) -> None:
-    done = run([str(EXAMPLES / "langchain_vectorstore.py")], server.base_url, tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert "chunks; 3 pages" in done.stdout
-    assert "status=ok" in done.stdout
+def test_langchain_example(
+    server: FakeOCRServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    script = EXAMPLES / "langchain_vectorstore.py"
+    out = run_script(script, [], server.base_url, tmp_path, monkeypatch, capsys)
+    assert "chunks; 3 pages" in out
+    assert "status=ok" in out
 
 
-def test_build_index_example(server: FakeOCRServer, tmp_path: Path) -> None:
+def test_build_index_example(
+    server: FakeOCRServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "sample.pdf").write_bytes((EXAMPLES / "data" / "sample.pdf").read_bytes())
     storage = tmp_path / "storage"
-    done = run(
-        [str(EXAMPLES / "build_index.py"), str(folder), str(storage)], server.base_url, tmp_path
+    args = [str(folder), str(storage)]
+    out = run_script(
+        EXAMPLES / "build_index.py", args, server.base_url, tmp_path, monkeypatch, capsys
     )
-    assert done.returncode == 0, done.stderr
-    assert "from 3 pages" in done.stdout
+    assert "from 3 pages" in out
     assert (storage / "docstore.json").is_file()
 
 

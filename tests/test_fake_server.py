@@ -89,16 +89,33 @@ def client(server: FakeOCRServer, **kw: Any) -> OpenAI:
     return OpenAI(base_url=server.base_url, api_key="test", max_retries=0, **kw)
 
 
-@pytest.fixture
-def server() -> Iterator[FakeOCRServer]:
+@pytest.fixture(scope="module")
+def vllm_server() -> Iterator[FakeOCRServer]:
     with FakeOCRServer(static_responder(GROUNDED)) as s:
         yield s
 
 
-@pytest.fixture
-def sglang() -> Iterator[FakeOCRServer]:
+@pytest.fixture(scope="module")
+def sglang_server() -> Iterator[FakeOCRServer]:
     with FakeOCRServer(static_responder(GROUNDED), flavor="sglang") as s:
         yield s
+
+
+def fresh(s: FakeOCRServer) -> FakeOCRServer:
+    """A module's shared server as a new one would be: no records, no faults."""
+    s.reset_stats()
+    s.faults = None
+    return s
+
+
+@pytest.fixture
+def server(vllm_server: FakeOCRServer) -> FakeOCRServer:
+    return fresh(vllm_server)
+
+
+@pytest.fixture
+def sglang(sglang_server: FakeOCRServer) -> FakeOCRServer:
+    return fresh(sglang_server)
 
 
 # --- image sniffing ---------------------------------------------------------------------------
@@ -649,12 +666,13 @@ def test_hang_then_answer() -> None:
     ) as s:
         with pytest.raises(httpx.ReadTimeout):
             HTTP.post(f"{s.base_url}/chat/completions", json=body(max_tokens=5), timeout=0.2)
-        t0 = time.monotonic()
         r = post(s, body(max_tokens=5))  # the next one is fine
-        assert r.status_code == 200 and time.monotonic() - t0 < 0.5
+        assert r.status_code == 200
         assert s.wait_idle(2)
-        hung = min(s.requests, key=lambda rec: rec.seq)
+        hung, after = sorted(s.requests, key=lambda rec: rec.seq)
         assert hung.fault == "hang" and hung.latency >= 0.6
+        # not queued behind the hang: answered while the hung request was still held
+        assert after.fault != "hang" and after.finished < hung.finished
 
 
 def test_fault_rates_are_seeded_and_reproducible() -> None:
@@ -696,12 +714,19 @@ def test_fault_plan_validation() -> None:
 
 @pytest.mark.parametrize("n", [16, 100])
 def test_parallel_requests_are_served_together(n: int) -> None:
+    """Each answer waits until all n requests are inside the server at once: if the server
+    served them one after another, the barrier would break and the requests fail."""
+    together = threading.Barrier(n, timeout=60)
+
+    def all_at_once(req: OCRRequest) -> OCRReply:
+        together.wait()
+        return OCRReply("x")
+
     limits = httpx.Limits(max_connections=n + 10)
     with (
-        FakeOCRServer(static_responder("x"), service_time=0.5) as s,
-        httpx.Client(timeout=10, limits=limits) as c,
+        FakeOCRServer(all_at_once) as s,
+        httpx.Client(timeout=120, limits=limits) as c,
     ):
-        t0 = time.monotonic()
         with ThreadPoolExecutor(n) as pool:
             codes = list(
                 pool.map(
@@ -713,24 +738,24 @@ def test_parallel_requests_are_served_together(n: int) -> None:
                     range(n),
                 )
             )
-        elapsed = time.monotonic() - t0
+        records = s.requests
     assert codes == [200] * n
     assert s.max_in_flight >= n
-    assert elapsed < 3.0
+    # served together: every request had arrived before the first one was answered
+    assert max(r.started for r in records) < min(r.finished for r in records)
 
 
 def test_capacity_slots_bound_service_and_throughput() -> None:
     slots, service, n = 3, 0.2, 18
     with FakeOCRServer(static_responder("x"), slots=slots, service_time=service) as s:
-        t0 = time.monotonic()
         with ThreadPoolExecutor(9) as pool:
             codes = list(pool.map(lambda _: post(s, body(max_tokens=5)).status_code, range(n)))
-        elapsed = time.monotonic() - t0
         records = s.requests
         assert s.max_slots_busy == slots and s.max_queued > 0 and s.max_in_flight > slots
     assert codes == [200] * n
-    ideal = n / slots * service  # 1.2 s at N/S = 15 req/s
-    assert ideal * 0.95 <= elapsed <= ideal * 1.8
+    # each request holds its slot for the service time: throughput is at most slots/service
+    held = [(r.service_started, r.service_ended) for r in records]
+    assert all(a is not None and b is not None and b - a >= service * 0.95 for a, b in held)
     # never more than `slots` requests in service at once, judged from the records
     events = sorted(
         [(r.service_started, 1) for r in records if r.service_started]
@@ -780,7 +805,7 @@ def test_reset_stats(server: FakeOCRServer) -> None:
 
 
 def test_stop_and_restart_on_the_same_port() -> None:
-    first = FakeOCRServer(static_responder("one"), service_time=5.0).start()
+    first = FakeOCRServer(static_responder("one"), service_time=60.0).start()
     port = first.port
     c = httpx.Client(timeout=10)
     errors: list[BaseException] = []
@@ -796,10 +821,9 @@ def test_stop_and_restart_on_the_same_port() -> None:
     deadline = time.monotonic() + 5
     while first.in_flight == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
-    t0 = time.monotonic()
     first.stop()
-    worker.join(5)
-    assert time.monotonic() - t0 < 2.0  # the in-service request was dropped promptly
+    worker.join(20)
+    assert not worker.is_alive()  # the in-service request was dropped, not served to its end
     assert errors and isinstance(errors[0], httpx.TransportError)
     with pytest.raises(httpx.TransportError):
         HTTP.get(f"http://127.0.0.1:{port}/health", timeout=1)
@@ -820,12 +844,11 @@ def test_idle_connections_are_closed_like_uvicorn() -> None:
         FakeOCRServer(keep_alive_timeout=0.3) as s,
         socket.create_connection(("127.0.0.1", s.port)) as sock,
     ):
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert sock.recv(4096).startswith(b"HTTP/1.1 200 OK")
-        sock.settimeout(2)
-        t0 = time.monotonic()
-        assert sock.recv(4096) == b""  # closed by the server
-        assert 0.2 < time.monotonic() - t0 < 1.5
+        for _ in range(2):  # kept alive between requests that follow each other
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200 OK")
+        sock.settimeout(5)
+        assert sock.recv(4096) == b""  # then closed by the server once idle
 
 
 def test_only_loopback() -> None:

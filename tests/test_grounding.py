@@ -369,9 +369,7 @@ def non_tag_words(raw: str) -> list[str]:
 @given(fragments)
 def test_never_raises_and_keeps_non_tag_text(parts: list[str]) -> None:
     raw = "".join(parts)
-    start = time.perf_counter()
-    blocks = parse_grounded(raw)
-    assert time.perf_counter() - start < 1.0
+    blocks = parse_grounded(raw)  # the settings' deadline bounds its time per example
     check_boxes(blocks)
     assert [b.index for b in blocks] == list(range(len(blocks)))
     kept = words(" ".join(b.text + " " + b.label for b in blocks))

@@ -32,12 +32,6 @@ from ocr_loaders.engines.local_tables import TableCell, cells_to_html, split_sta
 from ocr_loaders.grounding import parse_grounded, to_markdown
 from ocr_loaders.model import Block, PageImage, SourceInfo
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-CORPUS = SHARED / "corpus"
-needs_corpus = pytest.mark.skipif(
-    not CORPUS.is_dir(), reason=f"shared corpus not found at {CORPUS}"
-)
-
 LEFT = ("Alpha column begins here with several words about apples and more apples. " * 6).strip()
 RIGHT = ("Omega column follows there with other words about zebras and more zebras. " * 6).strip()
 
@@ -358,8 +352,8 @@ def test_engine_protocol_and_recognize() -> None:
 # --- the shared corpus ----------------------------------------------------------------------
 
 
-def _corpus_page_text(name: str, password: str | None = None, turn: int = 0) -> str:
-    doc = pymupdf.open(CORPUS / name)
+def _corpus_page_text(path: Path, password: str | None = None, turn: int = 0) -> str:
+    doc = pymupdf.open(path)
     if password:
         assert doc.authenticate(password)
     texts = []
@@ -372,45 +366,40 @@ def _corpus_page_text(name: str, password: str | None = None, turn: int = 0) -> 
     return "\n\n".join(texts)
 
 
-@needs_corpus
-def test_corpus_two_column_paper_in_column_order() -> None:
-    text = _corpus_page_text("digital_2col_dpr_paper_2p.pdf")
-    ref = (CORPUS / "digital_2col_dpr_paper_2p.textlayer.txt").read_text(encoding="utf-8")
+def test_corpus_two_column_paper_in_column_order(corpus: Path) -> None:
+    text = _corpus_page_text(corpus / "digital_2col_dpr_paper_2p.pdf")
+    ref = (corpus / "digital_2col_dpr_paper_2p.textlayer.txt").read_text(encoding="utf-8")
     assert _recall(ref.replace("ﬁ", "fi").replace("-\n", ""), text) >= 0.98
     # End of the left column, then the top of the right column.
     assert text.index("of improving retrieval") < text.index("Retrieval in open-domain QA is")
     assert text.index("# Dense Passage Retrieval") < text.index("Abstract")
 
 
-@needs_corpus
-def test_corpus_rotated_table_matches_unrotated() -> None:
-    plain = _corpus_page_text("table_nics_firearm_checks.pdf")
-    turned = _corpus_page_text("rotated_nics_firearm_checks_rot90.pdf")
+def test_corpus_rotated_table_matches_unrotated(corpus: Path) -> None:
+    plain = _corpus_page_text(corpus / "table_nics_firearm_checks.pdf")
+    turned = _corpus_page_text(corpus / "rotated_nics_firearm_checks_rot90.pdf")
     assert Counter(_words(plain)) == Counter(_words(turned))
     assert "<table>" in turned and "<td>Alabama</td>" in turned
 
 
-@needs_corpus
-def test_corpus_encrypted_two_column_with_caption() -> None:
-    text = _corpus_page_text("encrypted_aes128_userpw_1234.pdf", password="1234")
+def test_corpus_encrypted_two_column_with_caption(corpus: Path) -> None:
+    text = _corpus_page_text(corpus / "encrypted_aes128_userpw_1234.pdf", password="1234")
     assert text.index("Figure 2: Distribution") < text.index("to a minimum, since")
     assert text.index("which exploit textual features") < text.index("Table 1 shows")
 
 
-@needs_corpus
-def test_corpus_phototest_scan() -> None:
-    data = (CORPUS / "image_phototest.tif").read_bytes()
-    reference = (CORPUS / "image_phototest.gt.txt").read_text(encoding="utf-8")
+def test_corpus_phototest_scan(corpus: Path) -> None:
+    data = (corpus / "image_phototest.tif").read_bytes()
+    reference = (corpus / "image_phototest.gt.txt").read_text(encoding="utf-8")
     assert _recall(reference, to_markdown(parse_grounded(ocr_image_grounded(data)))) >= 0.9
 
 
-@needs_corpus
 @pytest.mark.slow
-def test_corpus_scanned_pdf_and_its_quarter_turn() -> None:
-    reference = (CORPUS / "scanned_linn_jbig2.gt.txt").read_text(encoding="utf-8")
-    upright = _corpus_page_text("scanned_linn_jbig2.pdf")
+def test_corpus_scanned_pdf_and_its_quarter_turn(corpus: Path) -> None:
+    reference = (corpus / "scanned_linn_jbig2.gt.txt").read_text(encoding="utf-8")
+    upright = _corpus_page_text(corpus / "scanned_linn_jbig2.pdf")
     assert _recall(reference, upright) >= 0.9
     assert upright.index("Recording a Sequence") < upright.index("Creating a Song")
     assert upright.index("Creating a Song") < upright.index("Additional Features")
-    turned = _corpus_page_text("scanned_linn_jbig2.pdf", turn=90)
+    turned = _corpus_page_text(corpus / "scanned_linn_jbig2.pdf", turn=90)
     assert _recall(reference, turned) >= 0.9

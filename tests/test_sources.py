@@ -26,18 +26,7 @@ from ocr_loaders.sources import (
     sniff_kind,
 )
 
-
-def make_pdf(
-    path: Path, pages: int = 3, rotate: int = 0, size: tuple[int, int] = (612, 792), **save: object
-) -> Path:
-    doc = pymupdf.open()
-    for i in range(pages):
-        page = doc.new_page(width=size[0], height=size[1])
-        page.insert_text((72, 72), f"Page number {i + 1}", fontsize=14)
-        if rotate:
-            page.set_rotation(rotate)
-    doc.save(path, **save)
-    return path
+from .conftest import make_pdf
 
 
 @pytest.mark.parametrize(
