@@ -16,7 +16,7 @@ from .chunking import ChunkOptions
 from .engines.base import Engine
 from .engines.openai_compat import GROUNDING_PROMPT, Dialect
 from .errors import ConfigError
-from .render import RenderSettings
+from .rendering.raster import RenderSettings
 from .sources import PageSelection
 
 DEFAULT_MODEL = "deepseek-ai/DeepSeek-OCR"

@@ -1,9 +1,9 @@
-"""Render workers: child processes that own open documents and rasterize pages.
+"""Rendering in worker processes: child processes that own open documents and rasterize pages.
 
 Why processes: PyMuPDF is not thread-safe, a malformed page can hang or crash MuPDF, and
 rendering is CPU work that should not compete with the event loop for the GIL. Each worker is
-``python -m ocr_loaders.workers`` talking length-prefixed pickle frames over its stdin/stdout
-(plain subprocesses, so a user's unguarded script is never re-imported the way
+``python -m ocr_loaders.rendering.process`` talking length-prefixed pickle frames over its
+stdin/stdout (plain subprocesses, so a user's unguarded script is never re-imported the way
 ``multiprocessing`` spawn does). A render that exceeds ``render_timeout`` kills its worker; the
 page fails with :class:`~ocr_loaders.errors.PageRenderError` and a fresh worker re-opens the
 documents it needs. A worker that dies (segfault, out of memory) is replaced the same way.
@@ -13,7 +13,6 @@ The pool is shared by every pipeline in the process, started on first use and st
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import logging
 import os
@@ -23,14 +22,15 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
-from .errors import InputError, PageRenderError, UnreadableInputError
-from .model import PageImage, SourceInfo
-from .render import RenderSettings
-from .sources import DocumentSource, OpenDocument, open_document
+from ..engines.base import PageHook
+from ..errors import InputError, PageRenderError, UnreadableInputError
+from ..model import PageImage
+from ..sources import DocumentOutline, DocumentSource, describe
+from .raster import RasterDocument, RenderSettings, open_document
+from .thread import Offload
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def _read_frame(stream: IO[bytes]) -> Any:
 
 def _serve(inp: IO[bytes], out: IO[bytes]) -> None:
     """Worker loop: open / render / close requests until the pipe closes."""
-    docs: dict[str, OpenDocument] = {}
+    docs: dict[str, RasterDocument] = {}
     while True:
         try:
             request = _read_frame(inp)
@@ -90,7 +90,7 @@ def _serve(inp: IO[bytes], out: IO[bytes]) -> None:
 
 
 def main() -> None:
-    """Entry point of ``python -m ocr_loaders.workers``."""
+    """Entry point of ``python -m ocr_loaders.rendering.process``."""
     proto_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not corrupt frames
     try:
@@ -118,7 +118,7 @@ class _Worker:
         env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", "1")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ocr_loaders.workers"],
+            [sys.executable, "-m", "ocr_loaders.rendering.process"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=None,
@@ -216,16 +216,21 @@ class RenderPool:
 
     # -- blocking operations (run in threads by the async wrappers) ----------------------
 
-    def register(self, src: DocumentSource, password: str | None, info: SourceInfo) -> str:
+    def register(self, src: DocumentSource, password: str | None, doc_hash: str) -> str:
         """Make a document known to the pool; workers open it on its first render."""
         with self._lock:
             self._counter += 1
             key = f"d{self._counter}"
-            self._docs[key] = _Doc(key, src, password, info.doc_hash)
+            self._docs[key] = _Doc(key, src, password, doc_hash)
         return key
 
     def render(
-        self, key: str, number: int, settings: RenderSettings, hook: Any, timeout: float | None
+        self,
+        key: str,
+        number: int,
+        settings: RenderSettings,
+        hook: PageHook | None,
+        timeout: float | None,
     ) -> PageImage:
         doc = self._docs[key]
         worker = self._checkout()
@@ -292,98 +297,68 @@ def _shutdown_pools() -> None:
         pool.shutdown()
 
 
+class RemoteDocument:
+    """A document registered with the render workers: its outline here, its handle there."""
+
+    def __init__(self, outline: DocumentOutline, key: str, renderer: ProcessRenderer) -> None:
+        self._outline = outline
+        self.key = key
+        self._renderer = renderer
+
+    @property
+    def outline(self) -> DocumentOutline:
+        return self._outline
+
+    async def render(
+        self, number: int, settings: RenderSettings, hook: PageHook | None
+    ) -> PageImage:
+        r = self._renderer
+        return await r.threads.run(
+            r.pool.render, self.key, number, settings, hook, r.render_timeout
+        )
+
+    async def close(self) -> None:
+        r = self._renderer
+        await r.threads.run(r.pool.close, self.key)
+
+
 class ProcessRenderer:
     """Async face of the pool for one pipeline run: open, render, close documents."""
 
     def __init__(self, pool: RenderPool, render_timeout: float | None) -> None:
         self.pool = pool
         self.render_timeout = render_timeout
-        self._threads = ThreadPool(pool.size + 1)
+        self.threads = Offload(pool.size + 1, "ocr-loaders-io")
 
     async def open(self, src: DocumentSource, password: str | None) -> RemoteDocument:
-        """Check the input and read its info here; workers open it when a page is rendered,
-        so a run served entirely from the cache starts no worker at all."""
-        info, labels = await self._threads.run(_inspect, src, password)
-        return self.adopt(src, password, info, labels)
+        """Check the input and read its outline here; workers open it when a page is
+        rendered, so a run served entirely from the cache starts no worker at all."""
+        outline = await self.threads.run(_inspect, src, password)
+        return await self.adopt(src, password, outline)
 
-    def adopt(
-        self, src: DocumentSource, password: str | None, info: SourceInfo, labels: tuple[str, ...]
+    async def adopt(
+        self, src: DocumentSource, password: str | None, outline: DocumentOutline
     ) -> RemoteDocument:
-        """A document whose info is already known (from the cache's manifest): not opened."""
-        return RemoteDocument(self.pool.register(src, password, info), info, labels)
-
-    async def render(
-        self, doc: RemoteDocument, number: int, settings: RenderSettings, hook: Any
-    ) -> PageImage:
-        image: PageImage = await self._threads.run(
-            self.pool.render, doc.key, number, settings, hook, self.render_timeout
-        )
-        return image
-
-    async def close(self, doc: RemoteDocument) -> None:
-        await self._threads.run(self.pool.close, doc.key)
+        """A document whose outline is already known: registered, not opened."""
+        key = self.pool.register(src, password, outline.info.doc_hash)
+        return RemoteDocument(outline, key, self)
 
     def shutdown(self) -> None:
-        self._threads.shutdown()
+        self.threads.shutdown()
 
 
 _INSPECT_LOCK = threading.Lock()
 
 
-def _inspect(src: DocumentSource, password: str | None) -> tuple[SourceInfo, tuple[str, ...]]:
-    """Open a document in this process just long enough to read its info and page labels."""
+def _inspect(src: DocumentSource, password: str | None) -> DocumentOutline:
+    """Open a document in this process just long enough to read its outline."""
     with _INSPECT_LOCK:  # PyMuPDF is not thread-safe; this is its only use in the parent
-        doc = open_document(src, password)
-        try:
-            return doc.info, tuple(doc.label(n) for n in range(1, doc.page_count + 1))
-        finally:
-            doc.close()
-
-
-class RemoteDocument:
-    """A document opened in the render workers: its info and labels, no handle."""
-
-    def __init__(self, key: str, info: SourceInfo, labels: tuple[str, ...]) -> None:
-        self.key = key
-        self.info = info
-        self._labels = labels
-
-    @property
-    def page_count(self) -> int:
-        return int(self.info.total_pages)
-
-    def label(self, number: int) -> str:
-        return self._labels[number - 1] if 0 < number <= len(self._labels) else str(number)
-
-    def page_numbers(self, selection: Any) -> list[int]:
-        from .errors import ConfigError
-
-        numbers: list[int] = selection.numbers(self.page_count)
-        if not numbers:
-            raise ConfigError(
-                f"{self.info.source}: page selection matches none of its {self.page_count} page(s)"
-            )
-        return numbers
-
-
-class ThreadPool:
-    """Blocking pool calls off the event loop, with a small dedicated executor."""
-
-    def __init__(self, size: int) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="ocr-loaders-io")
-
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        return describe(src, password)
 
 
 if __name__ == "__main__":
-    # Run the imported module's main, so pickled classes are ocr_loaders.workers.*, not
-    # __main__.* (which the parent could not unpickle).
-    from ocr_loaders.workers import main as _main
+    # Run the imported module's main, so pickled classes are ocr_loaders.rendering.process.*,
+    # not __main__.* (which the parent could not unpickle).
+    from ocr_loaders.rendering.process import main as _main
 
     _main()
