@@ -51,7 +51,7 @@ class DeepSeekOCRLoader(BaseLoader, Adapter):
         api_key: str | None = None,
         **options: Any,
     ) -> None:
-        Adapter.__init__(self, base_url, model, api_key, options)
+        Adapter.__init__(self, base_url, model, api_key, **options)
         self.file_path = file_path
 
     def lazy_load(self) -> Iterator[Document]:
@@ -65,16 +65,10 @@ class DeepSeekOCRLoader(BaseLoader, Adapter):
 
 
 class DeepSeekOCRParser(BaseBlobParser, Adapter):
-    """Parse blobs (PDF or image bytes) into ``Document`` chunks, e.g. for ``GenericLoader``."""
+    """Parse blobs (PDF or image bytes) into ``Document`` chunks, e.g. for ``GenericLoader``.
 
-    def __init__(
-        self,
-        base_url: str | list[str] | None = None,
-        model: str | None = None,
-        api_key: str | None = None,
-        **options: Any,
-    ) -> None:
-        Adapter.__init__(self, base_url, model, api_key, options)
+    Takes the same ``base_url``, ``model``, ``api_key`` and ``**options`` as the loader.
+    """
 
     def lazy_parse(self, blob: Blob) -> Iterator[Document]:
         """Chunks of one blob; the blob's ``source`` names the document in metadata."""

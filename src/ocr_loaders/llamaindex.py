@@ -41,15 +41,6 @@ class DeepSeekOCRReader(BaseReader, Adapter):
     After a load, :attr:`last_stats` holds the run's totals (see docs/stats.md).
     """
 
-    def __init__(
-        self,
-        base_url: str | list[str] | None = None,
-        model: str | None = None,
-        api_key: str | None = None,
-        **options: Any,
-    ) -> None:
-        Adapter.__init__(self, base_url, model, api_key, options)
-
     # -- async core ---------------------------------------------------------------------------
 
     async def _aiter(

@@ -110,10 +110,10 @@ class Adapter:
 
     def __init__(
         self,
-        base_url: str | list[str] | None,
-        model: str | None,
-        api_key: str | None,
-        options: dict[str, Any],
+        base_url: str | list[str] | None = None,
+        model: str | None = None,
+        api_key: str | None = None,
+        **options: Any,
     ) -> None:
         self.options = LoaderOptions.from_kwargs(
             base_url=base_url, model=model, api_key=api_key, **options

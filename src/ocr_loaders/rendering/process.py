@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from ..engines.base import PageHook
 from ..errors import InputError, PageRenderError, UnreadableInputError
@@ -37,7 +37,42 @@ log = logging.getLogger(__name__)
 _HEADER = struct.Struct("!Q")
 
 
-def _write_frame(stream: IO[bytes], obj: Any) -> None:
+@dataclass(frozen=True)
+class _Open:
+    key: str
+    src: DocumentSource
+    password: str | None
+    doc_hash: str
+
+
+@dataclass(frozen=True)
+class _Render:
+    key: str
+    number: int
+    settings: RenderSettings
+    hook: PageHook | None
+
+
+@dataclass(frozen=True)
+class _Close:
+    key: str
+
+
+_Request = _Open | _Render | _Close
+"""What the parent asks a worker; each request gets one :class:`_Reply`."""
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """``ok`` with the rendered image (if any), ``error`` raised in the parent, or ``dead``:
+    the pipe broke (made up by the parent's reader thread, never sent)."""
+
+    status: Literal["ok", "error", "dead"]
+    image: PageImage | None = None
+    error: BaseException | None = None
+
+
+def _write_frame(stream: IO[bytes], obj: _Request | _Reply) -> None:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_HEADER.pack(len(data)) + data)
     stream.flush()
@@ -65,28 +100,33 @@ def _serve(inp: IO[bytes], out: IO[bytes]) -> None:
             request = _read_frame(inp)
         except EOFError:
             return
-        op = request[0]
         try:
-            if op == "open":
-                _op, key, src, password, doc_hash = request
-                if key not in docs:
-                    docs[key] = open_document(src, password, known_hash=doc_hash)
-                reply: Any = ("ok", None)
-            elif op == "render":
-                _op, key, number, settings, hook = request
-                reply = ("ok", docs[key].render(number, settings, hook))
-            elif op == "close":
-                if request[1] in docs:
-                    docs.pop(request[1]).close()
-                reply = ("ok", None)
-            else:
-                reply = ("error", UnreadableInputError(f"unknown worker request {op!r}"))
+            reply = _handle(docs, request)
         except Exception as exc:  # sent back and raised in the parent
-            reply = ("error", exc)
+            reply = _Reply("error", error=exc)
         try:
             _write_frame(out, reply)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            _write_frame(out, ("error", PageRenderError(f"result not transferable: {exc}")))
+            error = PageRenderError(f"result not transferable: {exc}")
+            _write_frame(out, _Reply("error", error=error))
+
+
+def _handle(docs: dict[str, RasterDocument], request: object) -> _Reply:
+    """Carry out one request on the documents this worker has open."""
+    if isinstance(request, _Open):
+        if request.key not in docs:
+            docs[request.key] = open_document(
+                request.src, request.password, known_hash=request.doc_hash
+            )
+        return _Reply("ok")
+    if isinstance(request, _Render):
+        image = docs[request.key].render(request.number, request.settings, request.hook)
+        return _Reply("ok", image=image)
+    if isinstance(request, _Close):
+        if request.key in docs:
+            docs.pop(request.key).close()
+        return _Reply("ok")
+    return _Reply("error", error=UnreadableInputError(f"unknown worker request {request!r}"))
 
 
 def main() -> None:
@@ -111,7 +151,7 @@ class _Worker:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.replies: queue.Queue[Any] = queue.Queue()
+        self.replies: queue.Queue[_Reply] = queue.Queue()
         self.opened: set[str] = set()
 
     def _start(self) -> subprocess.Popen[bytes]:
@@ -129,12 +169,12 @@ class _Worker:
         stdout = proc.stdout
         assert stdout is not None
 
-        def pump(stream: IO[bytes], box: queue.Queue[Any]) -> None:
+        def pump(stream: IO[bytes], box: queue.Queue[_Reply]) -> None:
             while True:
                 try:
                     box.put(_read_frame(stream))
                 except Exception as exc:
-                    box.put(("dead", exc))
+                    box.put(_Reply("dead", error=exc))
                     return
 
         threading.Thread(
@@ -143,7 +183,7 @@ class _Worker:
         self.opened = set()
         return proc
 
-    def call(self, request: tuple[Any, ...], timeout: float | None) -> Any:
+    def call(self, request: _Request, timeout: float | None) -> PageImage | None:
         if self.proc is None or self.proc.poll() is not None:
             self.proc = self._start()
         stdin = self.proc.stdin
@@ -157,13 +197,12 @@ class _Worker:
         except (BrokenPipeError, OSError) as exc:
             self.kill()
             raise ChildProcessError(f"render worker died ({exc})") from exc
-        status, value = reply
-        if status == "dead":
+        if reply.status == "dead":
             self.kill()
-            raise ChildProcessError(f"render worker died ({value})")
-        if status == "error":
-            raise value
-        return value
+            raise ChildProcessError(f"render worker died ({reply.error})")
+        if reply.error is not None:
+            raise reply.error
+        return reply.image
 
     def kill(self) -> None:
         proc, self.proc = self.proc, None
@@ -211,7 +250,7 @@ class RenderPool:
         self._free.put(worker)
 
     def _ensure_open(self, worker: _Worker, doc: _Doc, timeout: float | None) -> None:
-        worker.call(("open", doc.key, doc.src, doc.password, doc.doc_hash), timeout)
+        worker.call(_Open(doc.key, doc.src, doc.password, doc.doc_hash), timeout)
         worker.opened.add(doc.key)
 
     # -- blocking operations (run in threads by the async wrappers) ----------------------
@@ -237,7 +276,8 @@ class RenderPool:
         try:
             if key not in worker.opened:
                 self._ensure_open(worker, doc, timeout)
-            image: PageImage = worker.call(("render", key, number, settings, hook), timeout)
+            image = worker.call(_Render(key, number, settings, hook), timeout)
+            assert image is not None
             return image
         except TimeoutError:
             raise PageRenderError(
@@ -264,7 +304,7 @@ class RenderPool:
             try:
                 if key in worker.opened:
                     try:
-                        worker.call(("close", key), 30.0)
+                        worker.call(_Close(key), 30.0)
                     except Exception:  # a dead worker has nothing open
                         worker.kill()
                     worker.opened.discard(key)

@@ -15,7 +15,7 @@ import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ..engines.base import PageHook
 from ..errors import ConfigError, InputError, PageRenderError
@@ -28,6 +28,9 @@ from ..sources import (
     lifted_pixel_limit,
     open_input,
 )
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 ImageFormat = Literal["png", "jpeg"]
 
@@ -170,7 +173,7 @@ def render_pdf_page(
     )
 
 
-def _to_rgb(img: Any) -> Any:
+def _to_rgb(img: PILImage) -> PILImage:
     """RGB for any Pillow mode: transparency composited on white, 16-bit scaled down."""
     from PIL import Image
 
@@ -186,7 +189,7 @@ def _to_rgb(img: Any) -> Any:
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
-def encode_image(img: Any, settings: RenderSettings) -> bytes:
+def encode_image(img: PILImage, settings: RenderSettings) -> bytes:
     """Encode a Pillow RGB image as the configured format (fast PNG compression)."""
     if settings.image_format == "png":
         return png_bytes(img.tobytes(), img.width, img.height, 3)
@@ -195,7 +198,7 @@ def encode_image(img: Any, settings: RenderSettings) -> bytes:
     return buf.getvalue()
 
 
-def downscale(img: Any, target: tuple[int, int]) -> Any:
+def downscale(img: PILImage, target: tuple[int, int]) -> PILImage:
     """``img`` resized to ``target`` (RGB), strip by strip so only one full decode is held.
 
     Converting a huge 1-bit or palette image to RGB first would need four bytes per pixel;
@@ -218,7 +221,7 @@ def downscale(img: Any, target: tuple[int, int]) -> Any:
 
 
 def render_image_frame(
-    img: Any, outline: DocumentOutline, number: int, settings: RenderSettings
+    img: PILImage, outline: DocumentOutline, number: int, settings: RenderSettings
 ) -> PageImage:
     """One frame (1-based) of an image file at native resolution, capped at the pixel budget.
 
@@ -237,7 +240,7 @@ def render_image_frame(
 
 
 def _frame_image(
-    img: Any, outline: DocumentOutline, number: int, settings: RenderSettings
+    img: PILImage, outline: DocumentOutline, number: int, settings: RenderSettings
 ) -> PageImage:
     img.seek(number - 1)
     width, height = img.size
