@@ -17,11 +17,10 @@ from ocr_loaders.errors import (
     PasswordError,
     UnsupportedInputError,
 )
-from ocr_loaders.render import RenderSettings
+from ocr_loaders.rendering.raster import RenderSettings, open_document
 from ocr_loaders.sources import (
     DocumentSource,
     PageSelection,
-    open_document,
     resolve_inputs,
     sniff_kind,
 )
@@ -121,7 +120,7 @@ def test_png_writer_is_lossless(
 
     import numpy as np
 
-    from ocr_loaders import render
+    from ocr_loaders.rendering import raster as render
 
     if compressor == "stdlib":
         monkeypatch.setattr(render, "_compress", zlib.compress)
@@ -203,7 +202,7 @@ def test_encrypted_pdf_passwords_and_pages_not_blank(tmp_path: Path) -> None:
 def test_long_pdfs_are_reopened_and_render_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ocr_loaders import sources
+    from ocr_loaders.rendering import raster
 
     path = make_pdf(
         tmp_path / "long.pdf",
@@ -216,7 +215,7 @@ def test_long_pdfs_are_reopened_and_render_the_same(
     reference = open_document(DocumentSource(str(path), path=path), password="pw")
     expected = [reference.render(n, settings).image for n in range(1, 8)]
     reference.close()
-    monkeypatch.setattr(sources, "REOPEN_AFTER_PAGES", 3)
+    monkeypatch.setattr(raster, "REOPEN_AFTER_PAGES", 3)
     doc = open_document(DocumentSource(str(path), path=path), password="pw")
     opened = doc._reopen
     assert opened is not None
@@ -232,11 +231,11 @@ def test_long_pdfs_are_reopened_and_render_the_same(
 def test_a_pdf_that_changes_while_read_fails_its_pages_clearly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ocr_loaders import sources
     from ocr_loaders.errors import PageRenderError
+    from ocr_loaders.rendering import raster
 
     path = make_pdf(tmp_path / "moving.pdf", pages=4)
-    monkeypatch.setattr(sources, "REOPEN_AFTER_PAGES", 2)
+    monkeypatch.setattr(raster, "REOPEN_AFTER_PAGES", 2)
     doc = open_document(DocumentSource(str(path), path=path))
     doc.render(1, RenderSettings(dpi=36))
     doc.render(2, RenderSettings(dpi=36))

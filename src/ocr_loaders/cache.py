@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from .model import PageImage, RawPage, SourceInfo
-from .render import RenderSettings
+from .rendering.raster import RenderSettings
+from .sources import DocumentOutline, DocumentSource, hash_source, source_info
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,33 @@ class PageCache:
             os.replace(tmp, path)
         except OSError as exc:
             log.debug("cannot write a document manifest: %s", exc)
+
+    def document(self, src: DocumentSource) -> DocumentOutline | None:
+        """The outline of an input from its manifest, without opening it (``None``: unknown).
+
+        Only for documents opened before without a password: callers with a password open
+        the document anyway, so a wrong password still fails.
+        """
+        try:
+            doc_hash = hash_source(src)
+        except OSError:
+            return None  # opening will say what is wrong with the file
+        manifest = self.get_manifest(doc_hash)
+        if not manifest:
+            return None
+        try:
+            info = source_info(src, doc_hash, manifest["kind"], int(manifest["total_pages"]))
+            return DocumentOutline(info, tuple(str(label) for label in manifest["labels"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def remember_document(self, outline: DocumentOutline) -> None:
+        """Write an opened document's manifest (see :meth:`document`)."""
+        info = outline.info
+        labels = [outline.label(n) for n in range(1, info.total_pages + 1)]
+        self.put_manifest(
+            info.doc_hash, {"kind": info.kind, "total_pages": info.total_pages, "labels": labels}
+        )
 
     def _entries(self) -> list[tuple[float, int, Path]]:
         out = []

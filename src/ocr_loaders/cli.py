@@ -34,8 +34,9 @@ from rich.table import Table
 from .config import LoaderOptions
 from .errors import ConfigError, EngineError, InputError, OCRLoadersError
 from .model import PageResult, SourceInfo
-from .pipeline import DocumentFailed, DocumentFinished, DocumentStarted, Pipeline
-from .records import Record, arecords
+from .pipeline import DocumentFinished, DocumentStarted
+from .records import Record
+from .run import Run
 from .sources import resolve_inputs
 from .stats import StatsAccumulator, Totals
 
@@ -260,30 +261,23 @@ async def _convert(
     console: Console,
 ) -> int:
     sources = resolve_inputs(paths)
-    pipeline = Pipeline(options)
-    total = await asyncio.to_thread(lambda: sum(pipeline.page_count(s) for s in sources))
+    run = Run(options)
+    total = await asyncio.to_thread(run.page_count, sources)
     reporter = _Reporter(console, total, quiet)
     taken: set[str] = set()
     current: _DocOutput | None = None
     per_doc: list[tuple[str, Totals]] = []
     failed_inputs: list[str] = []
     fatal: OCRLoadersError | None = None
-    events = pipeline.events(sources)
-
-    async def tee() -> Any:
-        nonlocal current
-        async for event in events:
-            if isinstance(event, DocumentStarted):
-                current = _DocOutput(out_dir, event.info, safe_stem(event.info.file_name, taken))
-            elif isinstance(event, PageResult):
-                assert current is not None
-                current.page(event)
-                reporter.page(event)
-            yield event
-
     try:
-        async for item in arecords(tee(), options.chunk):
-            if isinstance(item, Record):
+        async for item in run.items(sources):
+            if isinstance(item, DocumentStarted):
+                current = _DocOutput(out_dir, item.info, safe_stem(item.info.file_name, taken))
+            elif isinstance(item, PageResult):
+                assert current is not None
+                current.page(item)
+                reporter.page(item)
+            elif isinstance(item, Record):
                 assert current is not None
                 current.record(item)
             elif isinstance(item, DocumentFinished):
@@ -297,7 +291,7 @@ async def _convert(
                     f"-> {current.paths['md']}"
                 )
                 current = None
-            elif isinstance(item, DocumentFailed):
+            else:
                 failed_inputs.append(str(item.error))
                 reporter.error(f"error: {item.error}")
     except EngineError as exc:
@@ -306,19 +300,19 @@ async def _convert(
         reporter.close()
         if current is not None:  # stopped mid-document: keep what is done, marked incomplete
             current.finish(complete=False)
-    run = pipeline.run_totals()
+    totals = run.totals()
     if as_json:
-        payload = stats_dict(run)
+        payload = stats_dict(totals)
         payload["documents_detail"] = [{"stem": n, **t.as_dict()} for n, t in per_doc]
         payload["failed_inputs"] = failed_inputs
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     elif not quiet and per_doc:
-        console.print(_stats_table(per_doc, run))
+        console.print(_stats_table(per_doc, totals))
     if fatal is not None:
         raise fatal
     if failed_inputs:
         return EXIT_USAGE
-    if run.pages_truncated or run.pages_failed:
+    if totals.pages_truncated or totals.pages_failed:
         return EXIT_PAGES
     return EXIT_OK
 

@@ -17,7 +17,7 @@ from .defaults import DEFAULT_MODEL
 from .engines.base import Engine
 from .engines.settings import EndpointSettings, split_base_urls
 from .errors import ConfigError
-from .render import RenderSettings
+from .rendering.raster import RenderSettings
 from .sources import PageSelection
 
 ENV_BASE_URL = "DEEPSEEK_OCR_BASE_URL"

@@ -11,10 +11,9 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from . import _sync
-from .config import LoaderOptions
-from .records import Load, Record
+from .records import Record
+from .run import Adapter
 from .sources import DocumentSource, Input
-from .stats import Totals
 
 try:
     from langchain_core.document_loaders import BaseBlobParser, BaseLoader
@@ -31,34 +30,7 @@ def to_document(record: Record) -> Document:
     return Document(page_content=record.text, metadata=dict(record.metadata), id=record.id)
 
 
-class _Runner:
-    """Shared load logic: options, stats, async core and its sync wrapper."""
-
-    def __init__(
-        self,
-        base_url: str | list[str] | None,
-        model: str | None,
-        api_key: str | None,
-        options: dict[str, Any],
-    ) -> None:
-        self.options = LoaderOptions.from_kwargs(
-            base_url=base_url, model=model, api_key=api_key, **options
-        )
-        self.last_stats: Totals | None = None
-        self.last_documents: list[Totals] = []
-
-    async def _arun(
-        self, inputs: Input | Sequence[Input] | Sequence[DocumentSource]
-    ) -> AsyncIterator[Document]:
-        load = Load(self.options)
-        try:
-            async for record in load.records(inputs):
-                yield to_document(record)
-        finally:
-            self.last_stats, self.last_documents = load.totals(), load.documents
-
-
-class DeepSeekOCRLoader(BaseLoader, _Runner):
+class DeepSeekOCRLoader(BaseLoader, Adapter):
     """Load PDFs and images through DeepSeek-OCR as LangChain ``Document`` chunks.
 
     Args:
@@ -79,39 +51,33 @@ class DeepSeekOCRLoader(BaseLoader, _Runner):
         api_key: str | None = None,
         **options: Any,
     ) -> None:
-        _Runner.__init__(self, base_url, model, api_key, options)
+        Adapter.__init__(self, base_url, model, api_key, **options)
         self.file_path = file_path
 
     def lazy_load(self) -> Iterator[Document]:
         """Stream chunks as pages finish (works inside a running event loop)."""
-        return _sync.iterate(lambda: self._arun(self.file_path))
+        return _sync.iterate(lambda: self._stream(self.file_path, to_document))
 
     async def alazy_load(self) -> AsyncIterator[Document]:
         """Stream chunks on the caller's event loop."""
-        async for doc in self._arun(self.file_path):
+        async for doc in self._stream(self.file_path, to_document):
             yield doc
 
 
-class DeepSeekOCRParser(BaseBlobParser, _Runner):
-    """Parse blobs (PDF or image bytes) into ``Document`` chunks, e.g. for ``GenericLoader``."""
+class DeepSeekOCRParser(BaseBlobParser, Adapter):
+    """Parse blobs (PDF or image bytes) into ``Document`` chunks, e.g. for ``GenericLoader``.
 
-    def __init__(
-        self,
-        base_url: str | list[str] | None = None,
-        model: str | None = None,
-        api_key: str | None = None,
-        **options: Any,
-    ) -> None:
-        _Runner.__init__(self, base_url, model, api_key, options)
+    Takes the same ``base_url``, ``model``, ``api_key`` and ``**options`` as the loader.
+    """
 
     def lazy_parse(self, blob: Blob) -> Iterator[Document]:
         """Chunks of one blob; the blob's ``source`` names the document in metadata."""
         source = _blob_source(blob)
-        return _sync.iterate(lambda: self._arun([source]))
+        return _sync.iterate(lambda: self._stream([source], to_document))
 
     async def alazy_parse(self, blob: Blob) -> AsyncIterator[Document]:
         """Async variant of :meth:`lazy_parse`."""
-        async for doc in self._arun([_blob_source(blob)]):
+        async for doc in self._stream([_blob_source(blob)], to_document):
             yield doc
 
 

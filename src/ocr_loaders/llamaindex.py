@@ -14,10 +14,9 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterat
 from typing import Any
 
 from . import _sync
-from .config import LoaderOptions
-from .records import EXCLUDED_FROM_EMBEDDING, Load, Record
-from .sources import DocumentSource, Input
-from .stats import Totals
+from .records import EXCLUDED_FROM_EMBEDDING, Record
+from .run import Adapter
+from .sources import DocumentSource, Input, resolve_inputs
 
 try:
     from llama_index.core.readers.base import BaseReader
@@ -28,7 +27,7 @@ except ImportError as exc:  # pragma: no cover - exercised by test_optional_impo
     ) from exc
 
 
-class DeepSeekOCRReader(BaseReader):
+class DeepSeekOCRReader(BaseReader, Adapter):
     """Load PDFs and images through DeepSeek-OCR as LlamaIndex ``Document`` chunks.
 
     Args:
@@ -42,19 +41,6 @@ class DeepSeekOCRReader(BaseReader):
     After a load, :attr:`last_stats` holds the run's totals (see docs/stats.md).
     """
 
-    def __init__(
-        self,
-        base_url: str | list[str] | None = None,
-        model: str | None = None,
-        api_key: str | None = None,
-        **options: Any,
-    ) -> None:
-        self.options = LoaderOptions.from_kwargs(
-            base_url=base_url, model=model, api_key=api_key, **options
-        )
-        self.last_stats: Totals | None = None
-        self.last_documents: list[Totals] = []
-
     # -- async core ---------------------------------------------------------------------------
 
     async def _aiter(
@@ -66,12 +52,8 @@ class DeepSeekOCRReader(BaseReader):
                 f"unexpected arguments {sorted(kwargs)}; pass options to the "
                 "DeepSeekOCRReader constructor"
             )
-        load = Load(self.options)
-        try:
-            async for record in load.records(inputs):
-                yield to_document(record)
-        finally:
-            self.last_stats, self.last_documents = load.totals(), load.documents
+        async for doc in self._stream(inputs, to_document):
+            yield doc
 
     def alazy_load_data(  # type: ignore[override]
         self,
@@ -157,8 +139,6 @@ def _inputs(
             sources.append(DocumentSource(name=str(f), data=data, extra=extra))
         return sources
     if extra:
-        from .sources import resolve_inputs
-
         return [DocumentSource(s.name, s.path, s.data, extra) for s in resolve_inputs(file)]
     if (
         isinstance(file, (str, os.PathLike))

@@ -2,10 +2,12 @@
 
 One async core serves every entry point (the sync ones run it on a private event loop, see
 :mod:`ocr_loaders._sync`). Documents open lazily, one after another; their pages render in a
-dedicated worker (PyMuPDF is not thread-safe) while up to ``concurrency`` requests are in
-flight, so rendering overlaps with OCR. Results come out in page order while later pages are
-still being processed; memory is bounded by the pages in flight (``concurrency`` plus a small
-render-ahead window), never by document length.
+:mod:`~ocr_loaders.rendering` renderer (PyMuPDF is not thread-safe) while up to
+``concurrency`` requests are in flight, so rendering overlaps with OCR. Results come out in page
+order while later pages are still being processed; memory is bounded by the pages in flight
+(``concurrency`` plus a small render-ahead window), never by document length. This module only
+schedules: pages assemble in :mod:`~ocr_loaders.assemble`, the cache is
+:mod:`~ocr_loaders.cache`.
 
 Events, in order: :class:`DocumentStarted`, one :class:`~ocr_loaders.model.PageResult` per
 selected page, :class:`DocumentFinished` (with the document's totals); or
@@ -18,13 +20,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import cast
 
+from .assemble import failed_answer, failed_page_image, page_result
 from .cache import PageCache, page_key
 from .config import LoaderOptions
-from .engines.base import Engine, PageHook
+from .engines.base import Engine
 from .engines.select import make_engine
 from .errors import (
     ConfigError,
@@ -34,19 +36,10 @@ from .errors import (
     PageFailedError,
     PageRenderError,
 )
-from .grounding import default_image_link, parse_page, to_markdown
-from .model import Page, PageImage, PageResult, PageStats, PageStatus, RawPage, SourceInfo
-from .render import RenderSettings
-from .sources import (
-    DocumentSource,
-    Input,
-    OpenDocument,
-    hash_source,
-    open_document,
-    resolve_inputs,
-    source_info,
-)
-from .stats import StatsAccumulator, Totals, page_stats
+from .model import PageImage, PageResult, RawPage, SourceInfo
+from .rendering import OpenDocument, Renderer, make_renderer
+from .sources import DocumentSource, Input, describe, resolve_inputs
+from .stats import StatsAccumulator, Totals
 
 log = logging.getLogger(__name__)
 
@@ -71,87 +64,6 @@ class DocumentFailed:
 
 
 Event = DocumentStarted | PageResult | DocumentFinished | DocumentFailed
-
-
-class ThreadRenderer:
-    """Owns open documents and renders their pages on one dedicated thread (no timeout)."""
-
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocr-loaders-render")
-
-    async def _run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
-    async def open(self, src: DocumentSource, password: str | None) -> OpenDocument:
-        doc: OpenDocument = await self._run(open_document, src, password)
-        return doc
-
-    async def render(
-        self, doc: OpenDocument, number: int, settings: RenderSettings, hook: PageHook | None
-    ) -> PageImage:
-        image: PageImage = await self._run(doc.render, number, settings, hook)
-        return image
-
-    async def close(self, doc: OpenDocument) -> None:
-        await self._run(doc.close)
-
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-Renderer = Any
-"""``ThreadRenderer`` or :class:`~ocr_loaders.workers.ProcessRenderer` (same methods)."""
-
-
-def make_renderer(options: LoaderOptions) -> Renderer:
-    """Render in worker processes (default) or on a thread when ``render_workers == 0``."""
-    if options.render_workers == 0:
-        return ThreadRenderer()
-    from .workers import ProcessRenderer, shared_pool
-
-    return ProcessRenderer(shared_pool(options.render_workers), options.render_timeout)
-
-
-def build_page(image: PageImage, raw: RawPage) -> Page:
-    """Parse an engine's answer into a :class:`Page` and decide how the page ended."""
-    parsed = parse_page(raw.text, raw.finish_reason)
-    status: PageStatus = "ok"
-    error = raw.error
-    if raw.error and not parsed.blocks:
-        status = "failed"
-    elif parsed.loop is not None or raw.finish_reason == "length":
-        status = "truncated"
-        if not error:
-            error = "repetition loop cut" if parsed.loop is not None else "output hit max_tokens"
-    return Page(
-        number=image.number,
-        label=image.label,
-        width=image.width,
-        height=image.height,
-        image_width=image.image_width,
-        image_height=image.image_height,
-        blocks=parsed.blocks,
-        raw_text=raw.text,
-        status=status,
-        error=error if status != "ok" else "",
-        loop_cut=parsed.loop is not None,
-        downscaled=image.downscaled,
-    )
-
-
-def failed_page_image(doc: Any, number: int) -> PageImage:
-    """A placeholder for a page that could not be rendered: no pixels, no vision tokens."""
-    return PageImage(
-        source=doc.info,
-        number=number,
-        label=doc.label(number),
-        width=0.0,
-        height=0.0,
-        image=b"",
-        mime="",
-        image_width=0,
-        image_height=0,
-    )
 
 
 @dataclass(frozen=True)
@@ -182,8 +94,8 @@ class _Limits:
 @dataclass
 class _Tail:
     """Counts pages not yet handed to the engine. Once the producer is done and none are left,
-    it calls the engine's ``drain()`` (see :mod:`ocr_loaders.engines.base`), so the
-    last pages can use capacity that would otherwise sit idle."""
+    it calls the engine's ``drain()``, so the last pages can use capacity that would
+    otherwise sit idle."""
 
     engine: Engine
     pending: int = 0
@@ -212,11 +124,40 @@ class _Tail:
             self.engine.drain()
 
 
+# --- what the producer queues for the consumer, in order -------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class _DocEnd:
-    """Marker: every page of ``doc`` has been queued."""
+    """Every page of ``doc`` has been queued."""
 
-    doc: Any
+    doc: OpenDocument
+
+
+@dataclass(frozen=True, slots=True)
+class _Crashed:
+    """The producer failed unexpectedly; the consumer re-raises ``error``."""
+
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """Every input has been queued."""
+
+
+_Queued = DocumentStarted | DocumentFailed | asyncio.Task[PageResult] | _DocEnd | _Crashed | _Done
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What one call of :meth:`Pipeline.events` works with."""
+
+    engine: Engine
+    renderer: Renderer
+    limits: _Limits
+    tail: _Tail
+    out: asyncio.Queue[_Queued]
 
 
 class Pipeline:
@@ -248,23 +189,25 @@ class Pipeline:
         engine = make_engine(self.options)
         self.stats.engine = engine.name
         self.stats.model = engine.model
-        worker = make_renderer(self.options)
-        out: asyncio.Queue[Any] = asyncio.Queue()
-        limits = _Limits.for_concurrency(self.options.concurrency)
-        slots = limits.window
-        tail = _Tail(engine)
-        producer = asyncio.create_task(self._produce(sources, engine, worker, out, limits, tail))
+        run = _Run(
+            engine,
+            make_renderer(self.options),
+            _Limits.for_concurrency(self.options.concurrency),
+            _Tail(engine),
+            asyncio.Queue(),
+        )
+        producer = asyncio.create_task(self._produce(sources, run))
         current = StatsAccumulator(engine=engine.name, model=engine.model)
         try:
             while True:
-                item = await out.get()
-                if item is None:
+                item = await run.out.get()
+                if isinstance(item, _Done):
                     break
-                if isinstance(item, asyncio.Future):
+                if isinstance(item, asyncio.Task):
                     try:
-                        result: PageResult = await item
+                        result = await item
                     finally:
-                        slots.release()
+                        run.limits.window.release()
                     self.stats.add(result.stats)
                     current.add(result.stats)
                     if result.page.status == "failed" and self.options.on_error == "raise":
@@ -276,234 +219,151 @@ class Pipeline:
                     current = StatsAccumulator(engine=engine.name, model=engine.model)
                     yield item
                 elif isinstance(item, _DocEnd):
-                    await worker.close(item.doc)
+                    await item.doc.close()
                     self.stats.documents += 1
-                    yield DocumentFinished(item.doc.info, current.totals())
+                    yield DocumentFinished(item.doc.outline.info, current.totals())
                 elif isinstance(item, DocumentFailed):
                     self.stats.documents_failed += 1
                     yield item
-                elif isinstance(item, BaseException):
-                    raise item
+                else:
+                    raise item.error
         finally:
             producer.cancel()
             with contextlib.suppress(BaseException):
                 await producer
-            while not out.empty():
-                leftover = out.get_nowait()
-                if isinstance(leftover, asyncio.Future):
-                    leftover.cancel()
-                    with contextlib.suppress(BaseException):
-                        await leftover
-                elif isinstance(leftover, _DocEnd):
-                    with contextlib.suppress(BaseException):
-                        await worker.close(leftover.doc)
-            worker.shutdown()
+            await _discard(run.out)
+            run.renderer.shutdown()
             if self.options.engine is None:
                 await engine.aclose()
 
-    async def _produce(
-        self,
-        sources: list[DocumentSource],
-        engine: Engine,
-        worker: Renderer,
-        out: asyncio.Queue[Any],
-        limits: _Limits,
-        tail: _Tail,
-    ) -> None:
+    async def _produce(self, sources: list[DocumentSource], run: _Run) -> None:
         try:
             for src in sources:
                 try:
-                    doc = await self._open(worker, src)
+                    doc = await self._open(run.renderer, src)
                 except InputError as exc:
-                    await out.put(DocumentFailed(src.name, exc))
+                    await run.out.put(DocumentFailed(src.name, exc))
                     continue
                 try:
-                    numbers = doc.page_numbers(self.options.pages)
+                    numbers = doc.outline.page_numbers(self.options.pages)
                 except ConfigError as exc:
-                    await worker.close(doc)
-                    await out.put(DocumentFailed(src.name, exc))
+                    await doc.close()
+                    await run.out.put(DocumentFailed(src.name, exc))
                     continue
-                await out.put(DocumentStarted(doc.info, tuple(numbers)))
+                await run.out.put(DocumentStarted(doc.outline.info, tuple(numbers)))
                 for number in numbers:
-                    await limits.window.acquire()
-                    task = asyncio.ensure_future(
-                        self._page(doc, number, engine, worker, limits, tail.add())
-                    )
-                    await out.put(task)
-                await out.put(_DocEnd(doc))
-            tail.close()
+                    await run.limits.window.acquire()
+                    task = asyncio.create_task(self._page(run, doc, number, run.tail.add()))
+                    await run.out.put(task)
+                await run.out.put(_DocEnd(doc))
+            run.tail.close()
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # surface unexpected errors to the consumer
-            await out.put(exc)
+            await run.out.put(_Crashed(exc))
             return
-        await out.put(None)
+        await run.out.put(_Done())
 
-    def known(self, src: DocumentSource) -> tuple[SourceInfo, tuple[str, ...]] | None:
-        """Info and labels of an input from the cache's manifest, without opening it.
-
-        Only for documents opened before without a password: an encrypted PDF is always
-        opened, so a wrong password still fails.
-        """
-        if self._cache is None or self.options.password is not None:
-            return None
-        try:
-            doc_hash = hash_source(src)
-        except OSError:
-            return None  # opening will say what is wrong with the file
-        manifest = self._cache.get_manifest(doc_hash)
-        if not manifest:
-            return None
-        try:
-            info = source_info(src, doc_hash, manifest["kind"], int(manifest["total_pages"]))
-            return info, tuple(str(label) for label in manifest["labels"])
-        except (KeyError, TypeError, ValueError):
-            return None
+    def _manifests(self) -> PageCache | None:
+        """The cache, where document manifests may be used: never with a password, so an
+        encrypted PDF is always opened and a wrong password still fails."""
+        return self._cache if self.options.password is None else None
 
     def page_count(self, src: DocumentSource) -> int:
         """Selected pages of one input (0 if it cannot be read), for progress bars."""
-        known = self.known(src)
-        if known is not None:
-            return len(self.options.pages.numbers(known[0].total_pages))
-        try:
-            doc = open_document(src, self.options.password)
-        except OCRLoadersError:
-            return 0
-        try:
-            return len(self.options.pages.numbers(doc.page_count))
-        finally:
-            doc.close()
+        manifests = self._manifests()
+        outline = manifests.document(src) if manifests is not None else None
+        if outline is None:
+            try:
+                outline = describe(src, self.options.password)
+            except OCRLoadersError:
+                return 0
+        return len(self.options.pages.numbers(outline.page_count))
 
-    async def _open(self, worker: Renderer, src: DocumentSource) -> Any:
-        """Open an input in the renderer; a cached document's info comes from the cache."""
-        known = await asyncio.to_thread(self.known, src) if hasattr(worker, "adopt") else None
-        if known is not None:
-            return worker.adopt(src, self.options.password, *known)
-        doc = await worker.open(src, self.options.password)
-        if self._cache is not None and self.options.password is None:
-            labels = [doc.label(n) for n in range(1, doc.info.total_pages + 1)]
-            await asyncio.to_thread(
-                self._cache.put_manifest,
-                doc.info.doc_hash,
-                {"kind": doc.info.kind, "total_pages": doc.info.total_pages, "labels": labels},
-            )
+    async def _open(self, renderer: Renderer, src: DocumentSource) -> OpenDocument:
+        """Open an input in the renderer; a cached document's outline comes from the cache."""
+        password = self.options.password
+        manifests = self._manifests()
+        if manifests is not None:
+            outline = await asyncio.to_thread(manifests.document, src)
+            if outline is not None:
+                return await renderer.adopt(src, password, outline)
+        doc = await renderer.open(src, password)
+        if manifests is not None:
+            await asyncio.to_thread(manifests.remember_document, doc.outline)
         return doc
 
     async def _page(
-        self,
-        doc: Any,
-        number: int,
-        engine: Engine,
-        worker: Renderer,
-        limits: _Limits,
-        handed: Callable[[], None],
+        self, run: _Run, doc: OpenDocument, number: int, handed: Callable[[], None]
     ) -> PageResult:
         """One page; ``handed`` is called when it reaches the engine, or when it ends
         without needing to (cached, unrenderable, cancelled)."""
         try:
-            return await self._process(doc, number, engine, worker, limits, handed)
+            return await self._process(run, doc, number, handed)
         finally:
             handed()
 
     async def _process(
-        self,
-        doc: Any,
-        number: int,
-        engine: Engine,
-        worker: Renderer,
-        limits: _Limits,
-        handed: Callable[[], None],
+        self, run: _Run, doc: OpenDocument, number: int, handed: Callable[[], None]
     ) -> PageResult:
         """Render, OCR, parse and account for one page; a failure becomes a failed page."""
+        engine, info = run.engine, doc.outline.info
         cache_key = None
         if self._cache is not None:
-            cache_key = page_key(
-                doc.info.doc_hash, number, self.options.render, engine.cache_identity
-            )
+            cache_key = page_key(info.doc_hash, number, self.options.render, engine.cache_identity)
             hit = await asyncio.to_thread(self._cache.get, cache_key)
             if hit is not None:
                 image, raw = hit
-                image = _rebind(image, doc.info)
-                return self._result(doc.info, image, raw, engine, cached=True)
-        async with limits.prepared:  # rendered pages waiting for a request slot are few
+                return self._result(info, replace(image, source=info), raw, engine, cached=True)
+        async with run.limits.prepared:  # rendered pages waiting for a request slot are few
             try:
-                image = await worker.render(doc, number, self.options.render, engine.page_hook)
+                image = await doc.render(number, self.options.render, engine.page_hook)
             except PageRenderError as exc:
                 log.warning("%s", exc)
-                image = failed_page_image(doc, number)
-                raw = RawPage(
-                    text="",
-                    finish_reason=None,
-                    engine=engine.name,
-                    model=engine.model,
-                    prompt=engine.prompt,
-                    error=exc.reason,
-                )
-                return self._result(doc.info, image, raw, engine, cached=False)
-            async with limits.requests:
+                image = failed_page_image(doc.outline, number)
+                raw = failed_answer(engine, exc.reason)
+                return self._result(info, image, raw, engine, cached=False)
+            async with run.limits.requests:
                 handed()
                 try:
                     raw = await engine.recognize(image)
                 except EngineError:
                     raise
                 except Exception as exc:  # an engine bug must not lose the page silently
-                    log.exception("%s page %d: engine failed", doc.info.source, number)
-                    raw = RawPage(
-                        text="",
-                        finish_reason=None,
-                        engine=engine.name,
-                        model=engine.model,
-                        prompt=engine.prompt,
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
-        result = self._result(doc.info, image, raw, engine, cached=False)
+                    log.exception("%s page %d: engine failed", info.source, number)
+                    raw = failed_answer(engine, f"{type(exc).__name__}: {exc}")
+        result = self._result(info, image, raw, engine, cached=False)
         if self._cache is not None and cache_key is not None and result.page.status != "failed":
-            await asyncio.to_thread(self._cache.put, cache_key, _strip_image(image), raw)
+            await asyncio.to_thread(self._cache.put, cache_key, _geometry(image), raw)
         return result
 
     def _result(
         self, info: SourceInfo, image: PageImage, raw: RawPage, engine: Engine, *, cached: bool
     ) -> PageResult:
-        page = build_page(image, raw)
-        markdown = to_markdown(
-            page.blocks,
-            image_link=default_image_link(page.number),
-            loop_cut=page.loop_cut,
+        return page_result(
+            info,
+            image,
+            raw,
+            engine,
+            model=self.options.model,
             tables=self.options.chunk.tables,
-        )
-        stats = (
-            page_stats(image, raw, page, markdown, self.options.model, cached=cached)
-            if image.image_width
-            else _no_pixels_stats(page, raw)
-        )
-        return PageResult(
-            doc=info,
-            page=page,
-            stats=stats,
-            engine=engine.name,
-            model=engine.model,
-            markdown=markdown,
+            cached=cached,
         )
 
 
-def _strip_image(image: PageImage) -> PageImage:
+def _geometry(image: PageImage) -> PageImage:
     """What the cache keeps of a page image: its geometry, not its pixels."""
     return replace(image, image=b"", hint=None)
 
 
-def _rebind(image: PageImage, info: SourceInfo) -> PageImage:
-    return replace(image, source=info)
-
-
-def _no_pixels_stats(page: Page, raw: RawPage) -> PageStats:
-    return PageStats(
-        page=page.number,
-        status=page.status,
-        vision_tokens=0,
-        text_tokens=0,
-        compression_ratio=0.0,
-        risk="fine",
-        output_tokens=raw.completion_tokens,
-        latency_s=raw.latency_s,
-        attempts=raw.attempts,
-    )
+async def _discard(out: asyncio.Queue[_Queued]) -> None:
+    """Cancel the pages and close the documents still queued when a run stops early."""
+    while not out.empty():
+        leftover = out.get_nowait()
+        if isinstance(leftover, asyncio.Task):
+            leftover.cancel()
+            with contextlib.suppress(BaseException):
+                await leftover
+        elif isinstance(leftover, _DocEnd):
+            with contextlib.suppress(BaseException):
+                await leftover.doc.close()

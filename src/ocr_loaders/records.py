@@ -1,23 +1,19 @@
-"""Pipeline events -> chunk records with the flat metadata of the contract (docs/metadata.md).
+"""The metadata contract of a chunk (docs/metadata.md): :class:`Record`, its id and its keys.
 
 A :class:`Record` is what both adapters and the CLI's JSONL emit: text, flat metadata (str,
 int, float, bool only: the strictest vector stores reject anything else) and a stable id made
-of the document's content hash, the first page and the chunk index.
+of the document's content hash, the first page and the chunk index. Producing records from a
+load is :mod:`ocr_loaders.run`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .chunking import Chunker, ChunkOptions
-from .config import LoaderOptions
 from .grounding import default_image_link
 from .model import Block, Chunk, Page, PageResult, SourceInfo
-from .pipeline import DocumentFailed, DocumentFinished, DocumentStarted, Event, Pipeline
-from .sources import DocumentSource, Input
-from .stats import Totals
 
 Scalar = str | int | float | bool
 Metadata = dict[str, Scalar]
@@ -108,68 +104,9 @@ def image_target(page: Page, block: Block, k: int) -> str:
     return default_image_link(page.number)(block, k)
 
 
-async def arecords(
-    events: AsyncIterator[Event], options: ChunkOptions
-) -> AsyncIterator[Record | DocumentFailed | DocumentFinished]:
-    """Chunk each document as its pages arrive; yield records (and failures, totals)."""
-    chunker: Chunker | None = None
-    pages: dict[int, PageResult] = {}
-    doc: SourceInfo | None = None
-
-    def emit(chunks: list[Chunk]) -> list[Record]:
-        assert doc is not None
-        out = []
-        for c in chunks:
-            meta = chunk_metadata(doc, c, pages)
-            out.append(Record(chunk_id(doc.doc_hash, c.page_start, c.index), c.text, meta, c, doc))
-        if chunks:  # pages before the last emitted chunk's end are no longer needed
-            last_end = max(c.page_end for c in chunks)
-            for n in [n for n in pages if n < last_end]:
-                del pages[n]
-        return out
-
-    async for event in events:
-        if isinstance(event, DocumentStarted):
-            doc = event.info
-            chunker = Chunker(options, image_target=image_target)
-            pages = {}
-        elif isinstance(event, PageResult):
-            assert chunker is not None
-            pages[event.page.number] = event
-            for record in emit(chunker.add(event.page)):
-                yield record
-        elif isinstance(event, DocumentFinished):
-            assert chunker is not None
-            for record in emit(chunker.finish()):
-                yield record
-            yield event
-            chunker, pages, doc = None, {}, None
-        elif isinstance(event, DocumentFailed):
-            yield event
-
-
-class Load:
-    """One load as the adapters run it: records out, an unreadable input raised, totals kept.
-
-    ``totals()`` is the run's (available even after an error); ``documents`` one ``Totals`` per
-    finished document, in order.
-    """
-
-    def __init__(self, options: LoaderOptions) -> None:
-        self.options = options
-        self.pipeline = Pipeline(options)
-        self.documents: list[Totals] = []
-
-    async def records(
-        self, inputs: Input | Sequence[Input] | Sequence[DocumentSource]
-    ) -> AsyncIterator[Record]:
-        async for item in arecords(self.pipeline.events(inputs), self.options.chunk):
-            if isinstance(item, Record):
-                yield item
-            elif isinstance(item, DocumentFinished):
-                self.documents.append(item.totals)
-            elif isinstance(item, DocumentFailed):
-                raise item.error
-
-    def totals(self) -> Totals:
-        return self.pipeline.run_totals()
+def make_record(doc: SourceInfo, chunk: Chunk, pages: Mapping[int, PageResult]) -> Record:
+    """The record of one chunk; ``pages`` holds at least the pages the chunk spans."""
+    meta = chunk_metadata(doc, chunk, pages)
+    return Record(
+        chunk_id(doc.doc_hash, chunk.page_start, chunk.index), chunk.text, meta, chunk, doc
+    )

@@ -1,20 +1,22 @@
 """Inputs: paths, folders, globs, bytes and file objects -> documents -> selected pages.
 
-Nothing here renders. A :class:`DocumentSource` names one input; :func:`open_document` opens it
+Nothing here renders. A :class:`DocumentSource` names one input; :func:`open_input` opens it
 (PyMuPDF for PDFs, Pillow for images, TIFF frames as pages) and checks it, raising one of the
-project's :mod:`~ocr_loaders.errors` naming the file; :class:`OpenDocument` then renders single
-pages on demand, so a 1000-page PDF is never rendered up front. Open documents are not
-thread-safe (PyMuPDF is not): the pipeline keeps each one in a single worker.
+project's :mod:`~ocr_loaders.errors` naming the file. What it is (hash, kind, page count, page
+labels) is a :class:`DocumentOutline`; :mod:`ocr_loaders.rendering` turns the opened handle's
+pages into images, one at a time, so a 1000-page PDF is never rendered up front.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import io
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, Union, cast
@@ -23,15 +25,12 @@ from .errors import (
     ConfigError,
     CorruptInputError,
     EmptyDocumentError,
-    InputError,
     InputNotFoundError,
-    PageRenderError,
     PasswordError,
     UnreadableInputError,
     UnsupportedInputError,
 )
-from .model import PageImage, SourceInfo
-from .render import lifted_pixel_limit
+from .model import SourceInfo
 
 log = logging.getLogger(__name__)
 
@@ -221,37 +220,30 @@ def hash_source(src: DocumentSource) -> str:
     return h.hexdigest()
 
 
-# --- opened documents -----------------------------------------------------------------------
+# --- opened inputs --------------------------------------------------------------------------
 
 
-REOPEN_AFTER_PAGES = 200
-"""MuPDF keeps every object it has parsed until the document is closed (tens of KB per page of
-a dense PDF), so a PDF is reopened after this many rendered pages: memory stays flat however
-long the document is, for the cost of one open per 200 pages."""
+@dataclass(frozen=True, slots=True)
+class DocumentOutline:
+    """What an input is, once opened: its :class:`SourceInfo` and page labels.
 
-
-class OpenDocument:
-    """An opened, checked input whose pages render one at a time. Not thread-safe.
-
-    ``reopen`` gives a fresh handle on the same document (see :data:`REOPEN_AFTER_PAGES`).
+    The same for a document open in this process, one open in a render worker and one known
+    from the cache's manifest, so page labels and page selection are decided in one place.
     """
 
-    def __init__(
-        self,
-        info: SourceInfo,
-        handle: Any,
-        labels: Sequence[str] | None,
-        reopen: Callable[[], Any] | None = None,
-    ) -> None:
-        self.info = info
-        self._handle = handle  # pymupdf.Document or PIL.Image.Image
-        self._labels = labels
-        self._reopen = reopen
-        self._rendered = 0
+    info: SourceInfo
+    labels: tuple[str, ...] = ()
+    """The PDF's own page labels (``""`` where it defines none); empty when it has none."""
 
     @property
     def page_count(self) -> int:
         return self.info.total_pages
+
+    def label(self, number: int) -> str:
+        """The page's label: the PDF's own page label if it defines one, else the number."""
+        if 0 < number <= len(self.labels) and self.labels[number - 1]:
+            return self.labels[number - 1]
+        return str(number)
 
     def page_numbers(self, selection: PageSelection) -> list[int]:
         """Selected pages that exist; raises when a selection matches none of them."""
@@ -262,48 +254,52 @@ class OpenDocument:
             )
         return numbers
 
-    def label(self, number: int) -> str:
-        """The page's label: the PDF's own page label if it defines one, else the number."""
-        if self._labels is not None:
-            label = self._labels[number - 1]
-            if label:
-                return label
-        return str(number)
 
-    def render(self, number: int, settings: Any, hook: Any = None) -> PageImage:
-        """Render page ``number`` (1-based) for an engine; see :mod:`ocr_loaders.render`."""
-        from . import render
+@dataclass(frozen=True, slots=True)
+class OpenedInput:
+    """An opened, checked input: its outline and the library handle that reads its pages.
 
-        if self.info.kind == "pdf":
-            if self._reopen is not None and self._rendered >= REOPEN_AFTER_PAGES:
-                self._refresh(number)
-            self._rendered += 1
-            return render.render_pdf_page(self, self._handle, number, settings, hook)
-        return render.render_image_frame(self, self._handle, number, settings)
+    Not thread-safe (PyMuPDF is not): keep it on one thread or in one worker.
+    """
 
-    def _refresh(self, number: int) -> None:
-        """Swap the handle for a fresh one on the same, unchanged document."""
-        assert self._reopen is not None
-        self.close()
-        try:
-            handle = self._reopen()
-        except InputError as exc:
-            raise PageRenderError(
-                f"cannot reopen the document ({exc.reason})", path=self.info.source, page=number
-            ) from exc
-        if handle.page_count != self.info.total_pages:
-            handle.close()
-            raise PageRenderError(
-                "the document changed while it was being read", path=self.info.source, page=number
-            )
-        self._handle = handle
-        self._rendered = 0
+    outline: DocumentOutline
+    handle: Any
+    """``pymupdf.Document`` for a PDF (PyMuPDF is untyped here), ``PIL.Image.Image`` else."""
+    reopen: Callable[[], Any] | None = None
+    """A fresh PDF handle on the same document (``None`` for images)."""
 
     def close(self) -> None:
+        """Release the handle; never raises (closing must not mask the real error)."""
+        close_handle(self.handle, self.outline.info.source)
+
+
+def close_handle(handle: Any, source: str) -> None:
+    """Close a PyMuPDF or Pillow handle, logging instead of raising."""
+    try:
+        handle.close()
+    except Exception:  # closing must never mask the real error
+        log.debug("closing %s failed", source, exc_info=True)
+
+
+_PIXEL_LIMIT_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def lifted_pixel_limit() -> Iterator[None]:
+    """Lift Pillow's decompression-bomb check for one open or decode, then restore it.
+
+    The project enforces its own pixel budget (huge images are decoded once and scaled down),
+    so Pillow's process-wide limit is only suspended here, never changed for the caller.
+    """
+    from PIL import Image
+
+    with _PIXEL_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
         try:
-            self._handle.close()
-        except Exception:  # closing must never mask the real error
-            log.debug("closing %s failed", self.info.source, exc_info=True)
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def _open_pdf(src: DocumentSource, password: str | None) -> tuple[Any, int, list[str] | None]:
@@ -363,9 +359,9 @@ def _open_image(src: DocumentSource) -> tuple[Any, int]:
     return img, frames
 
 
-def open_document(
+def open_input(
     src: DocumentSource, password: str | None = None, *, known_hash: str | None = None
-) -> OpenDocument:
+) -> OpenedInput:
     """Open and check one input. Raises :class:`~ocr_loaders.errors.InputError` subclasses.
 
     ``known_hash`` skips re-hashing a file whose sha256 was just computed elsewhere.
@@ -402,7 +398,15 @@ def open_document(
     else:
         handle, count = _open_image(src)
     reopen = (lambda: _load_pdf(src, password)) if kind == "pdf" else None
-    return OpenDocument(source_info(src, doc_hash, kind, count), handle, labels, reopen)
+    outline = DocumentOutline(source_info(src, doc_hash, kind, count), tuple(labels or ()))
+    return OpenedInput(outline, handle, reopen)
+
+
+def describe(src: DocumentSource, password: str | None = None) -> DocumentOutline:
+    """Open an input just long enough to read its outline (same errors as :func:`open_input`)."""
+    opened = open_input(src, password)
+    opened.close()
+    return opened.outline
 
 
 def source_info(src: DocumentSource, doc_hash: str, kind: Kind, total_pages: int) -> SourceInfo:

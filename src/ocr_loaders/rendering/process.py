@@ -1,9 +1,9 @@
-"""Render workers: child processes that own open documents and rasterize pages.
+"""Rendering in worker processes: child processes that own open documents and rasterize pages.
 
 Why processes: PyMuPDF is not thread-safe, a malformed page can hang or crash MuPDF, and
 rendering is CPU work that should not compete with the event loop for the GIL. Each worker is
-``python -m ocr_loaders.workers`` talking length-prefixed pickle frames over its stdin/stdout
-(plain subprocesses, so a user's unguarded script is never re-imported the way
+``python -m ocr_loaders.rendering.process`` talking length-prefixed pickle frames over its
+stdin/stdout (plain subprocesses, so a user's unguarded script is never re-imported the way
 ``multiprocessing`` spawn does). A render that exceeds ``render_timeout`` kills its worker; the
 page fails with :class:`~ocr_loaders.errors.PageRenderError` and a fresh worker re-opens the
 documents it needs. A worker that dies (segfault, out of memory) is replaced the same way.
@@ -13,7 +13,6 @@ The pool is shared by every pipeline in the process, started on first use and st
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import logging
 import os
@@ -23,21 +22,57 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Literal
 
-from .errors import InputError, PageRenderError, UnreadableInputError
-from .model import PageImage, SourceInfo
-from .render import RenderSettings
-from .sources import DocumentSource, OpenDocument, open_document
+from ..engines.base import PageHook
+from ..errors import InputError, PageRenderError, UnreadableInputError
+from ..model import PageImage
+from ..sources import DocumentOutline, DocumentSource, describe
+from .raster import RasterDocument, RenderSettings, open_document
+from .thread import Offload
 
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("!Q")
 
 
-def _write_frame(stream: IO[bytes], obj: Any) -> None:
+@dataclass(frozen=True)
+class _Open:
+    key: str
+    src: DocumentSource
+    password: str | None
+    doc_hash: str
+
+
+@dataclass(frozen=True)
+class _Render:
+    key: str
+    number: int
+    settings: RenderSettings
+    hook: PageHook | None
+
+
+@dataclass(frozen=True)
+class _Close:
+    key: str
+
+
+_Request = _Open | _Render | _Close
+"""What the parent asks a worker; each request gets one :class:`_Reply`."""
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """``ok`` with the rendered image (if any), ``error`` raised in the parent, or ``dead``:
+    the pipe broke (made up by the parent's reader thread, never sent)."""
+
+    status: Literal["ok", "error", "dead"]
+    image: PageImage | None = None
+    error: BaseException | None = None
+
+
+def _write_frame(stream: IO[bytes], obj: _Request | _Reply) -> None:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     stream.write(_HEADER.pack(len(data)) + data)
     stream.flush()
@@ -59,38 +94,43 @@ def _read_frame(stream: IO[bytes]) -> Any:
 
 def _serve(inp: IO[bytes], out: IO[bytes]) -> None:
     """Worker loop: open / render / close requests until the pipe closes."""
-    docs: dict[str, OpenDocument] = {}
+    docs: dict[str, RasterDocument] = {}
     while True:
         try:
             request = _read_frame(inp)
         except EOFError:
             return
-        op = request[0]
         try:
-            if op == "open":
-                _op, key, src, password, doc_hash = request
-                if key not in docs:
-                    docs[key] = open_document(src, password, known_hash=doc_hash)
-                reply: Any = ("ok", None)
-            elif op == "render":
-                _op, key, number, settings, hook = request
-                reply = ("ok", docs[key].render(number, settings, hook))
-            elif op == "close":
-                if request[1] in docs:
-                    docs.pop(request[1]).close()
-                reply = ("ok", None)
-            else:
-                reply = ("error", UnreadableInputError(f"unknown worker request {op!r}"))
+            reply = _handle(docs, request)
         except Exception as exc:  # sent back and raised in the parent
-            reply = ("error", exc)
+            reply = _Reply("error", error=exc)
         try:
             _write_frame(out, reply)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
-            _write_frame(out, ("error", PageRenderError(f"result not transferable: {exc}")))
+            error = PageRenderError(f"result not transferable: {exc}")
+            _write_frame(out, _Reply("error", error=error))
+
+
+def _handle(docs: dict[str, RasterDocument], request: object) -> _Reply:
+    """Carry out one request on the documents this worker has open."""
+    if isinstance(request, _Open):
+        if request.key not in docs:
+            docs[request.key] = open_document(
+                request.src, request.password, known_hash=request.doc_hash
+            )
+        return _Reply("ok")
+    if isinstance(request, _Render):
+        image = docs[request.key].render(request.number, request.settings, request.hook)
+        return _Reply("ok", image=image)
+    if isinstance(request, _Close):
+        if request.key in docs:
+            docs.pop(request.key).close()
+        return _Reply("ok")
+    return _Reply("error", error=UnreadableInputError(f"unknown worker request {request!r}"))
 
 
 def main() -> None:
-    """Entry point of ``python -m ocr_loaders.workers``."""
+    """Entry point of ``python -m ocr_loaders.rendering.process``."""
     proto_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not corrupt frames
     try:
@@ -111,14 +151,14 @@ class _Worker:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.replies: queue.Queue[Any] = queue.Queue()
+        self.replies: queue.Queue[_Reply] = queue.Queue()
         self.opened: set[str] = set()
 
     def _start(self) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", "1")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ocr_loaders.workers"],
+            [sys.executable, "-m", "ocr_loaders.rendering.process"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=None,
@@ -129,12 +169,12 @@ class _Worker:
         stdout = proc.stdout
         assert stdout is not None
 
-        def pump(stream: IO[bytes], box: queue.Queue[Any]) -> None:
+        def pump(stream: IO[bytes], box: queue.Queue[_Reply]) -> None:
             while True:
                 try:
                     box.put(_read_frame(stream))
                 except Exception as exc:
-                    box.put(("dead", exc))
+                    box.put(_Reply("dead", error=exc))
                     return
 
         threading.Thread(
@@ -143,7 +183,7 @@ class _Worker:
         self.opened = set()
         return proc
 
-    def call(self, request: tuple[Any, ...], timeout: float | None) -> Any:
+    def call(self, request: _Request, timeout: float | None) -> PageImage | None:
         if self.proc is None or self.proc.poll() is not None:
             self.proc = self._start()
         stdin = self.proc.stdin
@@ -157,13 +197,12 @@ class _Worker:
         except (BrokenPipeError, OSError) as exc:
             self.kill()
             raise ChildProcessError(f"render worker died ({exc})") from exc
-        status, value = reply
-        if status == "dead":
+        if reply.status == "dead":
             self.kill()
-            raise ChildProcessError(f"render worker died ({value})")
-        if status == "error":
-            raise value
-        return value
+            raise ChildProcessError(f"render worker died ({reply.error})")
+        if reply.error is not None:
+            raise reply.error
+        return reply.image
 
     def kill(self) -> None:
         proc, self.proc = self.proc, None
@@ -211,28 +250,34 @@ class RenderPool:
         self._free.put(worker)
 
     def _ensure_open(self, worker: _Worker, doc: _Doc, timeout: float | None) -> None:
-        worker.call(("open", doc.key, doc.src, doc.password, doc.doc_hash), timeout)
+        worker.call(_Open(doc.key, doc.src, doc.password, doc.doc_hash), timeout)
         worker.opened.add(doc.key)
 
     # -- blocking operations (run in threads by the async wrappers) ----------------------
 
-    def register(self, src: DocumentSource, password: str | None, info: SourceInfo) -> str:
+    def register(self, src: DocumentSource, password: str | None, doc_hash: str) -> str:
         """Make a document known to the pool; workers open it on its first render."""
         with self._lock:
             self._counter += 1
             key = f"d{self._counter}"
-            self._docs[key] = _Doc(key, src, password, info.doc_hash)
+            self._docs[key] = _Doc(key, src, password, doc_hash)
         return key
 
     def render(
-        self, key: str, number: int, settings: RenderSettings, hook: Any, timeout: float | None
+        self,
+        key: str,
+        number: int,
+        settings: RenderSettings,
+        hook: PageHook | None,
+        timeout: float | None,
     ) -> PageImage:
         doc = self._docs[key]
         worker = self._checkout()
         try:
             if key not in worker.opened:
                 self._ensure_open(worker, doc, timeout)
-            image: PageImage = worker.call(("render", key, number, settings, hook), timeout)
+            image = worker.call(_Render(key, number, settings, hook), timeout)
+            assert image is not None
             return image
         except TimeoutError:
             raise PageRenderError(
@@ -259,7 +304,7 @@ class RenderPool:
             try:
                 if key in worker.opened:
                     try:
-                        worker.call(("close", key), 30.0)
+                        worker.call(_Close(key), 30.0)
                     except Exception:  # a dead worker has nothing open
                         worker.kill()
                     worker.opened.discard(key)
@@ -292,98 +337,68 @@ def _shutdown_pools() -> None:
         pool.shutdown()
 
 
+class RemoteDocument:
+    """A document registered with the render workers: its outline here, its handle there."""
+
+    def __init__(self, outline: DocumentOutline, key: str, renderer: ProcessRenderer) -> None:
+        self._outline = outline
+        self.key = key
+        self._renderer = renderer
+
+    @property
+    def outline(self) -> DocumentOutline:
+        return self._outline
+
+    async def render(
+        self, number: int, settings: RenderSettings, hook: PageHook | None
+    ) -> PageImage:
+        r = self._renderer
+        return await r.threads.run(
+            r.pool.render, self.key, number, settings, hook, r.render_timeout
+        )
+
+    async def close(self) -> None:
+        r = self._renderer
+        await r.threads.run(r.pool.close, self.key)
+
+
 class ProcessRenderer:
     """Async face of the pool for one pipeline run: open, render, close documents."""
 
     def __init__(self, pool: RenderPool, render_timeout: float | None) -> None:
         self.pool = pool
         self.render_timeout = render_timeout
-        self._threads = ThreadPool(pool.size + 1)
+        self.threads = Offload(pool.size + 1, "ocr-loaders-io")
 
     async def open(self, src: DocumentSource, password: str | None) -> RemoteDocument:
-        """Check the input and read its info here; workers open it when a page is rendered,
-        so a run served entirely from the cache starts no worker at all."""
-        info, labels = await self._threads.run(_inspect, src, password)
-        return self.adopt(src, password, info, labels)
+        """Check the input and read its outline here; workers open it when a page is
+        rendered, so a run served entirely from the cache starts no worker at all."""
+        outline = await self.threads.run(_inspect, src, password)
+        return await self.adopt(src, password, outline)
 
-    def adopt(
-        self, src: DocumentSource, password: str | None, info: SourceInfo, labels: tuple[str, ...]
+    async def adopt(
+        self, src: DocumentSource, password: str | None, outline: DocumentOutline
     ) -> RemoteDocument:
-        """A document whose info is already known (from the cache's manifest): not opened."""
-        return RemoteDocument(self.pool.register(src, password, info), info, labels)
-
-    async def render(
-        self, doc: RemoteDocument, number: int, settings: RenderSettings, hook: Any
-    ) -> PageImage:
-        image: PageImage = await self._threads.run(
-            self.pool.render, doc.key, number, settings, hook, self.render_timeout
-        )
-        return image
-
-    async def close(self, doc: RemoteDocument) -> None:
-        await self._threads.run(self.pool.close, doc.key)
+        """A document whose outline is already known: registered, not opened."""
+        key = self.pool.register(src, password, outline.info.doc_hash)
+        return RemoteDocument(outline, key, self)
 
     def shutdown(self) -> None:
-        self._threads.shutdown()
+        self.threads.shutdown()
 
 
 _INSPECT_LOCK = threading.Lock()
 
 
-def _inspect(src: DocumentSource, password: str | None) -> tuple[SourceInfo, tuple[str, ...]]:
-    """Open a document in this process just long enough to read its info and page labels."""
+def _inspect(src: DocumentSource, password: str | None) -> DocumentOutline:
+    """Open a document in this process just long enough to read its outline."""
     with _INSPECT_LOCK:  # PyMuPDF is not thread-safe; this is its only use in the parent
-        doc = open_document(src, password)
-        try:
-            return doc.info, tuple(doc.label(n) for n in range(1, doc.page_count + 1))
-        finally:
-            doc.close()
-
-
-class RemoteDocument:
-    """A document opened in the render workers: its info and labels, no handle."""
-
-    def __init__(self, key: str, info: SourceInfo, labels: tuple[str, ...]) -> None:
-        self.key = key
-        self.info = info
-        self._labels = labels
-
-    @property
-    def page_count(self) -> int:
-        return int(self.info.total_pages)
-
-    def label(self, number: int) -> str:
-        return self._labels[number - 1] if 0 < number <= len(self._labels) else str(number)
-
-    def page_numbers(self, selection: Any) -> list[int]:
-        from .errors import ConfigError
-
-        numbers: list[int] = selection.numbers(self.page_count)
-        if not numbers:
-            raise ConfigError(
-                f"{self.info.source}: page selection matches none of its {self.page_count} page(s)"
-            )
-        return numbers
-
-
-class ThreadPool:
-    """Blocking pool calls off the event loop, with a small dedicated executor."""
-
-    def __init__(self, size: int) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="ocr-loaders-io")
-
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        return describe(src, password)
 
 
 if __name__ == "__main__":
-    # Run the imported module's main, so pickled classes are ocr_loaders.workers.*, not
-    # __main__.* (which the parent could not unpickle).
-    from ocr_loaders.workers import main as _main
+    # Run the imported module's main, so pickled classes are ocr_loaders.rendering.process.*,
+    # not __main__.* (which the parent could not unpickle).
+    from ocr_loaders.rendering.process import main as _main
 
     _main()

@@ -9,21 +9,28 @@ covers the whole page, so model boxes map back with ``v / 999 * size`` at any re
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
 import struct
-import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from .errors import ConfigError, PageRenderError
-from .model import PageImage
+from ..engines.base import PageHook
+from ..errors import ConfigError, InputError, PageRenderError
+from ..model import PageImage, SourceInfo
+from ..sources import (
+    DocumentOutline,
+    DocumentSource,
+    OpenedInput,
+    close_handle,
+    lifted_pixel_limit,
+    open_input,
+)
 
 if TYPE_CHECKING:
-    from .sources import OpenDocument
+    from PIL.Image import Image as PILImage
 
 ImageFormat = Literal["png", "jpeg"]
 
@@ -57,27 +64,6 @@ class RenderSettings:
         """A short stable description for cache keys."""
         q = f"q{self.jpeg_quality}" if self.image_format == "jpeg" else ""
         return f"{self.dpi}dpi-{self.image_format}{q}-{self.max_pixels}px"
-
-
-_PIXEL_LIMIT_LOCK = threading.RLock()
-
-
-@contextlib.contextmanager
-def lifted_pixel_limit() -> Iterator[None]:
-    """Lift Pillow's decompression-bomb check for one open or decode, then restore it.
-
-    The project enforces its own pixel budget (huge images are decoded once and scaled down),
-    so Pillow's process-wide limit is only suspended here, never changed for the caller.
-    """
-    from PIL import Image
-
-    with _PIXEL_LIMIT_LOCK:
-        saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
-        try:
-            yield
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
 
 
 def fit_scale(width: float, height: float, scale: float, max_pixels: int) -> tuple[float, bool]:
@@ -141,13 +127,18 @@ def png_bytes(
 
 
 def render_pdf_page(
-    doc: OpenDocument, pdoc: Any, number: int, settings: RenderSettings, hook: Any = None
+    pdf: Any,
+    outline: DocumentOutline,
+    number: int,
+    settings: RenderSettings,
+    hook: PageHook | None = None,
 ) -> PageImage:
-    """Render one PDF page (1-based ``number``) and run the engine's page hook on it."""
+    """Render page ``number`` (1-based) of the open ``pymupdf.Document`` and run the engine's
+    page hook on it; ``outline`` names the page in the image and in errors."""
     import pymupdf
 
     try:
-        page = pdoc[number - 1]
+        page = pdf[number - 1]
         rect = page.rect  # the displayed frame: rotation applied, origin at top-left
         width, height = max(rect.width, 1.0), max(rect.height, 1.0)
         zoom, downscaled = fit_scale(width, height, settings.dpi / 72.0, settings.max_pixels)
@@ -165,12 +156,12 @@ def render_pdf_page(
         raise
     except Exception as exc:
         raise PageRenderError(
-            f"cannot render ({type(exc).__name__}: {exc})", path=doc.info.source, page=number
+            f"cannot render ({type(exc).__name__}: {exc})", path=outline.info.source, page=number
         ) from exc
     return PageImage(
-        source=doc.info,
+        source=outline.info,
         number=number,
-        label=doc.label(number),
+        label=outline.label(number),
         width=width,
         height=height,
         image=data,
@@ -182,7 +173,7 @@ def render_pdf_page(
     )
 
 
-def _to_rgb(img: Any) -> Any:
+def _to_rgb(img: PILImage) -> PILImage:
     """RGB for any Pillow mode: transparency composited on white, 16-bit scaled down."""
     from PIL import Image
 
@@ -198,7 +189,7 @@ def _to_rgb(img: Any) -> Any:
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
-def encode_image(img: Any, settings: RenderSettings) -> bytes:
+def encode_image(img: PILImage, settings: RenderSettings) -> bytes:
     """Encode a Pillow RGB image as the configured format (fast PNG compression)."""
     if settings.image_format == "png":
         return png_bytes(img.tobytes(), img.width, img.height, 3)
@@ -207,7 +198,7 @@ def encode_image(img: Any, settings: RenderSettings) -> bytes:
     return buf.getvalue()
 
 
-def downscale(img: Any, target: tuple[int, int]) -> Any:
+def downscale(img: PILImage, target: tuple[int, int]) -> PILImage:
     """``img`` resized to ``target`` (RGB), strip by strip so only one full decode is held.
 
     Converting a huge 1-bit or palette image to RGB first would need four bytes per pixel;
@@ -230,7 +221,7 @@ def downscale(img: Any, target: tuple[int, int]) -> Any:
 
 
 def render_image_frame(
-    doc: OpenDocument, img: Any, number: int, settings: RenderSettings
+    img: PILImage, outline: DocumentOutline, number: int, settings: RenderSettings
 ) -> PageImage:
     """One frame (1-based) of an image file at native resolution, capped at the pixel budget.
 
@@ -239,16 +230,18 @@ def render_image_frame(
     """
     try:
         with lifted_pixel_limit():
-            return _frame_image(doc, img, number, settings)
+            return _frame_image(img, outline, number, settings)
     except Exception as exc:
         raise PageRenderError(
             f"cannot decode image frame ({type(exc).__name__}: {exc})",
-            path=doc.info.source,
+            path=outline.info.source,
             page=number,
         ) from exc
 
 
-def _frame_image(doc: OpenDocument, img: Any, number: int, settings: RenderSettings) -> PageImage:
+def _frame_image(
+    img: PILImage, outline: DocumentOutline, number: int, settings: RenderSettings
+) -> PageImage:
     img.seek(number - 1)
     width, height = img.size
     scale, downscaled = fit_scale(width, height, 1.0, settings.max_pixels)
@@ -260,9 +253,9 @@ def _frame_image(doc: OpenDocument, img: Any, number: int, settings: RenderSetti
     else:
         rgb = _to_rgb(img)
     return PageImage(
-        source=doc.info,
+        source=outline.info,
         number=number,
-        label=doc.label(number),
+        label=outline.label(number),
         width=float(width),
         height=float(height),
         image=encode_image(rgb, settings),
@@ -271,3 +264,74 @@ def _frame_image(doc: OpenDocument, img: Any, number: int, settings: RenderSetti
         image_height=rgb.size[1],
         downscaled=downscaled,
     )
+
+
+# --- a document open in this process --------------------------------------------------------
+
+REOPEN_AFTER_PAGES = 200
+"""MuPDF keeps every object it has parsed until the document is closed (tens of KB per page of
+a dense PDF), so a PDF is reopened after this many rendered pages: memory stays flat however
+long the document is, for the cost of one open per 200 pages."""
+
+
+class RasterDocument:
+    """An opened input whose pages render one at a time, in this process. Not thread-safe.
+
+    A PDF's handle is swapped for a fresh one every :data:`REOPEN_AFTER_PAGES` pages.
+    """
+
+    def __init__(self, opened: OpenedInput) -> None:
+        self.outline = opened.outline
+        self._handle = opened.handle
+        self._reopen = opened.reopen
+        self._rendered = 0
+
+    @property
+    def info(self) -> SourceInfo:
+        return self.outline.info
+
+    @property
+    def page_count(self) -> int:
+        return self.outline.page_count
+
+    def label(self, number: int) -> str:
+        return self.outline.label(number)
+
+    def render(
+        self, number: int, settings: RenderSettings, hook: PageHook | None = None
+    ) -> PageImage:
+        """Page ``number`` (1-based) as the image an engine receives."""
+        if self.info.kind == "pdf":
+            if self._reopen is not None and self._rendered >= REOPEN_AFTER_PAGES:
+                self._refresh(number)
+            self._rendered += 1
+            return render_pdf_page(self._handle, self.outline, number, settings, hook)
+        return render_image_frame(self._handle, self.outline, number, settings)
+
+    def _refresh(self, number: int) -> None:
+        """Swap the handle for a fresh one on the same, unchanged document."""
+        assert self._reopen is not None
+        self.close()
+        try:
+            handle = self._reopen()
+        except InputError as exc:
+            raise PageRenderError(
+                f"cannot reopen the document ({exc.reason})", path=self.info.source, page=number
+            ) from exc
+        if handle.page_count != self.info.total_pages:
+            handle.close()
+            raise PageRenderError(
+                "the document changed while it was being read", path=self.info.source, page=number
+            )
+        self._handle = handle
+        self._rendered = 0
+
+    def close(self) -> None:
+        close_handle(self._handle, self.info.source)
+
+
+def open_document(
+    src: DocumentSource, password: str | None = None, *, known_hash: str | None = None
+) -> RasterDocument:
+    """Open and check one input for rendering here (see :func:`~ocr_loaders.sources.open_input`)."""
+    return RasterDocument(open_input(src, password, known_hash=known_hash))
