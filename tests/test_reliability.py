@@ -123,7 +123,9 @@ def test_dead_server_fails_fast_with_one_clear_line(
     made: list[LoaderOptions] = []
 
     def quick(cls: type[LoaderOptions], *args: Any, **kwargs: Any) -> LoaderOptions:
-        options = replace(real(cls, *args, **kwargs), backoff_base=0.01, backoff_max=0.05)
+        options = real(cls, *args, **kwargs)
+        quicker = replace(options.endpoint, backoff_base=0.01, backoff_max=0.05)
+        options = replace(options, endpoint=quicker)
         made.append(options)
         return options
 
@@ -135,7 +137,7 @@ def test_dead_server_fails_fast_with_one_clear_line(
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "cannot reach the OCR server" in errors[0]
-    assert f"after {made[0].max_attempts} tries" in errors[0]  # bounded, not retried forever
+    assert f"after {made[0].endpoint.max_attempts} tries" in errors[0]  # bounded, not retried forever
 
 
 def test_killed_server_then_rerun_resumes_from_the_cache(tmp_path: Path, pdf18: Path) -> None:
