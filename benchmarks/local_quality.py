@@ -40,9 +40,9 @@ from pathlib import Path
 import pymupdf
 from PIL import Image
 
-from ocr_loaders.engines.local import LocalEngine, extract_page
-from ocr_loaders.grounding import parse_grounded, to_markdown
-from ocr_loaders.model import PageImage, SourceInfo
+from ocr_loaders._engines.local import LocalEngine, extract_page
+from ocr_loaders._grounding import parse_grounded, to_markdown
+from ocr_loaders._model import PageImage, SourceInfo
 
 HERE = Path(__file__).resolve()
 DEFAULT_CORPUS = HERE.parents[2] / "shared" / "corpus"

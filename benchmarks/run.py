@@ -166,7 +166,7 @@ def sustained(*urls: str, pages: int | None = None) -> tuple[float, int]:
 
 
 def page_png(pdf: Path) -> bytes:
-    from ocr_loaders.rendering.raster import png_bytes
+    from ocr_loaders._rendering.raster import png_bytes
 
     pix = pymupdf.open(pdf)[0].get_pixmap(dpi=144, alpha=False)
     return png_bytes(pix.samples_mv, pix.width, pix.height, pix.n)
@@ -303,13 +303,13 @@ def run_cli(pdf: Path, url: str, out: Path, *extra: str) -> Run:
 def stage_costs(pdf: Path, pages: int = 60) -> tuple[dict[str, float], float]:
     """Client CPU ms per page for each stage, measured in this process, and for bare
     rasterization: the page to a PNG with PyMuPDF alone, what any client must do first."""
-    from ocr_loaders.assemble import build_page
-    from ocr_loaders.chunking import Chunker, ChunkOptions
-    from ocr_loaders.engines.openai_compat import EndpointSettings, Guard, build_request
-    from ocr_loaders.grounding import format_grounded, to_markdown
-    from ocr_loaders.model import PageImage, RawPage, SourceInfo
-    from ocr_loaders.rendering.raster import png_bytes
-    from ocr_loaders.stats import page_stats
+    from ocr_loaders._assemble import build_page
+    from ocr_loaders._chunking import Chunker, ChunkOptions
+    from ocr_loaders._engines.openai_compat import EndpointSettings, Guard, build_request
+    from ocr_loaders._grounding import format_grounded, to_markdown
+    from ocr_loaders._model import PageImage, RawPage, SourceInfo
+    from ocr_loaders._rendering.raster import png_bytes
+    from ocr_loaders._stats import page_stats
     from ocr_loaders.testing.responders import grid_page
 
     doc = pymupdf.open(pdf)
@@ -373,7 +373,7 @@ def encode_alternatives(pdf: Path, pages: int = 30) -> dict[str, tuple[float, fl
 
     from PIL import Image
 
-    from ocr_loaders.rendering.raster import png_bytes
+    from ocr_loaders._rendering.raster import png_bytes
 
     doc = pymupdf.open(pdf)
     pixes = [doc[i].get_pixmap(matrix=pymupdf.Matrix(2, 2), alpha=False) for i in range(pages)]
@@ -390,7 +390,7 @@ def encode_alternatives(pdf: Path, pages: int = 30) -> dict[str, tuple[float, fl
 
     import zlib
 
-    from ocr_loaders.rendering import raster as render
+    from ocr_loaders._rendering import raster as render
 
     def stdlib_png(p: Any) -> bytes:
         saved = render._compress

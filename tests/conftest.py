@@ -101,7 +101,7 @@ class CliRun:
 def run_cli(*args: str, env: Mapping[str, str] | None = None) -> CliRun:
     """``ocr-loaders ARGS`` in this process (no interpreter start-up), ``DEEPSEEK_OCR_BASE_URL``
     unset unless ``env`` sets it. Exceptions the CLI lets escape are re-raised."""
-    from ocr_loaders.cli import app
+    from ocr_loaders._cli import app
 
     environ = {"DEEPSEEK_OCR_BASE_URL": None, **(env or {})}
     # as in a fresh process: the CLI's logging set-up takes effect, and is undone afterwards
@@ -117,3 +117,51 @@ def run_cli(*args: str, env: Mapping[str, str] | None = None) -> CliRun:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return CliRun(result.exit_code, result.stdout, result.stderr)
+
+
+@dataclass(frozen=True)
+class MixedFolder:
+    """A folder as users have them: good PDFs, broken files and PDFs under different passwords."""
+
+    path: Path
+    passwords: dict[str, str]
+    """File name -> user password of the locked PDFs."""
+    good_pages: dict[str, int]
+    """File name -> page count of every file that can be read (locked ones included)."""
+    broken: tuple[str, ...]
+    """File names that cannot be read whatever the options."""
+
+
+def make_mixed_folder(folder: Path) -> MixedFolder:
+    """Two good PDFs, an HTML error page saved as ``.pdf``, a truncated PDF, a header-only PDF
+    and two PDFs locked with different passwords."""
+    folder.mkdir(parents=True, exist_ok=True)
+    make_pdf(folder / "good_a.pdf", 3)
+    make_pdf(folder / "good_b.pdf", 2)
+    html = b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>"
+    (folder / "download.pdf").write_bytes(html + b"<body><h1>404</h1></body></html>\n")
+    whole = make_pdf(folder / "whole.pdf", 4).read_bytes()
+    (folder / "whole.pdf").unlink()
+    (folder / "truncated.pdf").write_bytes(whole[: len(whole) // 3])
+    (folder / "header_only.pdf").write_bytes(b"%PDF-1.7\n")
+    passwords = {"locked_a.pdf": "alpha", "locked_b.pdf": "bravo"}
+    for name, password in passwords.items():
+        make_pdf(
+            folder / name,
+            2,
+            encryption=pymupdf.PDF_ENCRYPT_AES_256,
+            user_pw=password,
+            owner_pw=password + "-owner",
+        )
+    return MixedFolder(
+        path=folder,
+        passwords=passwords,
+        good_pages={"good_a.pdf": 3, "good_b.pdf": 2, "locked_a.pdf": 2, "locked_b.pdf": 2},
+        broken=("download.pdf", "header_only.pdf", "truncated.pdf"),
+    )
+
+
+@pytest.fixture
+def mixed_folder(tmp_path: Path) -> MixedFolder:
+    """See :func:`make_mixed_folder`."""
+    return make_mixed_folder(tmp_path / "mixed")

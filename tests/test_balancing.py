@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from ocr_loaders import DeepSeekOCRReader
-from ocr_loaders.config import LoaderOptions
-from ocr_loaders.engines.openai_compat import OpenAICompatEngine
-from ocr_loaders.engines.select import make_engine
-from ocr_loaders.engines.settings import EndpointSettings
+from ocr_loaders._config import LoaderOptions
+from ocr_loaders._engines.openai_compat import OpenAICompatEngine
+from ocr_loaders._engines.select import make_engine
+from ocr_loaders._engines.settings import EndpointSettings
 from ocr_loaders.testing import FakeOCRServer, FaultPlan, grid_responder
 
 from .conftest import chats, make_pdf

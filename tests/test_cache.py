@@ -6,9 +6,9 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from ocr_loaders.cache import PageCache, default_cache_dir, page_key
-from ocr_loaders.model import PageImage, RawPage, SourceInfo
-from ocr_loaders.rendering.raster import RenderSettings
+from ocr_loaders._cache import PageCache, default_cache_dir, page_key
+from ocr_loaders._model import PageImage, RawPage, SourceInfo
+from ocr_loaders._rendering.raster import RenderSettings
 
 INFO = SourceInfo("x.pdf", "x.pdf", "/x.pdf", "a" * 64, "pdf", 3)
 IMAGE = PageImage(INFO, 2, "ii", 612.0, 792.0, b"\x89PNG...", "image/png", 1224, 1584)

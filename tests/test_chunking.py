@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ocr_loaders.chunking import (
+from ocr_loaders._chunking import (
     SEP_TOKENS,
     Chunker,
     ChunkOptions,
@@ -21,8 +21,8 @@ from ocr_loaders.chunking import (
     prose,
     tail_text,
 )
-from ocr_loaders.chunking import tables as table_rows
-from ocr_loaders.grounding import (
+from ocr_loaders._chunking import tables as table_rows
+from ocr_loaders._grounding import (
     CAPTION_LABELS,
     HEADING_LABELS,
     LOOP_NOTE,
@@ -31,8 +31,8 @@ from ocr_loaders.grounding import (
     parse_page,
     to_markdown,
 )
-from ocr_loaders.model import Block, Box, Chunk, Page, Region
-from ocr_loaders.tokens import count_tokens
+from ocr_loaders._model import Block, Box, Chunk, Page, Region
+from ocr_loaders._tokens import count_tokens
 
 BOX: Box = (100, 100, 900, 200)
 Spec = tuple[str, str] | tuple[str, str, tuple[Box, ...]]

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from ocr_loaders import DeepSeekOCRLoader, DeepSeekOCRReader, vision_tokens
-from ocr_loaders.defaults import GROUNDING_PROMPT
+from ocr_loaders._defaults import GROUNDING_PROMPT
 from ocr_loaders.testing import (
     FakeOCRServer,
     OCRReply,
@@ -285,7 +285,7 @@ def test_async_methods_run_on_the_callers_loop(tmp_path: Path, server: FakeOCRSe
         """Wraps the endpoint engine to see which loop and thread run the requests."""
 
         def __init__(self) -> None:
-            from ocr_loaders.engines.openai_compat import make_endpoint_engine
+            from ocr_loaders._engines.openai_compat import make_endpoint_engine
 
             self.inner = make_endpoint_engine(server.base_url)
             self.name, self.model, self.prompt = "openai", self.inner.model, self.inner.prompt
@@ -319,7 +319,7 @@ def test_async_methods_run_on_the_callers_loop(tmp_path: Path, server: FakeOCRSe
 
 
 def test_unknown_model_fails_with_a_clear_error(tmp_path: Path, server: FakeOCRServer) -> None:
-    from ocr_loaders.errors import EndpointError
+    from ocr_loaders._errors import EndpointError
 
     pdf = make_pdf(tmp_path / "m.pdf", pages=1)
     with pytest.raises(EndpointError, match="does not exist"):

@@ -22,6 +22,7 @@ import pytest
 from openai import OpenAI
 from PIL import Image
 
+from ocr_loaders._tokens import count_tokens, text_encoder, vision_tokens
 from ocr_loaders.testing import (
     FakeOCRServer,
     FaultPlan,
@@ -36,7 +37,6 @@ from ocr_loaders.testing import (
     strip_special_tokens,
 )
 from ocr_loaders.testing.images import ImageError
-from ocr_loaders.tokens import count_tokens, text_encoder, vision_tokens
 
 PROMPT = "<|grounding|>Convert the document to markdown."
 MODEL = "deepseek-ai/DeepSeek-OCR"
@@ -857,7 +857,7 @@ def test_only_loopback() -> None:
 
 
 def test_local_responder() -> None:
-    pytest.importorskip("ocr_loaders.engines.local")
+    pytest.importorskip("ocr_loaders._engines.local")
     from ocr_loaders.testing import local_responder
 
     im = Image.new("RGB", (400, 120), "white")

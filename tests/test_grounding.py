@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ocr_loaders import parse_grounded
-from ocr_loaders.grounding import (
+from ocr_loaders._grounding import (
     LOOP_NOTE,
     find_repetition_loop,
     format_grounded,
@@ -20,7 +20,7 @@ from ocr_loaders.grounding import (
     parse_page,
     to_markdown,
 )
-from ocr_loaders.model import Block
+from ocr_loaders._model import Block
 
 HEADER_RE = re.compile(r"<\|ref\|>.*?<\|/ref\|>\s*<\|det\|>.*?<\|/det\|>", re.DOTALL)
 TAG_RE = re.compile(r"<\|/?(?:ref|det|grounding)\|>")

@@ -18,19 +18,19 @@ import pymupdf
 import pytest
 from PIL import Image
 
-from ocr_loaders.engines.base import Engine
-from ocr_loaders.engines.local import (
+from ocr_loaders._engines.base import Engine
+from ocr_loaders._engines.local import (
     LocalEngine,
     extract_page,
     ocr_image_grounded,
     recognize_page_data,
     text_layer_verdict,
 )
-from ocr_loaders.engines.local_geometry import rotate_bbox, rotated_size
-from ocr_loaders.engines.local_paragraphs import join_lines
-from ocr_loaders.engines.local_tables import TableCell, cells_to_html, split_stacked_rows
-from ocr_loaders.grounding import parse_grounded, to_markdown
-from ocr_loaders.model import Block, PageImage, SourceInfo
+from ocr_loaders._engines.local_geometry import rotate_bbox, rotated_size
+from ocr_loaders._engines.local_paragraphs import join_lines
+from ocr_loaders._engines.local_tables import TableCell, cells_to_html, split_stacked_rows
+from ocr_loaders._grounding import parse_grounded, to_markdown
+from ocr_loaders._model import Block, PageImage, SourceInfo
 
 LEFT = ("Alpha column begins here with several words about apples and more apples. " * 6).strip()
 RIGHT = ("Omega column follows there with other words about zebras and more zebras. " * 6).strip()

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from ocr_loaders import DeepSeekOCRLoader, DeepSeekOCRReader
-from ocr_loaders.config import LoaderOptions
-from ocr_loaders.defaults import FREE_PROMPT, GROUNDING_PROMPT
-from ocr_loaders.errors import EndpointUnavailableError, PageFailedError
+from ocr_loaders._config import LoaderOptions
+from ocr_loaders._defaults import FREE_PROMPT, GROUNDING_PROMPT
+from ocr_loaders._errors import EndpointUnavailableError, PageFailedError
 from ocr_loaders.testing import (
     FakeOCRServer,
     FaultPlan,
@@ -137,7 +137,9 @@ def test_dead_server_fails_fast_with_one_clear_line(
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "cannot reach the OCR server" in errors[0]
-    assert f"after {made[0].endpoint.max_attempts} tries" in errors[0]  # bounded, not retried forever
+    assert (
+        f"after {made[0].endpoint.max_attempts} tries" in errors[0]
+    )  # bounded, not retried forever
 
 
 def test_killed_server_then_rerun_resumes_from_the_cache(tmp_path: Path, pdf18: Path) -> None:

@@ -9,7 +9,7 @@ import pymupdf
 import pytest
 from PIL import Image
 
-from ocr_loaders.errors import (
+from ocr_loaders._errors import (
     ConfigError,
     CorruptInputError,
     EmptyDocumentError,
@@ -17,8 +17,8 @@ from ocr_loaders.errors import (
     PasswordError,
     UnsupportedInputError,
 )
-from ocr_loaders.rendering.raster import RenderSettings, open_document
-from ocr_loaders.sources import (
+from ocr_loaders._rendering.raster import RenderSettings, open_document
+from ocr_loaders._sources import (
     DocumentSource,
     PageSelection,
     resolve_inputs,
@@ -120,7 +120,7 @@ def test_png_writer_is_lossless(
 
     import numpy as np
 
-    from ocr_loaders.rendering import raster as render
+    from ocr_loaders._rendering import raster as render
 
     if compressor == "stdlib":
         monkeypatch.setattr(render, "_compress", zlib.compress)
@@ -202,7 +202,7 @@ def test_encrypted_pdf_passwords_and_pages_not_blank(tmp_path: Path) -> None:
 def test_long_pdfs_are_reopened_and_render_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ocr_loaders.rendering import raster
+    from ocr_loaders._rendering import raster
 
     path = make_pdf(
         tmp_path / "long.pdf",
@@ -231,8 +231,8 @@ def test_long_pdfs_are_reopened_and_render_the_same(
 def test_a_pdf_that_changes_while_read_fails_its_pages_clearly(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ocr_loaders.errors import PageRenderError
-    from ocr_loaders.rendering import raster
+    from ocr_loaders._errors import PageRenderError
+    from ocr_loaders._rendering import raster
 
     path = make_pdf(tmp_path / "moving.pdf", pages=4)
     monkeypatch.setattr(raster, "REOPEN_AFTER_PAGES", 2)

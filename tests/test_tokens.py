@@ -7,7 +7,7 @@ import random
 import pytest
 
 from ocr_loaders import vision_tokens
-from ocr_loaders.tokens import count_tokens, model_family, tile_grid
+from ocr_loaders._tokens import count_tokens, model_family, tile_grid
 
 
 @pytest.mark.parametrize(

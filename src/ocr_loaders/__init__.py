@@ -1,19 +1,42 @@
 """ocr_loaders: DeepSeek-OCR document loaders for LlamaIndex and LangChain.
 
-``import ocr_loaders`` needs neither framework: the adapters import theirs on first use and
-name the extra to install when it is missing.
+Everything a user imports lives here; the modules behind it are private (``_name``) and may
+change. ``import ocr_loaders`` needs neither framework: the adapters import theirs on first use
+and name the extra to install when it is missing.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import OCRLoadersError
-from .grounding import parse_grounded, to_markdown
-from .model import Block, Chunk, Page, PageResult, PageStats, Region
-from .tokens import vision_tokens
+from ._errors import (
+    ConfigError,
+    CorruptInputError,
+    EmptyDocumentError,
+    EndpointError,
+    EndpointUnavailableError,
+    EngineError,
+    InputError,
+    InputNotFoundError,
+    OCRLoadersError,
+    PageFailedError,
+    PageRenderError,
+    PasswordError,
+    TokenizerUnavailableError,
+    UnreadableInputError,
+    UnsupportedInputError,
+)
+from ._grounding import parse_grounded, to_markdown
+from ._model import Block, Chunk, Page, PageImage, PageResult, PageStats, RawPage, Region
+from ._tokens import vision_tokens
 
 if TYPE_CHECKING:
+    from ._chunking import Chunker, ChunkOptions, chunk_pages
+    from ._config import LoaderOptions
+    from ._engines.base import Engine, PageHook
+    from ._pipeline import DocumentFailed, DocumentFinished, DocumentStarted, Pipeline
+    from ._rendering.raster import RenderSettings
+    from ._stats import Totals
     from .langchain import DeepSeekOCRLoader, DeepSeekOCRParser
     from .llamaindex import DeepSeekOCRReader
 
@@ -23,7 +46,20 @@ _LAZY = {
     "DeepSeekOCRReader": "llamaindex",
     "DeepSeekOCRLoader": "langchain",
     "DeepSeekOCRParser": "langchain",
+    "Chunker": "_chunking",
+    "ChunkOptions": "_chunking",
+    "chunk_pages": "_chunking",
+    "LoaderOptions": "_config",
+    "Engine": "_engines.base",
+    "PageHook": "_engines.base",
+    "DocumentFailed": "_pipeline",
+    "DocumentFinished": "_pipeline",
+    "DocumentStarted": "_pipeline",
+    "Pipeline": "_pipeline",
+    "RenderSettings": "_rendering.raster",
+    "Totals": "_stats",
 }
+"""Imported on first use, so ``import ocr_loaders`` stays light (no PyMuPDF, no framework)."""
 
 
 def __getattr__(name: str) -> Any:
@@ -38,14 +74,42 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Block",
     "Chunk",
+    "ChunkOptions",
+    "Chunker",
+    "ConfigError",
+    "CorruptInputError",
     "DeepSeekOCRLoader",
     "DeepSeekOCRParser",
     "DeepSeekOCRReader",
+    "DocumentFailed",
+    "DocumentFinished",
+    "DocumentStarted",
+    "EmptyDocumentError",
+    "EndpointError",
+    "EndpointUnavailableError",
+    "Engine",
+    "EngineError",
+    "InputError",
+    "InputNotFoundError",
+    "LoaderOptions",
     "OCRLoadersError",
     "Page",
+    "PageFailedError",
+    "PageHook",
+    "PageImage",
+    "PageRenderError",
     "PageResult",
     "PageStats",
+    "PasswordError",
+    "Pipeline",
+    "RawPage",
     "Region",
+    "RenderSettings",
+    "TokenizerUnavailableError",
+    "Totals",
+    "UnreadableInputError",
+    "UnsupportedInputError",
+    "chunk_pages",
     "parse_grounded",
     "to_markdown",
     "vision_tokens",

@@ -1,5 +1,5 @@
 """``python -m ocr_loaders``: the same command line as ``ocr-loaders``."""
 
-from .cli import main
+from ._cli import main
 
 main()

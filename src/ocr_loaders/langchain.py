@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from . import _sync
-from .records import Record
-from .run import Adapter
-from .sources import DocumentSource, Input
+from ._records import Record
+from ._run import Adapter
+from ._sources import DocumentSource, Input
 
 try:
     from langchain_core.document_loaders import BaseBlobParser, BaseLoader

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterat
 from typing import Any
 
 from . import _sync
-from .records import EXCLUDED_FROM_EMBEDDING, Record
-from .run import Adapter
-from .sources import DocumentSource, Input, resolve_inputs
+from ._records import EXCLUDED_FROM_EMBEDDING, Record
+from ._run import Adapter
+from ._sources import DocumentSource, Input, resolve_inputs
 
 try:
     from llama_index.core.readers.base import BaseReader

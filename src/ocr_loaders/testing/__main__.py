@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from ..defaults import DEFAULT_MODEL
+from .._defaults import DEFAULT_MODEL
 from .faults import RATE_ORDER, FaultPlan
 from .responders import Responder, responder_from_spec
 from .server import FakeOCRServer

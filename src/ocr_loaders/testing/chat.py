@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from ..defaults import DEFAULT_MODEL
-from ..tokens import count_tokens, text_encoder, vision_tokens
+from .._defaults import DEFAULT_MODEL
+from .._tokens import count_tokens, text_encoder, vision_tokens
 from . import dialects
 from .capacity import Capacity
 from .faults import FAULT_HEADER, Fault, FaultPicker, parse_fault

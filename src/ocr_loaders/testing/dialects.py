@@ -19,7 +19,7 @@ import time
 import uuid
 from typing import Any
 
-from ..defaults import ServerDialect
+from .._defaults import ServerDialect
 
 Flavor = ServerDialect
 """The server a fake answers as (the request dialect it expects)."""

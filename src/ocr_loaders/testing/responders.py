@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..grounding import format_grounded
-from ..model import Block
+from .._grounding import format_grounded
+from .._model import Block
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,10 +290,10 @@ def length_responder(
 
 
 def local_responder() -> Responder:
-    """Real OCR with the embedded local engine (``ocr_loaders.engines.local``), imported lazily."""
+    """Real OCR with the embedded local engine (``ocr_loaders._engines.local``), imported lazily."""
 
     def respond(request: OCRRequest) -> OCRReply:
-        from ..engines.local import ocr_image_grounded  # type: ignore[import-not-found,unused-ignore]
+        from .._engines.local import ocr_image_grounded  # type: ignore[import-not-found,unused-ignore]
 
         text: str = ocr_image_grounded(request.image)
         return OCRReply(text)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..tokens import model_family
+from .._tokens import model_family
 from . import dialects
 from .plumbing import Handler
 from .recording import RecordedRequest, RequestLog

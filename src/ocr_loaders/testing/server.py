@@ -19,8 +19,8 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 
-from ..defaults import DEFAULT_MODEL
-from ..tokens import text_encoder
+from .._defaults import DEFAULT_MODEL
+from .._tokens import text_encoder
 from .capacity import Capacity
 from .chat import ChatRoute
 from .dialects import Flavor

@@ -1,0 +1,116 @@
+"""One page's result: an engine's answer parsed into blocks, its markdown and its accounting.
+
+Pure functions of the page image and the answer, so a page assembles the same whether it was
+just recognized, came from the cache or could not be rendered at all.
+"""
+
+from __future__ import annotations
+
+from ._engines.base import Engine
+from ._grounding import default_image_link, parse_page, to_markdown
+from ._model import Page, PageImage, PageResult, PageStats, PageStatus, RawPage, SourceInfo
+from ._sources import DocumentOutline
+from ._stats import page_stats
+
+
+def build_page(image: PageImage, raw: RawPage) -> Page:
+    """Parse an engine's answer into a :class:`Page` and decide how the page ended."""
+    parsed = parse_page(raw.text, raw.finish_reason)
+    status: PageStatus = "ok"
+    error = raw.error
+    if raw.error and not parsed.blocks:
+        status = "failed"
+    elif parsed.loop is not None or raw.finish_reason == "length":
+        status = "truncated"
+        if not error:
+            error = "repetition loop cut" if parsed.loop is not None else "output hit max_tokens"
+    return Page(
+        number=image.number,
+        label=image.label,
+        width=image.width,
+        height=image.height,
+        image_width=image.image_width,
+        image_height=image.image_height,
+        blocks=parsed.blocks,
+        raw_text=raw.text,
+        status=status,
+        error=error if status != "ok" else "",
+        loop_cut=parsed.loop is not None,
+        downscaled=image.downscaled,
+    )
+
+
+def failed_page_image(outline: DocumentOutline, number: int) -> PageImage:
+    """A placeholder for a page that could not be rendered: no pixels, no vision tokens."""
+    return PageImage(
+        source=outline.info,
+        number=number,
+        label=outline.label(number),
+        width=0.0,
+        height=0.0,
+        image=b"",
+        mime="",
+        image_width=0,
+        image_height=0,
+    )
+
+
+def failed_answer(engine: Engine, error: str) -> RawPage:
+    """The answer of a page the engine never produced text for (unrenderable, engine bug)."""
+    return RawPage(
+        text="",
+        finish_reason=None,
+        engine=engine.name,
+        model=engine.model,
+        prompt=engine.prompt,
+        error=error,
+    )
+
+
+def page_result(
+    info: SourceInfo,
+    image: PageImage,
+    raw: RawPage,
+    engine: Engine,
+    *,
+    model: str,
+    tables: str,
+    cached: bool,
+) -> PageResult:
+    """Page, clean markdown and stats of one page. ``model`` picks the vision-token formula;
+    ``tables`` is the markdown table format (``html`` or ``markdown``)."""
+    page = build_page(image, raw)
+    markdown = to_markdown(
+        page.blocks,
+        image_link=default_image_link(page.number),
+        loop_cut=page.loop_cut,
+        tables=tables,
+    )
+    stats = (
+        page_stats(image, raw, page, markdown, model, cached=cached)
+        if image.image_width
+        else no_pixels_stats(page, raw)
+    )
+    return PageResult(
+        doc=info,
+        page=page,
+        stats=stats,
+        engine=engine.name,
+        model=engine.model,
+        markdown=markdown,
+    )
+
+
+def no_pixels_stats(page: Page, raw: RawPage) -> PageStats:
+    """Stats of a page sent as no image: no vision tokens, so no ratio either."""
+    return PageStats(
+        page=page.number,
+        status=page.status,
+        vision_tokens=0,
+        text_tokens=0,
+        compression_ratio=0.0,
+        risk="fine",
+        output_tokens=raw.completion_tokens,
+        latency_s=raw.latency_s,
+        attempts=raw.attempts,
+    )

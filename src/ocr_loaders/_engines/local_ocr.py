@@ -1,0 +1,265 @@
+"""CPU OCR for the local engine: rapidocr (PP-OCR ONNX models shipped in its wheel).
+
+The models are loaded from the ``rapidocr/models`` folder of the installed wheel by explicit
+path, so rapidocr's downloader is never reached; a missing file is an error, not a download.
+One process-wide instance serves every caller under a lock (onnxruntime already uses every
+core, and rapidocr keeps per-call state).
+
+Orientation: rapidocr turns tall line crops a quarter turn counter-clockwise before reading
+them, so a page scanned a quarter turn clockwise reads well as is, and one turned the other
+way (or upside down) reads as confident-looking garbage. :func:`ocr_lines` therefore reads
+the page once, and when the scores are not clearly good, reads a sample of the longest lines
+turned half a turn; if that reads better, the whole page is read again turned half a turn.
+Boxes always come back in the frame of the image given.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._model import BBox
+from .local_layout import TextLine
+
+log = logging.getLogger(__name__)
+
+DET_MODEL = "PP-OCRv6_det_small.onnx"
+REC_MODEL = "PP-OCRv6_rec_small.onnx"
+CLS_MODEL = "ch_ppocr_mobile_v2.0_cls_mobile.onnx"
+
+OCR_MAX_SIDE = 2000
+"""Longest side rapidocr detects on (its default); larger images are scaled down for it."""
+MAX_DECODE_SIDE = 4096
+"""Images larger than this are scaled down on decoding, to bound memory."""
+MIN_SCORE = 0.5
+"""Lines the recogniser is less sure of are dropped (rapidocr's own default)."""
+GOOD_SCORE = 0.9
+"""Above this character-weighted mean score the page is taken as upright without a check."""
+
+_lock = threading.Lock()
+_engine: Any = None
+
+
+class OCRUnavailableError(RuntimeError):
+    """rapidocr or its bundled models cannot be loaded."""
+
+
+def models_dir() -> Path:
+    """Folder of the ONNX models inside the installed rapidocr wheel."""
+    import rapidocr
+
+    return Path(rapidocr.__file__).resolve().parent / "models"
+
+
+def rapidocr_version() -> str:
+    """Installed rapidocr version (part of the engine's cache identity)."""
+    try:
+        from importlib.metadata import version
+
+        return version("rapidocr")
+    except Exception:  # pragma: no cover - metadata missing in odd installs
+        return "unknown"
+
+
+def _get_engine() -> Any:
+    """The shared RapidOCR instance, created on first use. Caller holds ``_lock``."""
+    global _engine
+    if _engine is not None:
+        return _engine
+    try:
+        from rapidocr import RapidOCR
+    except ImportError as exc:  # pragma: no cover - rapidocr is a dependency
+        raise OCRUnavailableError(f"rapidocr is not installed: {exc}") from exc
+    folder = models_dir()
+    paths = {name: folder / name for name in (DET_MODEL, REC_MODEL, CLS_MODEL)}
+    missing = [str(p) for p in paths.values() if not p.is_file()]
+    if missing:
+        raise OCRUnavailableError(
+            "rapidocr's bundled models are missing (" + ", ".join(missing) + "); reinstall "
+            "rapidocr 3.x from its wheel. The local engine never downloads models."
+        )
+    logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+    _engine = RapidOCR(
+        params={
+            "Global.log_level": "error",
+            "Global.text_score": 0.0,  # keep every line: scores drive the orientation check
+            "Global.max_side_len": OCR_MAX_SIDE,
+            "Det.model_path": str(paths[DET_MODEL]),
+            "Rec.model_path": str(paths[REC_MODEL]),
+            "Cls.model_path": str(paths[CLS_MODEL]),
+        }
+    )
+    logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+    return _engine
+
+
+# --- images ---------------------------------------------------------------------------------
+
+
+def decode_image(data: bytes) -> tuple[np.ndarray, int, int]:
+    """Encoded image bytes -> (BGR array for OCR, original width, original height).
+
+    The first frame of multi-frame files is used; transparency is laid on white. Images larger
+    than ``MAX_DECODE_SIDE`` are scaled down; the caller maps boxes back with the original size.
+    """
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.seek(0)
+        width, height = im.size
+        im.draft("RGB", (MAX_DECODE_SIDE, MAX_DECODE_SIDE))
+        if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+            rgba = im.convert("RGBA")
+            rgb = Image.new("RGB", rgba.size, (255, 255, 255))
+            rgb.paste(rgba, mask=rgba.getchannel("A"))  # transparent -> white paper
+        else:
+            rgb = im.convert("RGB")
+    if max(rgb.size) > MAX_DECODE_SIDE:
+        rgb.thumbnail((MAX_DECODE_SIDE, MAX_DECODE_SIDE))
+    arr = np.asarray(rgb)[:, :, ::-1]  # RGB -> BGR, as OpenCV-based rapidocr expects
+    return np.ascontiguousarray(arr), width, height
+
+
+# --- OCR ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    boxes: list[BBox]
+    texts: list[str]
+    scores: list[float]
+    vertical: list[bool]
+
+    def quality(self) -> float:
+        """Character-weighted mean recognition score."""
+        total = sum(max(len(t), 1) for t in self.texts)
+        if not total:
+            return 0.0
+        return sum(max(len(t), 1) * s for t, s in zip(self.texts, self.scores, strict=True)) / total
+
+    def vertical_share(self) -> float:
+        """Share of line length in tall boxes (text running up or down the image)."""
+        tall = wide = 0.0
+        for (x0, y0, x1, y1), v in zip(self.boxes, self.vertical, strict=True):
+            w, h = x1 - x0, y1 - y0
+            if max(w, h) < 1.5 * min(w, h):
+                continue  # too square to tell
+            if v:
+                tall += h
+            else:
+                wide += w
+        return tall / (tall + wide) if tall + wide else 0.0
+
+
+def _run(engine: Any, img: np.ndarray) -> _Read:
+    out = engine(img, use_det=True, use_cls=False, use_rec=True)
+    boxes_arr = getattr(out, "boxes", None)
+    texts = getattr(out, "txts", None)
+    scores = getattr(out, "scores", None)
+    if boxes_arr is None or texts is None or scores is None or len(texts) == 0:
+        return _Read([], [], [], [])
+    boxes: list[BBox] = []
+    vertical: list[bool] = []
+    for quad in np.asarray(boxes_arr, dtype=float):
+        xs, ys = quad[:, 0], quad[:, 1]
+        boxes.append((float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())))
+        side_w = float(np.linalg.norm(quad[0] - quad[1]))
+        side_h = float(np.linalg.norm(quad[0] - quad[3]))
+        vertical.append(side_h >= 1.5 * side_w)  # rapidocr turns these crops before reading
+    return _Read(boxes, [str(t) for t in texts], [float(s) for s in scores], vertical)
+
+
+def _sample_scores(engine: Any, img: np.ndarray, read: _Read, flip: bool, k: int = 8) -> float:
+    """Mean score of the ``k`` longest lines read from plain crops, optionally half-turned."""
+    order = sorted(
+        range(len(read.boxes)),
+        key=lambda i: (
+            -max(read.boxes[i][2] - read.boxes[i][0], read.boxes[i][3] - read.boxes[i][1])
+        ),
+    )[:k]
+    scores: list[float] = []
+    for i in order:
+        x0, y0, x1, y1 = (round(v) for v in read.boxes[i])
+        crop = img[max(0, y0) : max(y0 + 1, y1), max(0, x0) : max(x0 + 1, x1)]
+        if crop.size == 0:
+            continue
+        if read.vertical[i]:
+            crop = np.rot90(crop)
+        if flip:
+            crop = np.rot90(crop, 2)
+        out = engine(np.ascontiguousarray(crop), use_det=False, use_cls=False, use_rec=True)
+        got = getattr(out, "scores", None)
+        scores.append(float(got[0]) if got else 0.0)
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+def _turn_box(b: BBox, width: float, height: float) -> BBox:
+    """A box of the half-turned image, back in the original frame."""
+    return (width - b[2], height - b[3], width - b[0], height - b[1])
+
+
+def ocr_lines(img: np.ndarray) -> tuple[list[TextLine], int]:
+    """OCR a BGR image: text lines (boxes in the image frame) and the page's text direction.
+
+    The direction is the clockwise angle of the writing in the image (0, 90, 180 or 270).
+    Lines scoring below ``MIN_SCORE`` are dropped.
+    """
+    height, width = img.shape[:2]
+    with _lock:
+        engine = _get_engine()
+        read = _run(engine, img)
+        if not read.texts:
+            return [], 0
+        vertical = read.vertical_share() > 0.5
+        flipped = False
+        if read.quality() < GOOD_SCORE:
+            plain = _sample_scores(engine, img, read, flip=False)
+            turned = _sample_scores(engine, img, read, flip=True)
+            if turned > plain + 0.03:
+                again = _run(engine, np.ascontiguousarray(np.rot90(img, 2)))
+                if again.quality() > read.quality():
+                    read = _Read(
+                        [_turn_box(b, width, height) for b in again.boxes],
+                        again.texts,
+                        again.scores,
+                        again.vertical,
+                    )
+                    flipped = True
+    direction = (90 if vertical else 0) + (180 if flipped else 0)
+    lines: list[TextLine] = []
+    for box, text, score, tall in zip(
+        read.boxes, read.texts, read.scores, read.vertical, strict=True
+    ):
+        text = text.strip()
+        if score < MIN_SCORE or not text:
+            continue
+        line_dir = ((90 if tall else 0) + (180 if flipped else 0)) % 360
+        size = (box[2] - box[0]) if tall else (box[3] - box[1])
+        lines.append(TextLine(box, text, size=max(size, 1.0), direction=line_dir))
+    return lines, direction % 360
+
+
+def scale_lines(lines: list[TextLine], sx: float, sy: float) -> list[TextLine]:
+    """Lines with boxes and sizes scaled (decoded-image pixels -> original pixels)."""
+    if sx == 1.0 and sy == 1.0:
+        return lines
+    out = []
+    for ln in lines:
+        x0, y0, x1, y1 = ln.bbox
+        size_scale = sx if ln.direction in (90, 270) else sy
+        out.append(
+            TextLine(
+                (x0 * sx, y0 * sy, x1 * sx, y1 * sy),
+                ln.text,
+                ln.size * size_scale,
+                ln.bold,
+                ln.direction,
+            )
+        )
+    return out

@@ -1,0 +1,369 @@
+"""Orchestration: documents in, page results out, in order, with bounded work in flight.
+
+One async core serves every entry point (the sync ones run it on a private event loop, see
+:mod:`ocr_loaders._sync`). Documents open lazily, one after another; their pages render in a
+:mod:`~ocr_loaders._rendering` renderer (PyMuPDF is not thread-safe) while up to
+``concurrency`` requests are in flight, so rendering overlaps with OCR. Results come out in page
+order while later pages are still being processed; memory is bounded by the pages in flight
+(``concurrency`` plus a small render-ahead window), never by document length. This module only
+schedules: pages assemble in :mod:`~ocr_loaders._assemble`, the cache is
+:mod:`~ocr_loaders._cache`.
+
+Events, in order: :class:`DocumentStarted`, one :class:`~ocr_loaders._model.PageResult` per
+selected page, :class:`DocumentFinished` (with the document's totals); or
+:class:`DocumentFailed` for an input that cannot be read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import cast
+
+from ._assemble import failed_answer, failed_page_image, page_result
+from ._cache import PageCache, page_key
+from ._config import LoaderOptions
+from ._engines.base import Engine
+from ._engines.select import make_engine
+from ._errors import (
+    ConfigError,
+    EngineError,
+    InputError,
+    OCRLoadersError,
+    PageFailedError,
+    PageRenderError,
+)
+from ._model import PageImage, PageResult, RawPage, SourceInfo
+from ._rendering import OpenDocument, Renderer, make_renderer
+from ._sources import DocumentSource, Input, describe, resolve_inputs
+from ._stats import StatsAccumulator, Totals
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentStarted:
+    info: SourceInfo
+    pages: tuple[int, ...]
+    """The selected 1-based page numbers, in order."""
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentFinished:
+    info: SourceInfo
+    totals: Totals
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentFailed:
+    source: str
+    error: OCRLoadersError
+
+
+Event = DocumentStarted | PageResult | DocumentFinished | DocumentFailed
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """The three bounds on work in flight.
+
+    ``requests``: requests at the engine (``concurrency``). ``prepared``: pages rendered or at
+    the engine, so rendering runs a little ahead and no further (images are the big objects).
+    ``window``: pages started but not yet handed to the consumer; finished pages are small, so
+    it is generous, and a slow page does not stall the requests behind it while the pages
+    that finished after it wait their turn to come out in order.
+    """
+
+    requests: asyncio.Semaphore
+    prepared: asyncio.Semaphore
+    window: asyncio.Semaphore
+
+    @classmethod
+    def for_concurrency(cls, concurrency: int) -> _Limits:
+        ahead = max(2, concurrency // 4)
+        return cls(
+            asyncio.Semaphore(concurrency),
+            asyncio.Semaphore(concurrency + ahead),
+            asyncio.Semaphore(4 * concurrency + ahead),
+        )
+
+
+@dataclass
+class _Tail:
+    """Counts pages not yet handed to the engine. Once the producer is done and none are left,
+    it calls the engine's ``drain()``, so the last pages can use capacity that would
+    otherwise sit idle."""
+
+    engine: Engine
+    pending: int = 0
+    closed: bool = False
+
+    def add(self) -> Callable[[], None]:
+        """Count one page; the returned function marks it handed over (later calls do nothing)."""
+        self.pending += 1
+        handed = False
+
+        def settle() -> None:
+            nonlocal handed
+            if not handed:
+                handed = True
+                self.pending -= 1
+                self._check()
+
+        return settle
+
+    def close(self) -> None:
+        self.closed = True
+        self._check()
+
+    def _check(self) -> None:
+        if self.closed and self.pending == 0:
+            self.engine.drain()
+
+
+# --- what the producer queues for the consumer, in order -------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _DocEnd:
+    """Every page of ``doc`` has been queued."""
+
+    doc: OpenDocument
+
+
+@dataclass(frozen=True, slots=True)
+class _Crashed:
+    """The producer failed unexpectedly; the consumer re-raises ``error``."""
+
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """Every input has been queued."""
+
+
+_Queued = DocumentStarted | DocumentFailed | asyncio.Task[PageResult] | _DocEnd | _Crashed | _Done
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What one call of :meth:`Pipeline.events` works with."""
+
+    engine: Engine
+    renderer: Renderer
+    limits: _Limits
+    tail: _Tail
+    out: asyncio.Queue[_Queued]
+
+
+class Pipeline:
+    """Runs a load. ``stats`` holds the run's running totals (see :meth:`run_totals`)."""
+
+    def __init__(self, options: LoaderOptions) -> None:
+        self.options = options
+        self.stats = StatsAccumulator(model=options.model)
+        self._cache: PageCache | None = None
+        if options.cache:
+            self._cache = PageCache(options.cache_dir, max_bytes=options.cache_max_bytes)
+
+    def run_totals(self) -> Totals:
+        """Totals of everything processed so far by this pipeline."""
+        return self.stats.totals()
+
+    async def events(
+        self, inputs: Input | Sequence[Input] | Sequence[DocumentSource]
+    ) -> AsyncIterator[Event]:
+        """Process inputs; yield events in document and page order."""
+        if (
+            isinstance(inputs, (list, tuple))
+            and inputs
+            and all(isinstance(i, DocumentSource) for i in inputs)
+        ):
+            sources: list[DocumentSource] = list(cast(Sequence[DocumentSource], inputs))
+        else:
+            sources = resolve_inputs(cast(Input | Sequence[Input], inputs))
+        engine = make_engine(self.options)
+        self.stats.engine = engine.name
+        self.stats.model = engine.model
+        run = _Run(
+            engine,
+            make_renderer(self.options),
+            _Limits.for_concurrency(self.options.concurrency),
+            _Tail(engine),
+            asyncio.Queue(),
+        )
+        producer = asyncio.create_task(self._produce(sources, run))
+        current = StatsAccumulator(engine=engine.name, model=engine.model)
+        try:
+            while True:
+                item = await run.out.get()
+                if isinstance(item, _Done):
+                    break
+                if isinstance(item, asyncio.Task):
+                    try:
+                        result = await item
+                    finally:
+                        run.limits.window.release()
+                    self.stats.add(result.stats)
+                    current.add(result.stats)
+                    if result.page.status == "failed" and self.options.on_error == "raise":
+                        raise PageFailedError(
+                            result.page.error, path=result.doc.source, page=result.page.number
+                        )
+                    yield result
+                elif isinstance(item, DocumentStarted):
+                    current = StatsAccumulator(engine=engine.name, model=engine.model)
+                    yield item
+                elif isinstance(item, _DocEnd):
+                    await item.doc.close()
+                    self.stats.documents += 1
+                    yield DocumentFinished(item.doc.outline.info, current.totals())
+                elif isinstance(item, DocumentFailed):
+                    self.stats.documents_failed += 1
+                    yield item
+                else:
+                    raise item.error
+        finally:
+            producer.cancel()
+            with contextlib.suppress(BaseException):
+                await producer
+            await _discard(run.out)
+            run.renderer.shutdown()
+            if self.options.engine is None:
+                await engine.aclose()
+
+    async def _produce(self, sources: list[DocumentSource], run: _Run) -> None:
+        try:
+            for src in sources:
+                try:
+                    doc = await self._open(run.renderer, src)
+                except InputError as exc:
+                    await run.out.put(DocumentFailed(src.name, exc))
+                    continue
+                try:
+                    numbers = doc.outline.page_numbers(self.options.pages)
+                except ConfigError as exc:
+                    await doc.close()
+                    await run.out.put(DocumentFailed(src.name, exc))
+                    continue
+                await run.out.put(DocumentStarted(doc.outline.info, tuple(numbers)))
+                for number in numbers:
+                    await run.limits.window.acquire()
+                    task = asyncio.create_task(self._page(run, doc, number, run.tail.add()))
+                    await run.out.put(task)
+                await run.out.put(_DocEnd(doc))
+            run.tail.close()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # surface unexpected errors to the consumer
+            await run.out.put(_Crashed(exc))
+            return
+        await run.out.put(_Done())
+
+    def _manifests(self) -> PageCache | None:
+        """The cache, where document manifests may be used: never with a password, so an
+        encrypted PDF is always opened and a wrong password still fails."""
+        return self._cache if self.options.password is None else None
+
+    def page_count(self, src: DocumentSource) -> int:
+        """Selected pages of one input (0 if it cannot be read), for progress bars."""
+        manifests = self._manifests()
+        outline = manifests.document(src) if manifests is not None else None
+        if outline is None:
+            try:
+                outline = describe(src, self.options.password)
+            except OCRLoadersError:
+                return 0
+        return len(self.options.pages.numbers(outline.page_count))
+
+    async def _open(self, renderer: Renderer, src: DocumentSource) -> OpenDocument:
+        """Open an input in the renderer; a cached document's outline comes from the cache."""
+        password = self.options.password
+        manifests = self._manifests()
+        if manifests is not None:
+            outline = await asyncio.to_thread(manifests.document, src)
+            if outline is not None:
+                return await renderer.adopt(src, password, outline)
+        doc = await renderer.open(src, password)
+        if manifests is not None:
+            await asyncio.to_thread(manifests.remember_document, doc.outline)
+        return doc
+
+    async def _page(
+        self, run: _Run, doc: OpenDocument, number: int, handed: Callable[[], None]
+    ) -> PageResult:
+        """One page; ``handed`` is called when it reaches the engine, or when it ends
+        without needing to (cached, unrenderable, cancelled)."""
+        try:
+            return await self._process(run, doc, number, handed)
+        finally:
+            handed()
+
+    async def _process(
+        self, run: _Run, doc: OpenDocument, number: int, handed: Callable[[], None]
+    ) -> PageResult:
+        """Render, OCR, parse and account for one page; a failure becomes a failed page."""
+        engine, info = run.engine, doc.outline.info
+        cache_key = None
+        if self._cache is not None:
+            cache_key = page_key(info.doc_hash, number, self.options.render, engine.cache_identity)
+            hit = await asyncio.to_thread(self._cache.get, cache_key)
+            if hit is not None:
+                image, raw = hit
+                return self._result(info, replace(image, source=info), raw, engine, cached=True)
+        async with run.limits.prepared:  # rendered pages waiting for a request slot are few
+            try:
+                image = await doc.render(number, self.options.render, engine.page_hook)
+            except PageRenderError as exc:
+                log.warning("%s", exc)
+                image = failed_page_image(doc.outline, number)
+                raw = failed_answer(engine, exc.reason)
+                return self._result(info, image, raw, engine, cached=False)
+            async with run.limits.requests:
+                handed()
+                try:
+                    raw = await engine.recognize(image)
+                except EngineError:
+                    raise
+                except Exception as exc:  # an engine bug must not lose the page silently
+                    log.exception("%s page %d: engine failed", info.source, number)
+                    raw = failed_answer(engine, f"{type(exc).__name__}: {exc}")
+        result = self._result(info, image, raw, engine, cached=False)
+        if self._cache is not None and cache_key is not None and result.page.status != "failed":
+            await asyncio.to_thread(self._cache.put, cache_key, _geometry(image), raw)
+        return result
+
+    def _result(
+        self, info: SourceInfo, image: PageImage, raw: RawPage, engine: Engine, *, cached: bool
+    ) -> PageResult:
+        return page_result(
+            info,
+            image,
+            raw,
+            engine,
+            model=self.options.model,
+            tables=self.options.chunk.tables,
+            cached=cached,
+        )
+
+
+def _geometry(image: PageImage) -> PageImage:
+    """What the cache keeps of a page image: its geometry, not its pixels."""
+    return replace(image, image=b"", hint=None)
+
+
+async def _discard(out: asyncio.Queue[_Queued]) -> None:
+    """Cancel the pages and close the documents still queued when a run stops early."""
+    while not out.empty():
+        leftover = out.get_nowait()
+        if isinstance(leftover, asyncio.Task):
+            leftover.cancel()
+            with contextlib.suppress(BaseException):
+                await leftover
+        elif isinstance(leftover, _DocEnd):
+            with contextlib.suppress(BaseException):
+                await leftover.doc.close()
