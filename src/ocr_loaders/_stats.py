@@ -43,8 +43,9 @@ def _prompt_tokens(prompt: str) -> int:
 
 
 def server_vision_tokens(raw: RawPage) -> int | None:
-    """Vision tokens implied by the server's ``usage``: prompt tokens minus BOS and text."""
-    if raw.prompt_tokens is None or raw.engine != "openai":
+    """Vision tokens implied by the model's own count (a server's ``usage``, or the prompt
+    token ids of in-process vLLM): prompt tokens minus BOS and text."""
+    if raw.prompt_tokens is None or raw.engine not in ("openai", "vllm"):
         return None
     return raw.prompt_tokens - 1 - _prompt_tokens(raw.prompt)
 
