@@ -268,3 +268,13 @@ def test_without_vllm_the_error_names_the_extra() -> None:
         pytest.skip("vLLM is installed here")
     with pytest.raises(ConfigError, match=r"ocr-loaders\[vllm\]"):
         VLLMEngine(InProcessSettings())
+
+
+def test_one_engine_serves_loads_on_different_event_loops(tmp_path: Path) -> None:
+    from ocr_loaders import DeepSeekOCRLoader
+
+    pdf = make_pdf(tmp_path / "doc.pdf", 2)
+    eng = engine(StandInLLM(), max_batch=2)
+    first = DeepSeekOCRLoader(pdf, engine=eng, mode="pages").load()  # a private loop
+    second = asyncio.run(recognize_all(eng, range(1, 3)))  # another loop
+    assert len(first) == 2 and all("read" in t for t in second)

@@ -3,6 +3,8 @@
 #   bash benchmarks/gpu/remote.sh stash DIR      # copy DIR/bundle.tar.xz.part-* to /tmp/parts
 #   bash benchmarks/gpu/remote.sh all [SECONDS]  # install, serve, run the conformance (default 560 s)
 #   bash benchmarks/gpu/remote.sh resume [SECONDS]  # the server is still up: finish what is left
+#   bash benchmarks/gpu/remote.sh inprocess [SECONDS]  # install, then the in-process engine
+#   (inprocess.py: vllm.LLM in this process); SERVE_FLAGS adds flags to `vllm serve`
 # Everything it prints also goes to $OUT/remote.log; the report is $OUT/conformance.json.
 set -u
 T0=$(date +%s)
@@ -73,7 +75,7 @@ serve() {  # $@: extra flags
         --served-model-name deepseek-ai/DeepSeek-OCR \
         --logits_processors vllm.model_executor.models.deepseek_ocr:NGramPerReqLogitsProcessor \
         --no-enable-prefix-caching --mm-processor-cache-gb 0 \
-        --load-format dummy --max-model-len 4096 --port $PORT "$@" >$LOG 2>&1 </dev/null &
+        --load-format dummy --max-model-len 4096 --port $PORT ${SERVE_FLAGS:-} "$@" >$LOG 2>&1 </dev/null &
     echo $! >/tmp/vllm.pid
 }
 
@@ -115,6 +117,14 @@ finish() {
 }
 
 case "${1:-all}" in
+inprocess)
+    BUDGET=${2:-300}
+    exec > >(tee -a "$OUT/remote.log") 2>&1
+    install || { say "INSTALL FAILED"; exit 3; }
+    say "in-process engine"
+    timeout "$BUDGET" python3 benchmarks/gpu/inprocess.py --model-dir $BUNDLE/model --out "$OUT"
+    say "in-process engine done (rc $?)"
+    ;;
 stash)
     stash "$2"
     ;;

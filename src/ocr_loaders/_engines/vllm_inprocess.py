@@ -196,6 +196,7 @@ class VLLMEngine:
         self._max_model_len = self.settings.max_model_len
         self._sampling = sampling or vllm_sampling
         self._queue: list[_Job] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._build_lock = asyncio.Lock()
@@ -262,7 +263,19 @@ class VLLMEngine:
 
     # -- batching ---------------------------------------------------------------------------
 
+    def _bind_loop(self) -> None:
+        """The engine outlives event loops (each sync load runs on a loop of its own): the
+        queue's event, lock and worker belong to the loop that is running now."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop = loop
+            self._queue = []
+            self._wake = asyncio.Event()
+            self._worker = None
+            self._build_lock = asyncio.Lock()
+
     async def _ensure_llm(self) -> None:
+        self._bind_loop()
         if self._llm is not None:
             return
         async with self._build_lock:
