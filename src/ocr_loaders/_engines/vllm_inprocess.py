@@ -130,7 +130,10 @@ def build_llm(settings: InProcessSettings) -> tuple[Generator, int]:
     }
     options.update(dict(settings.llm_options))
     llm = vllm.LLM(**options)
-    max_len = int(llm.llm_engine.model_config.max_model_len)
+    try:  # what the engine really got (vLLM may lower it to fit memory)
+        max_len = int(llm.llm_engine.model_config.max_model_len)
+    except AttributeError:  # an engine layout this code does not know: trust the request
+        max_len = settings.max_model_len
     generator: Generator = llm
     return generator, max_len
 
