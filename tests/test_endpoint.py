@@ -61,11 +61,14 @@ def test_one_request_per_page_exactly_as_the_protocol_wants(
 
 def test_sglang_dialect_detected(tmp_path: Path) -> None:
     pdf = make_pdf(tmp_path / "one.pdf", pages=1)
-    with FakeOCRServer(grid_responder(), flavor="sglang") as srv:
+    with FakeOCRServer(
+        grid_responder(), flavor="sglang", enable_custom_logit_processor=True
+    ) as srv:
         DeepSeekOCRLoader(pdf, base_url=srv.base_url).load()
         sent = chats(srv)
-    assert len(sent) == 1
-    assert sent[0].image_tag  # "<image>\n" at the start of the text for SGLang
+    assert len(sent) == 1 and sent[0].status == 200
+    assert not sent[0].image_tag  # the plain prompt: SGLang's template inserts <image>
+    assert sent[0].custom_logit_processor and sent[0].custom_params is not None
     assert sent[0].vllm_xargs is None
     assert sent[0].skip_special_tokens is False
 

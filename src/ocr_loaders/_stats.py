@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ._model import Page, PageImage, PageStats, RawPage
-from ._tokens import count_tokens, vision_tokens
+from ._tokens import count_tokens, text_tokens_method, vision_tokens
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,8 @@ class Totals:
     model: str
     documents: int = 1
     documents_failed: int = 0
+    text_tokens_method: str = "cl100k"
+    """``cl100k`` (exact, tiktoken) or ``estimate`` (no table offline; docs/stats.md)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict."""
@@ -185,4 +187,5 @@ class StatsAccumulator:
             model=self.model,
             documents=max(self.documents, 1 if p else 0),
             documents_failed=self.documents_failed,
+            text_tokens_method=text_tokens_method(),
         )

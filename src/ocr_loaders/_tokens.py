@@ -1,4 +1,5 @@
-"""Token accounting: DeepSeek-OCR's vision-token formula and tiktoken text counts.
+"""Token accounting: DeepSeek-OCR's vision-token formula and text-token counts (tiktoken
+cl100k_base from a local table, else a documented estimate).
 
 Both vLLM and SGLang serve DeepSeek-OCR in its dynamic-resolution ("Gundam") mode: a padded
 global view plus, when the page is larger than one tile on either side, a grid of tiles chosen
@@ -11,14 +12,13 @@ import functools
 import importlib.util
 import logging
 import os
+import re
 import tempfile
 import threading
 from dataclasses import dataclass
-from hashlib import sha1
+from hashlib import sha1, sha256
 from pathlib import Path
 from typing import Literal, Protocol
-
-from ._errors import TokenizerUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -111,10 +111,15 @@ def vision_tokens(width_px: int, height_px: int, model: str = "deepseek-ocr") ->
     return spec.base_tokens + 144 * w * h
 
 
-# --- text tokens (tiktoken cl100k_base, loaded without a download) -------------------------
+# --- text tokens (tiktoken cl100k_base from a local table, else an estimate) ----------------
 
 _CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+_CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
+"""tiktoken's own expected hash of the table: a file that does not match is never handed to
+tiktoken, which would delete it and try to download a new one."""
 _env_lock = threading.Lock()
+
+TextTokensMethod = Literal["cl100k", "estimate"]
 
 
 class TextEncoder(Protocol):
@@ -125,12 +130,17 @@ class TextEncoder(Protocol):
 
 
 def _table_dirs() -> list[Path]:
-    """Directories that may hold tiktoken's cached cl100k table, in the order tried."""
+    """Directories that may hold tiktoken's cached cl100k table, in the order tried: tiktoken's
+    own cache (``TIKTOKEN_CACHE_DIR``, else ``DATA_GYM_CACHE_DIR``, else the temp directory's
+    ``data-gym-cache``, as tiktoken itself decides), then llama-index-core's shipped copy."""
     dirs: list[Path] = []
     for var in ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR"):
-        if os.environ.get(var):
-            dirs.append(Path(os.environ[var]))
-    dirs.append(Path(tempfile.gettempdir()) / "data-gym-cache")
+        if var in os.environ:
+            if os.environ[var]:
+                dirs.append(Path(os.environ[var]))
+            break
+    else:
+        dirs.append(Path(tempfile.gettempdir()) / "data-gym-cache")
     try:  # found without importing llama_index.core, which takes seconds
         spec = importlib.util.find_spec("llama_index.core")
     except (ImportError, ValueError):
@@ -141,45 +151,127 @@ def _table_dirs() -> list[Path]:
     return dirs
 
 
-@functools.lru_cache(maxsize=1)
-def text_encoder() -> TextEncoder:
-    """tiktoken's ``cl100k_base``, from a local table when one exists.
+def _valid_table(directory: Path) -> bool:
+    """``directory`` holds an intact cl100k table (tiktoken's file name and hash)."""
+    key = sha1(_CL100K_URL.encode()).hexdigest()  # noqa: S324 - tiktoken's own cache naming
+    try:
+        data = (directory / key).read_bytes()
+    except OSError:
+        return False
+    return sha256(data).hexdigest() == _CL100K_SHA256
 
-    tiktoken names its cached tables by the sha1 of their URL; the first directory of
-    :func:`_table_dirs` holding that file is handed to tiktoken, which then verifies the
-    table's hash and reads it with no network. Only when none exists does tiktoken try its own
-    download. Raises :class:`TokenizerUnavailableError` saying how to fix it when none works.
-    """
+
+def _load_cl100k() -> TextEncoder | None:
+    """tiktoken's ``cl100k_base`` from the first local table found, or ``None``. Never
+    downloads: tiktoken is only called with a cache directory holding an intact table."""
     import tiktoken
 
-    key = sha1(_CL100K_URL.encode()).hexdigest()  # noqa: S324 - tiktoken's own cache naming
     for directory in _table_dirs():
-        if (directory / key).is_file():
-            with _env_lock:
-                saved = os.environ.get("TIKTOKEN_CACHE_DIR")
-                os.environ["TIKTOKEN_CACHE_DIR"] = str(directory)
-                try:
-                    return tiktoken.get_encoding("cl100k_base")
-                except Exception as exc:  # a damaged table: try the next place
-                    log.warning("tiktoken table in %s unusable: %s", directory, exc)
-                finally:
-                    if saved is None:
-                        del os.environ["TIKTOKEN_CACHE_DIR"]
-                    else:
-                        os.environ["TIKTOKEN_CACHE_DIR"] = saved
-    try:
-        return tiktoken.get_encoding("cl100k_base")
-    except Exception as exc:
-        raise TokenizerUnavailableError(
-            "tiktoken's cl100k_base table is not available offline and could not be "
-            f"downloaded ({type(exc).__name__}). Install the LlamaIndex extra "
-            "(pip install 'ocr-loaders[llamaindex]', which ships a copy), or put the table in "
-            "TIKTOKEN_CACHE_DIR."
-        ) from exc
+        if not _valid_table(directory):
+            continue
+        with _env_lock:
+            saved = os.environ.get("TIKTOKEN_CACHE_DIR")
+            os.environ["TIKTOKEN_CACHE_DIR"] = str(directory)
+            try:
+                return tiktoken.get_encoding("cl100k_base")
+            except Exception as exc:  # an unreadable table: try the next place
+                log.warning("tiktoken table in %s unusable: %s", directory, exc)
+            finally:
+                if saved is None:
+                    del os.environ["TIKTOKEN_CACHE_DIR"]
+                else:
+                    os.environ["TIKTOKEN_CACHE_DIR"] = saved
+    return None
+
+
+_PIECES = re.compile(
+    r"'(?:[sdmtSDMT]|ll|ve|re)|[^\S\r\n]?[^\W\d_]+|\d{1,3}| ?(?:[^\w\s]|_)+[\r\n]*"
+    r"|\s*[\r\n]|\s+(?!\S)|\s",
+    re.DOTALL,
+)
+"""cl100k's pre-tokenizer, approximated with ``re``: contractions, words with one leading
+space, up to three digits, punctuation runs, whitespace."""
+_ASCII_LETTERS_PER_TOKEN = 6
+_SYMBOLS_PER_TOKEN = 2
+
+
+class EstimateEncoder:
+    """A tokenizer-free stand-in for cl100k (the documented estimate of docs/stats.md).
+
+    Text is cut like cl100k's pre-tokenizer, then a word counts one token per 6 ASCII letters
+    and one per other letter (CJK, Hangul, ...), punctuation one per 2 characters, up to three
+    digits or a whitespace run one. On English prose and the project's docs it comes within
+    about 10 % of cl100k, slightly over; it undercounts Korean. Every "token" is a run of whole
+    characters packed into its id, so ``decode`` gives back the exact text, and there are never
+    more tokens than characters (nor than UTF-8 bytes).
+    """
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        return [_pack(run) for piece in _PIECES.findall(text) for run in _runs(piece)]
+
+    def decode(self, tokens: list[int]) -> str:
+        return "".join(_unpack(t) for t in tokens)
+
+
+def _runs(piece: str) -> list[str]:
+    """The "tokens" of one pre-tokenized piece (see :class:`EstimateEncoder`)."""
+    body = piece.lstrip()
+    if not body or body[0].isdigit() or body[0] == "'":
+        return [piece]
+    lead = piece[: len(piece) - len(body)]
+    if body[0].isalpha():
+        runs: list[str] = []
+        for m in re.finditer(r"[A-Za-z]+|[^A-Za-z]", body):
+            word = m.group()
+            step = _ASCII_LETTERS_PER_TOKEN if word.isascii() else 1
+            runs.extend(word[i : i + step] for i in range(0, len(word), step))
+    else:
+        runs = [body[i : i + _SYMBOLS_PER_TOKEN] for i in range(0, len(body), _SYMBOLS_PER_TOKEN)]
+    runs[0] = lead + runs[0]
+    return runs
+
+
+def _pack(run: str) -> int:
+    return int.from_bytes(b"\x01" + run.encode("utf-8"), "big")
+
+
+def _unpack(token: int) -> str:
+    raw = token.to_bytes((token.bit_length() + 7) // 8, "big")
+    return raw[1:].decode("utf-8", errors="replace")
+
+
+@functools.lru_cache(maxsize=1)
+def _encoder() -> tuple[TextEncoder, TextTokensMethod]:
+    found = _load_cl100k()
+    if found is not None:
+        return found, "cl100k"
+    log.warning(
+        "ocr_loaders: no tiktoken cl100k_base table found offline; text-token counts are "
+        "estimates (stats say text_tokens_method=estimate). For exact counts put the table in "
+        "TIKTOKEN_CACHE_DIR or install the llamaindex extra (docs/stats.md)."
+    )
+    return EstimateEncoder(), "estimate"
+
+
+def text_encoder() -> TextEncoder:
+    """tiktoken's ``cl100k_base`` from a local table, else :class:`EstimateEncoder`.
+
+    Tables are looked up where tiktoken caches them and in llama-index-core's shipped copy
+    (:func:`_table_dirs`); nothing is downloaded, so an offline machine never waits on the
+    network. Which one is in use is :func:`text_tokens_method`; one warning says so when it is
+    the estimate.
+    """
+    return _encoder()[0]
+
+
+def text_tokens_method() -> TextTokensMethod:
+    """``cl100k`` (exact, tiktoken) or ``estimate`` (:class:`EstimateEncoder`)."""
+    return _encoder()[1]
 
 
 def count_tokens(text: str) -> int:
-    """cl100k_base tokens in ``text`` (special-token text counted as ordinary text)."""
+    """cl100k_base tokens in ``text`` (special-token text counted as ordinary text), or their
+    estimate when no table is available (:func:`text_tokens_method`)."""
     if not text:
         return 0
     return len(text_encoder().encode_ordinary(text))

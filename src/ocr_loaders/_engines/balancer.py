@@ -9,6 +9,10 @@ spare capacity takes backup copies of the newest requests waiting on a busier on
 answer comes first is kept: the end of a run is not held up by one endpoint's queue (the
 classic backup-task fix for stragglers; vLLM and SGLang abort the losing copy when its
 connection closes).
+
+Each endpoint keeps what it taught the run: its context length (listed by ``/v1/models``, or
+learned from a refusal; every request's ``max_tokens`` is sized for the endpoint it goes to),
+and, for SGLang without ``--enable-custom-logit-processor``, that it takes no n-gram guard.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import EndpointUnavailableError
 from .settings import EndpointSettings
-from .wire import Answer, ContextTooLong, PageFailure, Retryable, complete
+from .wire import Answer, ContextTooLong, GuardRefused, PageFailure, Retryable, Sizing, complete
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -73,8 +77,20 @@ class Balancer:
         self._failing_since: float | None = None
         self._flights: set[_Flight] = set()
         self._draining = False
+        self._limits: dict[str, int] = {}
+        """Context length per URL, when listed or learned (else the settings' assumption)."""
+        self._unguarded: set[str] = set()
+        """URLs that refused the SGLang n-gram guard: it is no longer sent there."""
         self.backups_sent = 0
         """Backup copies sent so far (see :meth:`drain`)."""
+
+    def set_listed(self, url: str, max_model_len: int) -> None:
+        """The context ``url`` lists in ``/v1/models`` (the settings' value if smaller)."""
+        self._limits[url] = min(self.settings.max_model_len, max_model_len)
+
+    def max_model_len(self, url: str) -> int:
+        """The context assumed for ``url``: listed, learned, or the settings' (8192)."""
+        return self._limits.get(url, self.settings.max_model_len)
 
     async def aclose(self) -> None:
         for ep in self._endpoints:
@@ -93,13 +109,14 @@ class Balancer:
         )
         self._rebalance()
 
-    async def send(self, request: dict[str, Any], label: str) -> Answer:
-        """One try of ``request`` on the least loaded endpoint. If it gets a backup copy
-        (:meth:`_rebalance`) while waiting, the first good answer of the two wins and the other
-        is cancelled. ``label`` names the page in logs."""
+    async def send(self, request: dict[str, Any], label: str, sizing: Sizing) -> Answer:
+        """One try of ``request`` on the least loaded endpoint, its ``max_tokens`` set by
+        ``sizing`` for that endpoint's context. If it gets a backup copy (:meth:`_rebalance`)
+        while waiting, the first good answer of the two wins and the other is cancelled.
+        ``label`` names the page in logs."""
         ep = self._pick()
         flight = _Flight(ep, time.monotonic())
-        primary = self._start(ep, request)
+        primary = self._start(ep, request, sizing)
         woken = asyncio.ensure_future(flight.wake.wait())
         self._flights.add(flight)
         tasks = [primary]
@@ -112,7 +129,7 @@ class Balancer:
             target.incoming -= 1
             self.backups_sent += 1
             log.debug("%s: backup copy sent to %s", label, target.url)
-            tasks.append(self._start(target, request))
+            tasks.append(self._start(target, request, sizing))
             return await _first_answer(tasks)
         finally:
             self._flights.discard(flight)
@@ -195,16 +212,75 @@ class Balancer:
             if self._failing_since is None:
                 self._failing_since = now
 
-    def _start(self, ep: _Endpoint, request: dict[str, Any]) -> asyncio.Task[Answer]:
+    def _start(
+        self, ep: _Endpoint, request: dict[str, Any], sizing: Sizing
+    ) -> asyncio.Task[Answer]:
         """Count the request against ``ep`` now, so the next pick sees it, and send it."""
         ep.outstanding += 1
         ep.sent += 1
-        return asyncio.ensure_future(self._attempt(ep, request))
+        return asyncio.ensure_future(self._attempt(ep, request, sizing))
 
-    async def _attempt(self, ep: _Endpoint, request: dict[str, Any]) -> Answer:
+    def _prepare(self, url: str, request: dict[str, Any], sizing: Sizing) -> dict[str, Any]:
+        """``request`` as ``url`` takes it: ``max_tokens`` for its context, and no SGLang
+        guard where it was refused."""
+        prepared = {**request, "max_tokens": sizing.max_tokens(self.max_model_len(url))}
+        extra = request.get("extra_body")
+        if url in self._unguarded and isinstance(extra, dict):
+            prepared["extra_body"] = {
+                k: v
+                for k, v in extra.items()
+                if k not in ("custom_logit_processor", "custom_params")
+            }
+        return prepared
+
+    def _learn(self, url: str, exc: ContextTooLong, sent: int) -> None:
+        """Remember the context a refusal named (never more than assumed before)."""
+        exc.sent = sent
+        if exc.limit is not None and exc.limit < self.max_model_len(url):
+            self._limits[url] = exc.limit
+            log.info(
+                "ocr_loaders: %s has a %d-token context (learned from a refusal); "
+                "max_tokens is sized for it from now on",
+                url,
+                exc.limit,
+            )
+
+    def _refuse_guard(self, url: str) -> None:
+        """Stop sending the SGLang guard to ``url``, with one warning."""
+        if url in self._unguarded:
+            return
+        self._unguarded.add(url)
+        log.warning(
+            "ocr_loaders: %s (SGLang) refused the n-gram repetition guard: it runs without "
+            "--enable-custom-logit-processor. Pages are sent without the guard for the rest "
+            "of the run, so a page that loops runs to max_tokens before it is retried; start "
+            "the server with --enable-custom-logit-processor to use it",
+            url,
+        )
+
+    async def _complete(self, ep: _Endpoint, request: dict[str, Any], sizing: Sizing) -> Answer:
+        """One request to ``ep``, resent at once without the guard if SGLang refuses it."""
+        prepared = self._prepare(ep.url, request, sizing)
+        try:
+            return await complete(ep.client, prepared, ep.url, self.settings.timeout)
+        except GuardRefused:
+            self._refuse_guard(ep.url)
+        except ContextTooLong as exc:
+            self._learn(ep.url, exc, int(prepared["max_tokens"]))
+            raise
+        prepared = self._prepare(ep.url, request, sizing)
+        try:
+            return await complete(ep.client, prepared, ep.url, self.settings.timeout)
+        except ContextTooLong as exc:
+            self._learn(ep.url, exc, int(prepared["max_tokens"]))
+            raise
+        except GuardRefused as exc:  # no guard was sent: not a fault the client can mend
+            raise PageFailure(f"HTTP 400: {exc}", 1) from exc
+
+    async def _attempt(self, ep: _Endpoint, request: dict[str, Any], sizing: Sizing) -> Answer:
         """One HTTP request (counted by :meth:`_start`), then the endpoint's bookkeeping."""
         try:
-            answer = await complete(ep.client, request, ep.url, self.settings.timeout)
+            answer = await self._complete(ep, request, sizing)
         except Retryable as exc:
             self._mark(ep, ok=False, connection_fault=exc.connection)
             raise

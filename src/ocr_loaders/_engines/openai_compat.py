@@ -27,7 +27,7 @@ from .._grounding import cut_repetition_loop
 from .._model import PageImage, RawPage
 from .balancer import Balancer
 from .base import PageHook
-from .dialect import detect_dialect
+from .dialect import ServerInfo, detect_dialect, probe_server
 from .settings import EndpointSettings, split_base_urls
 from .wire import (
     Answer,
@@ -35,10 +35,12 @@ from .wire import (
     Guard,
     PageFailure,
     Retryable,
+    Sizing,
     build_request,
     max_tokens_for,
     normalize_base_url,
     parse_completion,
+    sizing_for,
 )
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,7 @@ class OpenAICompatEngine:
         self._dialect: ServerDialect | None = (
             None if self.settings.dialect == "auto" else self.settings.dialect
         )
+        self._probed = False
         self._detect_lock = asyncio.Lock()
         self._balancer = Balancer(self.settings)
 
@@ -139,13 +142,15 @@ class OpenAICompatEngine:
     ) -> tuple[Answer, int]:
         s = self.settings
         label = f"{page.source.source} page {page.number}"
-        max_tokens = max_tokens_for(page, s, prompt)
+        sizing = sizing_for(page, s, prompt)
         last_error = ""
         only_connection_faults = True
         for attempt in range(1, s.max_attempts + 1):
-            request = build_request(page, s, dialect, prompt, guard, max_tokens)
+            request = build_request(
+                page, s, dialect, prompt, guard, sizing.max_tokens(s.max_model_len)
+            )
             try:
-                answer = await self._balancer.send(request, label)
+                answer = await self._balancer.send(request, label, sizing)
             except Retryable as exc:
                 only_connection_faults &= exc.connection
                 last_error = str(exc)
@@ -162,9 +167,11 @@ class OpenAICompatEngine:
                 await asyncio.sleep(delay)
                 continue
             except ContextTooLong as exc:
-                if exc.prompt_tokens is None or attempt == s.max_attempts:
+                resized = _resize(sizing, exc)
+                if resized is None or attempt == s.max_attempts:
                     raise PageFailure(str(exc), attempt) from None
-                max_tokens = max(16, s.max_model_len - exc.prompt_tokens - 8)
+                log.debug("%s: %s; retry with a smaller max_tokens", label, exc)
+                sizing = resized
                 continue
             except PageFailure as exc:
                 exc.attempts = attempt
@@ -177,25 +184,68 @@ class OpenAICompatEngine:
     # -- dialect detection ----------------------------------------------------------------
 
     async def _ensure_dialect(self) -> ServerDialect:
-        if self._dialect is not None:
-            return self._dialect
+        """Probe every endpoint once (its dialect and listed context); until one answers,
+        use the OpenAI request shape and ask again on the next page."""
+        if self._probed:
+            return self._dialect or "vllm"
         async with self._detect_lock:
-            if self._dialect is None:
-                found = await asyncio.to_thread(
-                    detect_dialect,
-                    self.settings.base_urls[0],
-                    self.settings.api_key,
-                    self.settings.connect_timeout,
+            if not self._probed:
+                await self._probe()
+        return self._dialect or "vllm"
+
+    async def _probe(self) -> None:
+        s = self.settings
+        infos: list[ServerInfo | None] = list(
+            await asyncio.gather(
+                *(
+                    asyncio.to_thread(
+                        probe_server, url, s.api_key, s.connect_timeout, s.model, self._dialect
+                    )
+                    for url in s.base_urls
                 )
-                if found is None:  # unreachable for now: use the OpenAI shape, ask again later
-                    return "vllm"
-                self._dialect = found
-                log.info(
-                    "ocr_loaders: %s is a %s server",
-                    self.settings.base_urls[0],
-                    "vLLM" if found == "vllm" else "SGLang",
-                )
-        return self._dialect
+            )
+        )
+        answered = [
+            (url, info) for url, info in zip(s.base_urls, infos, strict=True) if info is not None
+        ]
+        if not answered and self._dialect is None:
+            return  # unreachable for now: use the OpenAI shape, ask again later
+        self._probed = True
+        for url, info in answered:
+            if info.max_model_len is not None:
+                self._balancer.set_listed(url, info.max_model_len)
+        if self._dialect is None:
+            self._dialect = answered[0][1].dialect
+            log.info(
+                "ocr_loaders: %s is a %s server",
+                answered[0][0],
+                "vLLM" if self._dialect == "vllm" else "SGLang",
+            )
+        for url, info in answered:
+            listed = info.max_model_len
+            log.info(
+                "ocr_loaders: %s: context %d tokens (%s)",
+                url,
+                self._balancer.max_model_len(url),
+                "listed by /v1/models" if listed else "not listed; assumed until refused",
+            )
+
+
+def _resize(sizing: Sizing, exc: ContextTooLong) -> Sizing | None:
+    """The sizing after a context refusal, or ``None`` if no smaller request can fit. The
+    balancer has learned the context the message named; a prompt size that counts the image
+    raises the reserve; and the next ``max_tokens`` is always below the refused one."""
+    if exc.prompt_alone or (exc.limit is None and exc.prompt_tokens is None):
+        return None
+    reserve = sizing.reserve
+    if exc.prompt_tokens is not None:
+        reserve = max(reserve, exc.prompt_tokens + 1)  # SGLang refuses prompt + n == limit
+    cap = sizing.cap
+    if exc.sent is not None:
+        if exc.sent <= 16:
+            return None
+        cap = exc.sent - 1 if cap is None else min(cap, exc.sent - 1)
+    return Sizing(reserve, cap)
 
 
 def _output_plan(s: EndpointSettings) -> list[tuple[str, Guard]]:

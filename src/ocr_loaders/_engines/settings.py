@@ -43,12 +43,15 @@ class EndpointSettings:
     """Extra tries for a page that hit max_tokens or came back empty: tighter guard, then
     ``Free OCR.``."""
     max_model_len: int = 8192
+    """The context assumed for a server that does not list one in ``/v1/models`` (until a
+    refusal names it), and a cap on the one it lists."""
     ngram_size: int = 30
     window_size: int = 90
     whitelist_token_ids: tuple[int, ...] = TD_TOKEN_IDS
     sglang_logit_processor: str | None = field(default=None, repr=False)
-    """SGLang only: the serialized ``DeepseekOCRNoRepeatNGramLogitProcessor`` (the server must
-    run with ``--enable-custom-logit-processor``). Without it no guard is sent to SGLang."""
+    """SGLang only: a serialized custom logit processor to send instead of the client's own
+    ``DeepseekOCRNoRepeatNGramLogitProcessor`` reference (the server must run with
+    ``--enable-custom-logit-processor``; without it the guard is dropped, with one warning)."""
 
     def __post_init__(self) -> None:
         if self.dialect not in ("vllm", "sglang", "auto"):

@@ -3,11 +3,13 @@
 One request per page, exactly as the servers want it (docs/usage.md): the image part first, the
 prompt, ``temperature=0``, ``skip_special_tokens=False`` so the layout tags survive, and
 ``max_tokens`` = the context left after the page's prompt. Dialects differ only in the
-repetition guard (``vllm_xargs`` vs SGLang's ``custom_params``) and where ``<image>`` goes.
+repetition guard (``vllm_xargs`` vs SGLang's ``custom_logit_processor`` + ``custom_params``);
+both get the plain prompt, since both servers put ``<image>`` before it themselves.
 
 Answers are read here too, and every way a request can go wrong is sorted into one of three
 faults: :class:`Retryable` (try again, maybe elsewhere), :class:`ContextTooLong` (try again with
-a smaller ``max_tokens``) and :class:`PageFailure` (this page cannot succeed).
+a smaller ``max_tokens``), :class:`GuardRefused` (SGLang without the custom-processor flag:
+resend without the guard) and :class:`PageFailure` (this page cannot succeed).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .._defaults import ServerDialect
 from .._errors import ConfigError, EndpointError
 from .._model import PageImage
-from .._tokens import count_tokens, vision_tokens
+from .._tokens import vision_tokens
 from .settings import EndpointSettings
 
 if TYPE_CHECKING:
@@ -39,19 +41,84 @@ def normalize_base_url(url: str) -> str:
     return url if re.search(r"/v\d+$", url) else url + "/v1"
 
 
+SPECIAL_TOKENS = ("<|grounding|>", "<|ref|>", "<|/ref|>", "<|det|>", "<|/det|>")
+"""Tags DeepSeek's tokenizer holds as single tokens."""
+TEMPLATE_TOKENS = 32
+"""Room for what the servers add around the prompt: BOS, ``<image>``, newlines and the chat
+template's role markers (a handful of tokens on vLLM and SGLang)."""
+
+
 def prompt_token_bound(prompt: str) -> int:
-    """A safe upper bound of the prompt's text tokens on DeepSeek's tokenizer (+ template)."""
-    return 2 * count_tokens(prompt) + 64
+    """A safe upper bound of the prompt's text tokens on DeepSeek's tokenizer, template
+    included, with no tokenizer: byte-level BPE never makes more tokens than UTF-8 bytes, and
+    each special tag is one token."""
+    specials = 0
+    for tag in SPECIAL_TOKENS:
+        specials += prompt.count(tag)
+        prompt = prompt.replace(tag, "")
+    return len(prompt.encode("utf-8")) + specials + TEMPLATE_TOKENS
 
 
-def max_tokens_for(page: PageImage, settings: EndpointSettings, prompt: str) -> int:
-    """Output budget: the context left after the image and the prompt, never more."""
-    budget = (
-        settings.max_model_len
-        - vision_tokens(page.image_width, page.image_height, settings.model)
-        - prompt_token_bound(prompt)
-    )
-    return max(16, budget)
+MIN_MAX_TOKENS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    """How to size one page's ``max_tokens`` on any endpoint: its context minus ``reserve``
+    (the page's vision tokens and the prompt's bound), and never above ``cap`` (set after a
+    refusal, so a page is never asked again for as much as was refused)."""
+
+    reserve: int
+    cap: int | None = None
+
+    def max_tokens(self, max_model_len: int) -> int:
+        budget = max_model_len - self.reserve
+        if self.cap is not None:
+            budget = min(budget, self.cap)
+        return max(MIN_MAX_TOKENS, budget)
+
+
+def sizing_for(page: PageImage, settings: EndpointSettings, prompt: str) -> Sizing:
+    """The :class:`Sizing` of one page and prompt."""
+    vision = vision_tokens(page.image_width, page.image_height, settings.model)
+    return Sizing(vision + prompt_token_bound(prompt))
+
+
+def max_tokens_for(
+    page: PageImage, settings: EndpointSettings, prompt: str, max_model_len: int | None = None
+) -> int:
+    """Output budget: the context left after the image and the prompt, never more.
+    ``max_model_len`` defaults to the settings' (the context assumed until a server says)."""
+    limit = settings.max_model_len if max_model_len is None else max_model_len
+    return sizing_for(page, settings, prompt).max_tokens(limit)
+
+
+SGLANG_PROCESSOR_CLASS = (
+    "sglang.srt.sampling.custom_logit_processor",
+    "DeepseekOCRNoRepeatNGramLogitProcessor",
+)
+"""The n-gram processor SGLang ships for DeepSeek-OCR (from SGLang 0.5.5)."""
+
+
+def class_reference_pickle(module: str, name: str) -> bytes:
+    """A protocol-4 pickle that only names a class (what ``dill.dumps`` writes for an
+    importable class): PROTO 4, SHORT_BINUNICODE module, SHORT_BINUNICODE name,
+    STACK_GLOBAL, STOP."""
+    out = bytearray(b"\x80\x04")
+    for text in (module, name):
+        raw = text.encode("utf-8")
+        if len(raw) > 255:
+            raise ValueError(f"name too long for SHORT_BINUNICODE: {text!r}")
+        out += b"\x8c" + bytes([len(raw)]) + raw
+    out += b"\x93."
+    return bytes(out)
+
+
+def sglang_ngram_processor() -> str:
+    """``DeepseekOCRNoRepeatNGramLogitProcessor.to_str()`` built without SGLang installed:
+    ``{"callable": "<hex of the pickle>"}``, which SGLang turns back into the class with
+    ``dill.loads(bytes.fromhex(...))``."""
+    return json.dumps({"callable": class_reference_pickle(*SGLANG_PROCESSOR_CLASS).hex()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +137,11 @@ def build_request(
     guard: Guard,
     max_tokens: int | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments of ``chat.completions.create`` for one page (a pure function)."""
+    """Keyword arguments of ``chat.completions.create`` for one page (a pure function).
+    The balancer sets ``max_tokens`` again for the endpoint it picks (:class:`Sizing`)."""
     data_uri = f"data:{page.mime};base64,{base64.b64encode(page.image).decode('ascii')}"
-    text = prompt if dialect == "vllm" else f"<image>\n{prompt}"
+    # the plain prompt for both: vLLM and SGLang's deepseek-ocr template insert <image> themselves
+    text = prompt
     extra: dict[str, Any] = {"skip_special_tokens": False}
     if guard.ngram_size is not None and guard.window_size is not None:
         params = {
@@ -82,8 +151,10 @@ def build_request(
         }
         if dialect == "vllm":
             extra["vllm_xargs"] = params
-        elif settings.sglang_logit_processor:
-            extra["custom_logit_processor"] = settings.sglang_logit_processor
+        else:
+            extra["custom_logit_processor"] = (
+                settings.sglang_logit_processor or sglang_ngram_processor()
+            )
             extra["custom_params"] = params
     return {
         "model": settings.model,
@@ -126,11 +197,28 @@ class Retryable(Exception):
 
 
 class ContextTooLong(Exception):
-    """The server refused ``max_tokens``; ``prompt_tokens`` (if it said) sizes the next try."""
+    """The server refused ``max_tokens`` for its context. ``limit`` is the context it named,
+    ``prompt_tokens`` the whole prompt's size when the message gives it (image included),
+    ``prompt_alone`` says the prompt by itself does not fit (no ``max_tokens`` helps), and
+    ``sent`` is the refused ``max_tokens`` (set by the balancer)."""
 
-    def __init__(self, message: str, prompt_tokens: int | None) -> None:
+    def __init__(
+        self,
+        message: str,
+        limit: int | None = None,
+        prompt_tokens: int | None = None,
+        *,
+        prompt_alone: bool = False,
+    ) -> None:
         super().__init__(f"context too long: {message}")
+        self.limit = limit
         self.prompt_tokens = prompt_tokens
+        self.prompt_alone = prompt_alone
+        self.sent: int | None = None
+
+
+class GuardRefused(Exception):
+    """SGLang without ``--enable-custom-logit-processor`` refused the n-gram guard."""
 
 
 class PageFailure(Exception):
@@ -192,9 +280,11 @@ async def complete(
                 f"HTTP {status}: {message}", delay=retry_after(exc.response.headers)
             ) from exc
         if status == 400:
-            tokens = prompt_tokens_from_error(message)
-            if "context length" in message or "max_tokens" in message or tokens:
-                raise ContextTooLong(message, tokens) from exc
+            if GUARD_REFUSED in message:
+                raise GuardRefused(message) from exc
+            refusal = context_refusal(message)
+            if refusal is not None:
+                raise refusal from exc
             raise PageFailure(f"HTTP 400: {message}", 1) from exc
         raise EndpointError(f"{url} rejected the request: HTTP {status}: {message}") from exc
     except openai.APIError as exc:  # unreadable bodies and other protocol faults
@@ -202,21 +292,60 @@ async def complete(
     return parse_completion(body)
 
 
-_CONTEXT_RES = (
-    re.compile(r"has (\d+) input tokens"),
-    re.compile(r"\((\d+) in the messages"),
-    re.compile(r"prompt \(length (\d+)\)"),
+GUARD_REFUSED = "not configured to enable custom logit processor"
+"""SGLang's 400 for a ``custom_logit_processor`` without ``--enable-custom-logit-processor``."""
+
+_LIMIT_RES = tuple(
+    re.compile(p)
+    for p in (
+        r"maximum context length (?:is|of) (\d+) tokens",  # vLLM (all), SGLang
+        r"max_model_len=(?:max_total_tokens=)?(\d+)",  # vLLM 0.26 / 0.33 max_tokens check
+        r"model's context length \((\d+) tokens\)",  # SGLang, prompt alone
+        r"maximum model length of (\d+)",  # vLLM engine, prompt alone
+    )
 )
-"""How vLLM and SGLang word "the prompt alone has N tokens" in a 400 answer."""
+"""Where the real servers' context-length refusals name the context (docs/usage.md)."""
+_PROMPT_RES = tuple(
+    re.compile(p)
+    for p in (
+        r"(\d+) tokens from the input messages",  # SGLang: the whole prompt, image included
+        r"The input \((\d+) tokens\)",  # SGLang, prompt alone
+        r"decoder prompt \(length (\d+)\)",  # vLLM engine, prompt alone
+    )
+)
+"""Messages whose prompt size counts the image. vLLM 0.11.1's "your request has N input
+tokens" and 0.26's "at least N input tokens" count text only (or a lower bound): not used."""
+_PROMPT_ALONE_RES = (
+    re.compile(r"is longer than the model's context length"),
+    re.compile(r"decoder prompt \(length \d+\) is longer"),
+    re.compile(r"Please reduce the length of the input messages"),
+)
 
 
-def prompt_tokens_from_error(message: str) -> int | None:
-    """The prompt's token count from a context-length error message, if it gives one."""
-    for pattern in _CONTEXT_RES:
+def context_refusal(message: str) -> ContextTooLong | None:
+    """The :class:`ContextTooLong` a 400 message means, or ``None`` if it is about something
+    else. Knows vLLM 0.11.1, 0.26 and 0.33's and SGLang's wordings."""
+    limit = _first_int(_LIMIT_RES, message)
+    prompt = _first_int(_PROMPT_RES, message)
+    alone = any(p.search(message) for p in _PROMPT_ALONE_RES)
+    if limit is None and prompt is None and not alone:
+        if "context length" in message or "max_tokens" in message:
+            return ContextTooLong(message)
+        return None
+    return ContextTooLong(message, limit, prompt, prompt_alone=alone)
+
+
+def _first_int(patterns: tuple[re.Pattern[str], ...], message: str) -> int | None:
+    for pattern in patterns:
         m = pattern.search(message)
         if m:
             return int(m.group(1))
     return None
+
+
+def prompt_tokens_from_error(message: str) -> int | None:
+    """The whole prompt's token count from a context-length error message, if it gives one."""
+    return _first_int(_PROMPT_RES, message)
 
 
 def retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -250,17 +379,24 @@ def _error_message(exc: openai.APIError) -> str:
 
 
 __all__ = [
+    "GUARD_REFUSED",
     "Answer",
     "ContextTooLong",
     "Guard",
+    "GuardRefused",
     "PageFailure",
     "Retryable",
+    "Sizing",
     "build_request",
+    "class_reference_pickle",
     "complete",
+    "context_refusal",
     "max_tokens_for",
     "normalize_base_url",
     "parse_completion",
     "prompt_token_bound",
     "prompt_tokens_from_error",
     "retry_after",
+    "sglang_ngram_processor",
+    "sizing_for",
 ]

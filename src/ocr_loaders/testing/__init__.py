@@ -24,8 +24,8 @@ Facts imitated, and where they were read (vLLM and SGLang repositories on GitHub
 
 * vLLM ``vllm/entrypoints/openai/engine/serving.py`` (``serving_engine.py`` in older
   releases): ``_check_model`` -> 404 ``NotFoundError`` "The model `X` does not exist.";
-  ``_validate_input`` -> 400 "'max_tokens' or 'max_completion_tokens' is too large: ..." and
-  "This model's maximum context length is ... However, your request has N input tokens...".
+  ``_validate_input`` -> 400 context-length refusals, which differ by version (0.11.1, 0.26,
+  0.33: :mod:`.versions`, picked with ``context_style``; 0.26 and 0.33 also clamp silently).
   ``vllm/entrypoints/openai/engine/protocol.py``: ``ErrorResponse`` =
   ``{"error": {"message", "type", "param", "code"}}``, ``ModelCard`` (``owned_by="vllm"``,
   ``max_model_len``, ``permission``). ``api_server.py``: ``GET /health`` (empty 200),
@@ -40,7 +40,10 @@ Facts imitated, and where they were read (vLLM and SGLang repositories on GitHub
   ``Content-Type: application/json``. ``managers/tokenizer_manager.py``
   (``_validate_one_request``): "The input (N tokens) is longer than the model's context length
   (M tokens)." and "Requested token count exceeds the model's maximum context length of M
-  tokens. ..." with ``>=`` comparisons. Errors are flat
+  tokens. ..." with ``>=`` comparisons; a ``custom_logit_processor`` without
+  ``--enable-custom-logit-processor`` (``enable_custom_logit_processor``, off by default) is
+  refused. The ``deepseek-ocr`` chat template puts ``<image>`` before the text, so a text
+  holding one is refused (:mod:`.versions`). Errors are flat
   ``{"object": "error", "message", "type", "param", "code"}``; the model name is not checked.
 
 Detecting the server type: ``GET /v1/models`` and read ``data[0]["owned_by"]`` (``"vllm"`` or

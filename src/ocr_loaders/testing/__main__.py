@@ -16,6 +16,7 @@ from .._defaults import DEFAULT_MODEL
 from .faults import RATE_ORDER, FaultPlan
 from .responders import Responder, responder_from_spec
 from .server import FakeOCRServer
+from .versions import CONTEXT_STYLES, SGLANG_VERSIONS
 
 
 def make_responder(spec: str) -> Responder:
@@ -47,6 +48,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="grid | local | static:TEXT | fixtures:DIR | loop:N (default grid)",
     )
     p.add_argument("--max-model-len", type=int, default=8192)
+    p.add_argument(
+        "--context-style",
+        choices=CONTEXT_STYLES,
+        default=None,
+        help="whose context-length checks and messages to reproduce "
+        "(default vllm-0.26 for --flavor vllm, sglang for --flavor sglang)",
+    )
+    p.add_argument(
+        "--unlisted-max-model-len",
+        action="store_true",
+        help="leave max_model_len out of /v1/models",
+    )
+    p.add_argument(
+        "--enable-custom-logit-processor",
+        action="store_true",
+        help="SGLang: accept the n-gram custom logit processor (off by default, as in SGLang)",
+    )
+    p.add_argument(
+        "--sglang-version",
+        choices=SGLANG_VERSIONS,
+        default="0.5.23",
+        help="SGLang: whose image-placeholder refusal to reproduce",
+    )
     p.add_argument("--slots", type=int, default=None, help="requests in service at once")
     p.add_argument("--service-time", type=float, default=0.0, help="seconds per request")
     p.add_argument(
@@ -87,6 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         flavor=args.flavor,
         max_model_len=args.max_model_len,
+        context_style=args.context_style,
+        list_max_model_len=not args.unlisted_max_model_len,
+        enable_custom_logit_processor=args.enable_custom_logit_processor,
+        sglang_version=args.sglang_version,
         slots=args.slots,
         service_time=args.service_time,
         time_per_token=args.time_per_token,

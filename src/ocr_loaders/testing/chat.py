@@ -19,6 +19,7 @@ from .plumbing import Dropped, Handler, HTTPError, client_gone
 from .recording import RequestLog, Trace
 from .responders import OCRReply, OCRRequest, Responder
 from .validation import ChatRules, ValidRequest, api_error, check_sampling, validate_chat
+from .versions import judge_context
 
 SPECIAL_TOKENS = ("<|ref|>", "<|/ref|>", "<|det|>", "<|/det|>", "<|grounding|>")
 """Grounding tags; DeepSeek-OCR's tokenizer marks them special, so vLLM's default
@@ -142,18 +143,18 @@ class ChatRoute:
         vis = vision_tokens(valid.info.width, valid.info.height, valid.model)
         prompt_tokens = 1 + count_tokens(valid.prompt) + vis
         trace.fields.update(vision_tokens=vis, prompt_tokens=prompt_tokens)
-        too_long = dialects.context_error(
-            flavor, settings.max_model_len, prompt_tokens, valid.max_tokens
+        text_tokens = prompt_tokens - vis + 1  # vLLM counts the unexpanded <image> as one
+        verdict = judge_context(
+            settings.context_style,
+            settings.max_model_len,
+            prompt_tokens,
+            text_tokens,
+            valid.max_tokens,
         )
-        if too_long:
-            param = "max_tokens" if flavor == "vllm" and valid.max_tokens else None
-            raise api_error(flavor, 400, too_long, "BadRequestError", param)
+        if verdict.error:
+            raise api_error(flavor, 400, verdict.error, "BadRequestError", verdict.param)
         check_sampling(settings, body, valid)
-        budget = (
-            valid.max_tokens
-            if valid.max_tokens is not None
-            else dialects.default_max_tokens(flavor, settings.max_model_len, prompt_tokens)
-        )
+        budget = verdict.effective_max_tokens
         trace.fields["effective_max_tokens"] = budget
 
         request = OCRRequest(

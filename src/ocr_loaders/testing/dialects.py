@@ -1,14 +1,13 @@
-"""What distinguishes a vLLM server from an SGLang server on the wire, for the fake server.
+"""What distinguishes a vLLM server from an SGLang server on the wire, for the fake server
+(context-length checks, which also differ between versions, are in :mod:`.versions`).
 
 Facts from the servers' sources (see the package docstring for file paths):
 
 * vLLM: errors are ``{"error": {"message", "type", "param", "code"}}``; an unknown model is 404
-  ``NotFoundError`` "The model `X` does not exist."; ``prompt + max_tokens > max_model_len`` is
-  400 "'max_tokens' or 'max_completion_tokens' is too large: ..."; ``GET /version`` answers
+  ``NotFoundError`` "The model `X` does not exist."; ``GET /version`` answers
   ``{"version": ...}``; ``/v1/models`` cards say ``"owned_by": "vllm"``.
 * SGLang: errors are flat ``{"object": "error", "message", "type", "param", "code"}``; any
-  model name is accepted; ``prompt + max_new_tokens >= context_len`` is 400 "Requested token
-  count exceeds the model's maximum context length ..."; ``GET /get_model_info`` (and
+  model name is accepted; ``GET /get_model_info`` (and
   ``/model_info``) and ``GET /get_server_info`` (and ``/server_info``) exist; ``/v1/models``
   cards say ``"owned_by": "sglang"``; ``/version`` does not exist (404).
 """
@@ -24,8 +23,6 @@ from .._defaults import ServerDialect
 Flavor = ServerDialect
 """The server a fake answers as (the request dialect it expects)."""
 
-VLLM_VERSION = "0.11.2"
-SGLANG_VERSION = "0.5.5"
 EOS_TOKEN_ID = 1
 """DeepSeek-OCR's ``<｜end▁of▁sentence｜>`` id, reported by SGLang as ``matched_stop``."""
 
@@ -44,61 +41,16 @@ def model_not_found(model: str) -> str:
     return f"The model `{model}` does not exist."
 
 
-def context_error(
-    flavor: Flavor, max_model_len: int, prompt_tokens: int, max_tokens: int | None
-) -> str | None:
-    """The real server's context-length message for this request, or ``None`` if it fits.
-
-    vLLM (``OpenAIServing._validate_input``): the prompt alone must be shorter than the
-    context, and ``prompt + max_tokens <= max_model_len``. SGLang
-    (``TokenizerManager._validate_one_request``): both comparisons are ``>=`` (one token less).
-    """
-    if flavor == "vllm":
-        if prompt_tokens >= max_model_len:
-            return (
-                f"This model's maximum context length is {max_model_len} tokens. However, "
-                f"your request has {prompt_tokens} input tokens. Please reduce the length "
-                "of the input messages."
-            )
-        if max_tokens is not None and prompt_tokens + max_tokens > max_model_len:
-            return (
-                f"'max_tokens' or 'max_completion_tokens' is too large: {max_tokens}. "
-                f"This model's maximum context length is {max_model_len} tokens and your "
-                f"request has {prompt_tokens} input tokens ({max_tokens} > {max_model_len}"
-                f" - {prompt_tokens})."
-            )
-        return None
-    if prompt_tokens >= max_model_len:
-        return (
-            f"The input ({prompt_tokens} tokens) is longer than the model's context "
-            f"length ({max_model_len} tokens)."
-        )
-    if max_tokens is not None and prompt_tokens + max_tokens >= max_model_len:
-        return (
-            f"Requested token count exceeds the model's maximum context length of "
-            f"{max_model_len} tokens. You requested a total of {prompt_tokens + max_tokens} "
-            f"tokens: {prompt_tokens} tokens from the input messages and {max_tokens} "
-            "tokens for the completion. Please reduce the number of tokens in the input "
-            "messages or the completion to fit within the limit."
-        )
-    return None
-
-
-def default_max_tokens(flavor: Flavor, max_model_len: int, prompt_tokens: int) -> int:
-    """The completion budget when the request names none: the rest of the context."""
-    rest = max_model_len - prompt_tokens
-    return rest if flavor == "vllm" else max(1, rest - 1)
-
-
 def completion_id(flavor: Flavor) -> str:
     """``chatcmpl-<hex>`` (vLLM ``random_uuid``) or ``chatcmpl-<uuid4>`` (SGLang)."""
     return f"chatcmpl-{uuid.uuid4().hex}" if flavor == "vllm" else f"chatcmpl-{uuid.uuid4()}"
 
 
 def model_card(
-    flavor: Flavor, name: str, root: str, max_model_len: int, created: int
+    flavor: Flavor, name: str, root: str, max_model_len: int | None, created: int
 ) -> dict[str, Any]:
-    """One ``/v1/models`` entry as the real server writes it."""
+    """One ``/v1/models`` entry as the real server writes it (``max_model_len`` ``None``:
+    not listed, as some proxies and older servers answer)."""
     card: dict[str, Any] = {
         "id": name,
         "object": "model",
@@ -106,8 +58,9 @@ def model_card(
         "owned_by": flavor,
         "root": root,
         "parent": None,
-        "max_model_len": max_model_len,
     }
+    if max_model_len is not None:
+        card["max_model_len"] = max_model_len
     if flavor == "vllm":
         card["permission"] = [
             {

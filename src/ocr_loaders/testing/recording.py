@@ -49,7 +49,8 @@ class RecordedRequest:
     image_first: bool = False
     """The image part came before the text part."""
     image_tag: bool = False
-    """The text started with ``<image>\\n`` (what SGLang clients must send)."""
+    """The text started with ``<image>\\n`` (vLLM accepts it; SGLang refuses any ``<image>``
+    in the text, since its template adds one)."""
     vision_tokens: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0

@@ -35,7 +35,7 @@ class OCRRequest:
     mime: str
     """Type found in the bytes (``image/png``, ``image/jpeg``, ``image/webp``...)."""
     prompt: str
-    """The text part(s), joined by newlines, minus a leading ``<image>\\n`` (SGLang style)."""
+    """The text part(s), joined by newlines, minus a leading ``<image>\\n`` (which vLLM accepts)."""
     model: str
     body: Mapping[str, Any]
     """The parsed JSON body (image data URL included)."""

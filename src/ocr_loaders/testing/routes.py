@@ -12,6 +12,7 @@ from . import dialects
 from .plumbing import Handler
 from .recording import RecordedRequest, RequestLog
 from .validation import ChatRules
+from .versions import server_version
 
 SGLANG_OPEN_PATHS = frozenset({"/health", "/health_generate", "/metrics", "/ping"})
 """SGLang paths an API key does not guard (vLLM guards only ``/v1`` paths)."""
@@ -26,6 +27,8 @@ class ServerView(ChatRules, Protocol):
     def port(self) -> int: ...
     @property
     def api_key(self) -> str | None: ...
+    @property
+    def list_max_model_len(self) -> bool: ...
     @property
     def slots(self) -> int | None: ...
     @property
@@ -73,7 +76,7 @@ class InfoRoutes:
             "/v1/models": self._models,
         }
         if server.flavor == "vllm":
-            gets.update({"/version": lambda: {"version": dialects.VLLM_VERSION}, "/metrics": None})
+            gets.update({"/version": self._version, "/metrics": None})
         else:
             gets.update(
                 {
@@ -125,9 +128,7 @@ class InfoRoutes:
         """SGLang's ``GET /v1/models/{model}``."""
         server = self._server
         if name in server.models:
-            card = dialects.model_card(
-                server.flavor, name, name, server.max_model_len, self._created
-            )
+            card = dialects.model_card(server.flavor, name, name, self._listed_len(), self._created)
             h.send_json(200, card)
             return
         h.send_json(
@@ -152,6 +153,14 @@ class InfoRoutes:
             "max_slots_busy": server.max_slots_busy,
         }
 
+    def _version(self) -> dict[str, str]:
+        server = self._server
+        return {"version": server_version(server.context_style, server.sglang_version)}
+
+    def _listed_len(self) -> int | None:
+        server = self._server
+        return server.max_model_len if server.list_max_model_len else None
+
     def _models(self) -> dict[str, Any]:
         server = self._server
         root = server.models[0]
@@ -162,7 +171,7 @@ class InfoRoutes:
                     server.flavor,
                     name,
                     root if server.flavor == "vllm" else name,
-                    server.max_model_len,
+                    self._listed_len(),
                     self._created,
                 )
                 for name in server.models
@@ -198,7 +207,7 @@ class InfoRoutes:
             "max_running_requests": server.slots,
             "api_key": None,
             "internal_states": [{"load": server.slots_busy + server.queued}],
-            "version": dialects.SGLANG_VERSION,
+            "version": server_version(server.context_style, server.sglang_version),
         }
 
     def _load(self) -> list[dict[str, int]]:

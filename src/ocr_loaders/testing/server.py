@@ -37,6 +37,7 @@ from .plumbing import (
 from .recording import RecordedRequest, RequestLog
 from .responders import Responder, grid_responder
 from .routes import InfoRoutes, auth_error
+from .versions import CONTEXT_STYLES, SGLANG_VERSIONS, ContextStyle, default_style
 
 
 class FakeOCRServer:
@@ -55,6 +56,12 @@ class FakeOCRServer:
     ``Authorization: Bearer <key>`` like ``--api-key``.
     ``full_decode`` decodes every image with Pillow instead of reading headers (slower).
     ``keep_alive_timeout`` closes connections idle that long, as uvicorn does (``None``: never).
+    ``context_style`` picks which real server's context-length checks and messages to
+    reproduce (``vllm-0.26`` by default for vLLM; ``vllm-0.33``, ``vllm-0.11.1``; ``sglang``
+    for SGLang; see :mod:`.versions`); ``list_max_model_len=False`` leaves ``max_model_len``
+    out of ``/v1/models``. SGLang: ``enable_custom_logit_processor`` is its server flag (off by
+    default, as in SGLang), ``sglang_version`` picks the wording of its image-placeholder
+    refusal (``0.5.23``, ``0.5.6``, ``0.5.5``).
     """
 
     def __init__(
@@ -74,7 +81,10 @@ class FakeOCRServer:
         service_jitter: float = 0.0,
         api_key: str | None = None,
         full_decode: bool = False,
-        enable_custom_logit_processor: bool = True,
+        enable_custom_logit_processor: bool = False,
+        context_style: ContextStyle | None = None,
+        list_max_model_len: bool = True,
+        sglang_version: str = "0.5.23",
         keep_alive_timeout: float | None = 5.0,
         record_limit: int = 100_000,
     ) -> None:
@@ -92,6 +102,11 @@ class FakeOCRServer:
             raise ValueError("service_jitter must be in [0, 1)")
         if max_model_len < 2:
             raise ValueError("max_model_len must be >= 2")
+        style = context_style or default_style(flavor)
+        if style not in CONTEXT_STYLES or (style == "sglang") != (flavor == "sglang"):
+            raise ValueError(f"context_style {style!r} does not fit flavor {flavor!r}")
+        if sglang_version not in SGLANG_VERSIONS:
+            raise ValueError(f"sglang_version must be one of {', '.join(SGLANG_VERSIONS)}")
         self.responder: Responder = responder or grid_responder()
         self.host = host
         self.flavor: Flavor = flavor
@@ -103,6 +118,9 @@ class FakeOCRServer:
         self.api_key = api_key
         self.full_decode = full_decode
         self.enable_custom_logit_processor = enable_custom_logit_processor
+        self.context_style: ContextStyle = style
+        self.list_max_model_len = list_max_model_len
+        self.sglang_version = sglang_version
         self.keep_alive_timeout = keep_alive_timeout
         self._requested_port = port
         self._stopping = threading.Event()

@@ -14,6 +14,7 @@ from .dialects import Flavor
 from .images import DataURLError, ImageError, ImageInfo, decode_data_url, sniff_image
 from .plumbing import HTTPError
 from .recording import Trace, elide_images
+from .versions import PROCESSOR_DISABLED, ContextStyle, placeholder_error, processor_error
 
 IMAGE_TAG = "<image>\n"
 
@@ -31,6 +32,10 @@ class ChatRules(Protocol):
     def full_decode(self) -> bool: ...
     @property
     def enable_custom_logit_processor(self) -> bool: ...
+    @property
+    def context_style(self) -> ContextStyle: ...
+    @property
+    def sglang_version(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +213,10 @@ def validate_chat(
         image_first=image_first,
         image_tag=image_tag,
     )
+    if rules.flavor == "sglang":  # its deepseek-ocr template puts one <image> before the text
+        refused = placeholder_error(raw_text, rules.sglang_version)
+        if refused:
+            raise bad_request(rules.flavor, refused)
     include_usage = bool(stream_options.get("include_usage"))
     return ValidRequest(
         model,
@@ -267,14 +276,10 @@ def check_sampling(rules: ChatRules, body: Mapping[str, Any], valid: ValidReques
             f"temperature must be non-negative, got {float(valid.temperature)}.",
             "temperature",
         )
-    if (
-        rules.flavor == "sglang"
-        and body.get("custom_logit_processor") is not None
-        and not rules.enable_custom_logit_processor
-    ):
-        raise bad_request(
-            rules.flavor,
-            "The server is not configured to enable custom logit processor. "
-            "Please set `--enable-custom-logits-processor` to enable this "
-            "feature.",
-        )
+    processor = body.get("custom_logit_processor")
+    if rules.flavor == "sglang" and processor is not None:
+        if not rules.enable_custom_logit_processor:
+            raise bad_request(rules.flavor, PROCESSOR_DISABLED)
+        wrong = processor_error(processor) if isinstance(processor, str) else "not a string"
+        if wrong:
+            raise bad_request(rules.flavor, wrong, "custom_logit_processor")
