@@ -338,3 +338,40 @@ def test_offline_base_install_converts_with_estimated_text_tokens(
     assert stats["text_tokens_method"] == "estimate"
     said = [r for r in caplog.records if "text_tokens_method=estimate" in r.getMessage()]
     assert len(said) == 1
+
+
+# --- the fake against what a real vLLM 0.26.0 answered (benchmarks/gpu/results) --------------
+
+REAL_VLLM = Path(__file__).resolve().parents[1] / "benchmarks/gpu/results/conformance-run2.json"
+
+
+@pytest.mark.parametrize(
+    ("case", "max_tokens", "text_tokens"),
+    [
+        ("max_tokens_9000", 9000, 11),
+        ("library_default_request_8192", 7201, 11),
+        ("max_tokens_eq_max_model_len", 4096, 11),
+        ("max_tokens_eq_max_model_len_plus_1", 4097, 11),
+        ("prompt_too_long", 64, 4040),
+    ],
+)
+def test_fake_refuses_with_the_real_vllm_026_messages(
+    case: str, max_tokens: int, text_tokens: int
+) -> None:
+    """Each refusal the real server sent (recorded on an H200) is what the fake sends for the
+    same request, word for word, so the client's recovery is tested against the real text."""
+    from ocr_loaders.testing.versions import judge_context
+
+    real = json.loads(REAL_VLLM.read_text())["c_limits"]
+    prompt_chars = len("<｜begin▁of▁sentence｜><image>\n") + len(GROUNDING_PROMPT)
+    verdict = judge_context("vllm-0.26", 4096, 913, text_tokens, max_tokens, prompt_chars)
+    assert verdict.error == real[case]["message"]
+
+
+def test_fake_clamps_silently_as_real_vllm_026_does() -> None:
+    from ocr_loaders.testing.versions import judge_context
+
+    real = json.loads(REAL_VLLM.read_text())["c_limits"]["over_by_5"]
+    verdict = judge_context("vllm-0.26", 4096, real["prompt_tokens"], 11, real["max_tokens_sent"])
+    assert verdict.error is None
+    assert verdict.effective_max_tokens == real["completion_tokens"]

@@ -23,16 +23,14 @@ from typing import Any
 
 from .._defaults import FREE_PROMPT, GROUNDING_PROMPT, ServerDialect
 from .._errors import ConfigError
-from .._grounding import cut_repetition_loop
 from .._model import PageImage, RawPage
 from .balancer import Balancer
 from .base import PageHook
 from .dialect import ServerInfo, detect_dialect, probe_server
+from .output_policy import NO_ANSWER, Answer, Guard, Quality, good_enough, output_plan, quality
 from .settings import EndpointSettings, split_base_urls
 from .wire import (
-    Answer,
     ContextTooLong,
-    Guard,
     PageFailure,
     Retryable,
     Sizing,
@@ -44,8 +42,6 @@ from .wire import (
 )
 
 log = logging.getLogger(__name__)
-
-_NO_ANSWER = Answer(text="", finish_reason=None, prompt_tokens=None, completion_tokens=None)
 
 
 class OpenAICompatEngine:
@@ -104,10 +100,11 @@ class OpenAICompatEngine:
         """OCR one page, retrying faults; see the module docstring for the policy."""
         started = time.perf_counter()
         dialect = await self._ensure_dialect()
-        best: tuple[tuple[int, int, int], Answer, str] | None = None
+        s = self.settings
+        best: tuple[Quality, Answer, str] | None = None
         attempts = 0
         error = ""
-        for prompt, guard in _output_plan(self.settings):
+        for prompt, guard in output_plan(s.prompt, s.ngram_size, s.window_size, s.output_retries):
             try:
                 answer, tries = await self._request(page, dialect, prompt, guard)
             except PageFailure as exc:
@@ -115,12 +112,12 @@ class OpenAICompatEngine:
                 error = str(exc)
                 break
             attempts += tries
-            score = _quality(answer, prompt)
+            score = quality(answer, prompt)
             if best is None or score > best[0]:
                 best = (score, answer, prompt)
-            if score[0] == 1 and score[1] == 1:
+            if good_enough(score):
                 break
-        _score, answer, prompt = best or ((0, 0, 0), _NO_ANSWER, self.settings.prompt)
+        _score, answer, prompt = best or ((0, 0, 0), NO_ANSWER, s.prompt)
         empty = not answer.text.strip()
         return RawPage(
             text=answer.text,
@@ -246,30 +243,6 @@ def _resize(sizing: Sizing, exc: ContextTooLong) -> Sizing | None:
             return None
         cap = exc.sent - 1 if cap is None else min(cap, exc.sent - 1)
     return Sizing(reserve, cap)
-
-
-def _output_plan(s: EndpointSettings) -> list[tuple[str, Guard]]:
-    """The prompt and guard of each try at a page's output: as configured; then a tighter
-    guard over a wider window; then ``Free OCR.`` (``output_retries`` says how far to go)."""
-    tighter = Guard(max(10, s.ngram_size * 2 // 3), s.window_size * 2)
-    plan = [(s.prompt, Guard(s.ngram_size, s.window_size))]
-    if s.output_retries >= 1:
-        plan.append((s.prompt, tighter))
-    if s.output_retries >= 2 and s.prompt != FREE_PROMPT:
-        plan.append((FREE_PROMPT, tighter))
-    return plan
-
-
-def _has_tags(text: str) -> bool:
-    return "<|ref|>" in text or "<|det|>" in text
-
-
-def _quality(answer: Answer, prompt: str) -> tuple[int, int, int]:
-    """Rank answers: ended cleanly first, then grounded, then the most text kept."""
-    kept, loop = cut_repetition_loop(answer.text)
-    clean = answer.finish_reason == "stop" and loop is None and bool(answer.text.strip())
-    grounded = _has_tags(answer.text) or not prompt.startswith("<|grounding|>")
-    return (int(clean), int(grounded), len(kept.strip()))
 
 
 def _backoff(attempt: int, base: float, cap: float) -> float:

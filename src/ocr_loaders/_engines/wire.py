@@ -27,6 +27,7 @@ from .._defaults import ServerDialect
 from .._errors import ConfigError, EndpointError
 from .._model import PageImage
 from .._tokens import vision_tokens
+from .output_policy import Answer, Guard
 from .settings import EndpointSettings
 
 if TYPE_CHECKING:
@@ -121,14 +122,6 @@ def sglang_ngram_processor() -> str:
     return json.dumps({"callable": class_reference_pickle(*SGLANG_PROCESSOR_CLASS).hex()})
 
 
-@dataclass(frozen=True, slots=True)
-class Guard:
-    """The repetition guard of one attempt (``None`` values: no guard)."""
-
-    ngram_size: int | None
-    window_size: int | None
-
-
 def build_request(
     page: PageImage,
     settings: EndpointSettings,
@@ -173,16 +166,6 @@ def build_request(
         else max_tokens_for(page, settings, prompt),
         "extra_body": extra,
     }
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What one completion said about one page."""
-
-    text: str
-    finish_reason: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
 
 
 class Retryable(Exception):

@@ -25,6 +25,7 @@ SPECIAL_TOKENS = ("<|ref|>", "<|/ref|>", "<|det|>", "<|/det|>", "<|grounding|>")
 """Grounding tags; DeepSeek-OCR's tokenizer marks them special, so vLLM's default
 ``skip_special_tokens=True`` removes them from the text (labels and boxes stay)."""
 EOS_TEXT = "<｜end▁of▁sentence｜>"
+BOS_TEXT = "<｜begin▁of▁sentence｜>"
 
 _STATUS_FAULTS = {
     "500": ("Internal server error", "InternalServerError"),
@@ -150,6 +151,7 @@ class ChatRoute:
             prompt_tokens,
             text_tokens,
             valid.max_tokens,
+            len(BOS_TEXT) + len("<image>\n") + len(valid.prompt),
         )
         if verdict.error:
             raise api_error(flavor, 400, verdict.error, "BadRequestError", verdict.param)

@@ -80,11 +80,14 @@ def judge_context(
     prompt_tokens: int,
     text_tokens: int,
     max_tokens: int | None,
+    prompt_chars: int = 0,
 ) -> ContextVerdict:
     """What the server of ``style`` does with a request (see the module docstring).
 
     ``prompt_tokens`` counts everything the model reads (BOS, text, image tokens);
-    ``text_tokens`` what vLLM counts before the image is expanded.
+    ``text_tokens`` what vLLM counts before the image is expanded; ``prompt_chars`` the
+    length of the prompt as the chat template renders it (BOS, ``<image>\n``, the text), which
+    vLLM 0.26 reports when ``max_tokens`` leaves no room at all (as seen on a real 0.26.0).
     """
     limit = max_model_len
     if style == "sglang":
@@ -110,6 +113,15 @@ def judge_context(
                 f"max_tokens={max_tokens} cannot be greater than max_model_len={total}{limit}. "
                 f"Please request fewer output tokens. (parameter=max_tokens, value={max_tokens})",
                 "max_tokens",
+            )
+        if max_tokens == limit and prompt_chars:  # no room at all: 0.26 says so in characters
+            return ContextVerdict(
+                f"This model's maximum context length is {limit} tokens. However, you "
+                f"requested {max_tokens} output tokens and your prompt contains "
+                f"{prompt_chars} characters (more than 0 characters, which is the upper bound "
+                "for 0 input tokens). Please reduce the length of the input prompt or the "
+                f"number of requested output tokens. (parameter=input_text, value={prompt_chars})",
+                "input_text",
             )
         if text_tokens + max_tokens > limit:
             least = limit - max_tokens + 1
