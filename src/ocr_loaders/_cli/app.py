@@ -27,7 +27,7 @@ from .._errors import ConfigError, InputError, OCRLoadersError
 from .._estimate import DEFAULT_PAGES_PER_SECOND, Estimate, estimate_options
 from .convert import Converted, convert
 from .outputs import stats_dict
-from .report import estimate_table, setup_logging, stats_table
+from .report import estimate_summary, estimate_table, setup_logging, stats_table
 
 app = typer.Typer(
     add_completion=False,
@@ -121,6 +121,7 @@ def report_estimate(est: Estimate, console: Console, *, as_json: bool, quiet: bo
         sys.stdout.write(json.dumps(est.as_dict(), indent=2) + "\n")
     if not quiet:
         console.print(estimate_table(est))
+        _print(console, estimate_summary(est))
     if est.skipped:
         return EXIT_USAGE if not est.documents else EXIT_PAGES
     return EXIT_OK

@@ -180,7 +180,8 @@ def stats_table(
 
 
 def estimate_table(est: Estimate) -> Table:
-    """The dry run's table: pages and vision tokens per document, the cost in the caption."""
+    """The dry run's table: pages and vision tokens per document (the cost is
+    :func:`estimate_summary`, printed after it)."""
     table = Table(title="ocr-loaders: dry run (nothing sent)")
     for col in ("document", "pages", "vision tok", "note"):
         table.add_column(col, justify="right" if col in ("pages", "vision tok") else "left")
@@ -189,7 +190,6 @@ def estimate_table(est: Estimate) -> Table:
     for s in est.skipped:
         table.add_row(s.source, "-", "-", f"skipped: {s.reason}", style="red")
     table.add_row("all documents", str(est.pages), str(est.vision_tokens), "", style="bold")
-    table.caption = estimate_summary(est)
     return table
 
 
