@@ -146,7 +146,8 @@ def test_exit_status_one_when_pages_are_truncated(tmp_path: Path) -> None:
     assert "<!-- page 1: truncated" in (tmp_path / "o2" / "loop.md").read_text()
 
 
-def test_exit_status_two_for_unreadable_inputs(tmp_path: Path, server: FakeOCRServer) -> None:
+def test_exit_status_for_unreadable_inputs(tmp_path: Path, server: FakeOCRServer) -> None:
+    """An unreadable input among others is skipped (exit 1); with none readable, exit 2."""
     good = make_pdf(tmp_path / "good.pdf")
     empty = tmp_path / "empty.pdf"
     empty.write_bytes(b"")
@@ -161,7 +162,7 @@ def test_exit_status_two_for_unreadable_inputs(tmp_path: Path, server: FakeOCRSe
         server.base_url,
         "--no-cache",
     )
-    assert done.returncode == 2
+    assert done.returncode == 1
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "empty.pdf" in errors[0]
@@ -179,7 +180,8 @@ def test_exit_status_two_for_unreadable_inputs(tmp_path: Path, server: FakeOCRSe
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
-    done = run_cli("convert", str(tmp_path / "nope.pdf"), "-o", str(tmp_path), "--debug")
+    pdf = make_pdf(tmp_path / "one.pdf", 1)
+    done = run_cli("convert", str(pdf), "-o", str(tmp_path), "--pages", "x-y", "--debug")
     assert done.returncode == 2
     assert "Traceback" in done.stderr
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ._chunking import Chunker, ChunkOptions, chunk_pages
     from ._config import LoaderOptions
     from ._engines.base import Engine, PageHook
+    from ._estimate import Estimate, estimate
     from ._pipeline import DocumentFailed, DocumentFinished, DocumentStarted, Pipeline
     from ._rendering.raster import RenderSettings
     from ._stats import Totals
@@ -52,6 +53,8 @@ _LAZY = {
     "LoaderOptions": "_config",
     "Engine": "_engines.base",
     "PageHook": "_engines.base",
+    "Estimate": "_estimate",
+    "estimate": "_estimate",
     "DocumentFailed": "_pipeline",
     "DocumentFinished": "_pipeline",
     "DocumentStarted": "_pipeline",
@@ -89,6 +92,7 @@ __all__ = [
     "EndpointUnavailableError",
     "Engine",
     "EngineError",
+    "Estimate",
     "InputError",
     "InputNotFoundError",
     "LoaderOptions",
@@ -110,6 +114,7 @@ __all__ = [
     "UnreadableInputError",
     "UnsupportedInputError",
     "chunk_pages",
+    "estimate",
     "parse_grounded",
     "to_markdown",
     "vision_tokens",

@@ -187,6 +187,9 @@ class PageStats:
     cached: bool = False
     image_width: int = 0
     image_height: int = 0
+    finished_at: float = 0.0
+    """``time.perf_counter()`` when the page was done (0: unknown); with ``latency_s`` it
+    places the page's engine work in time, for the run's seconds and pages/s."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,22 +189,65 @@ def resolve_inputs(inputs: Input | Sequence[Input]) -> list[DocumentSource]:
     return out
 
 
+PDF_HEADER_WINDOW = 1024
+"""Where a PDF's ``%PDF-`` header may sit (Acrobat accepts junk before it within 1 KiB)."""
+
+_IMAGE_SIGNATURES = (
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",
+    b"II*\x00",
+    b"MM\x00*",
+    b"BM",
+    b"GIF87a",
+    b"GIF89a",
+)
+
+
 def sniff_kind(head: bytes) -> Kind | None:
-    """``pdf`` or ``image`` from the first bytes; ``None`` for anything else."""
-    if b"%PDF" in head[:1024]:
+    """``pdf`` or ``image`` from the first bytes; ``None`` for anything else.
+
+    A PDF needs its ``%PDF-`` header in the first KiB, not after markup: an HTML page that
+    merely mentions ``%PDF-`` is not one.
+    """
+    at = head.find(b"%PDF-", 0, PDF_HEADER_WINDOW + 5)
+    if at >= 0 and not head[:at].lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         return "pdf"
-    signatures = (
-        b"\x89PNG\r\n\x1a\n",
-        b"\xff\xd8\xff",
-        b"II*\x00",
-        b"MM\x00*",
-        b"BM",
-        b"GIF87a",
-        b"GIF89a",
-    )
-    if head.startswith(signatures) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+    if head.startswith(_IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         return "image"
     return None
+
+
+def describe_content(head: bytes) -> str:
+    """What unrecognised bytes look like, for an error message (never the bytes themselves
+    beyond a short, escaped prefix)."""
+    text = head[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<!doctype html", b"<html")) or b"<html" in text:
+        return "an HTML page (a failed download or an error page?)"
+    if text.startswith(b"<?xml") or text.startswith(b"<"):
+        return "XML or markup"
+    if head.startswith(b"PK\x03\x04"):
+        return "a ZIP archive (an Office document?)"
+    return f"bytes starting {head[:12]!r}"
+
+
+def _claimed_kind(src: DocumentSource) -> str | None:
+    """What the file's name says it is (``PDF``, ``PNG``, ...), or ``None`` for other names."""
+    suffix = Path(src.name).suffix.lower()
+    if suffix == ".pdf" or suffix in IMAGE_SUFFIXES:
+        return {".jpg": "JPEG", ".tif": "TIFF"}.get(suffix, suffix[1:].upper())
+    return None
+
+
+def _eof_marker_missing(src: DocumentSource) -> bool:
+    """True when the last KiB holds no ``%%EOF``: the file was cut short (a broken download)."""
+    if src.data is not None:
+        tail = src.data[-PDF_HEADER_WINDOW:]
+    else:
+        assert src.path is not None
+        with src.path.open("rb") as fh:
+            fh.seek(max(0, src.path.stat().st_size - PDF_HEADER_WINDOW))
+            tail = fh.read()
+    return b"%%EOF" not in tail
 
 
 def hash_source(src: DocumentSource) -> str:
@@ -305,6 +348,12 @@ def lifted_pixel_limit() -> Iterator[None]:
 def _open_pdf(src: DocumentSource, password: str | None) -> tuple[Any, int, list[str] | None]:
     """Open, decrypt and check a PDF: its handle, page count and page labels."""
     doc = _load_pdf(src, password)
+    if doc.is_repaired and _eof_marker_missing(src):
+        doc.close()
+        raise CorruptInputError(
+            "truncated: the PDF ends before its %%EOF marker (an interrupted download?)",
+            path=src.name,
+        )
     count = doc.page_count
     if count == 0:
         doc.close()
@@ -384,13 +433,15 @@ def open_input(
         raise UnreadableInputError(f"cannot read ({exc.strerror or exc})", path=src.name) from exc
     kind = sniff_kind(head)
     if kind is None:
-        suffix = src.path.suffix.lower() if src.path else ""
-        if suffix == ".pdf":
-            kind = "pdf"  # a damaged PDF whose header moved: let MuPDF try to repair it
-        else:
-            raise UnsupportedInputError(
-                "not a PDF or an image (PNG, JPEG, TIFF, WebP, BMP, GIF)", path=src.name
+        # MuPDF would read such a file as HTML, XML or text and "find" pages in it: refuse
+        claimed = _claimed_kind(src)
+        if claimed is not None:
+            raise CorruptInputError(
+                f"not a {claimed}: the file holds {describe_content(head)}", path=src.name
             )
+        raise UnsupportedInputError(
+            "not a PDF or an image (PNG, JPEG, TIFF, WebP, BMP, GIF)", path=src.name
+        )
     doc_hash = known_hash or hash_source(src)
     labels: list[str] | None = None
     if kind == "pdf":

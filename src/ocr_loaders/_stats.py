@@ -78,11 +78,12 @@ def page_stats(
         risk=risk_band(ratio),
         output_tokens=raw.completion_tokens,
         server_vision_tokens=server_vt,
-        latency_s=round(raw.latency_s, 4),
+        latency_s=0.0 if cached else round(raw.latency_s, 4),
         attempts=raw.attempts,
         cached=cached,
         image_width=image.image_width,
         image_height=image.image_height,
+        finished_at=time.perf_counter(),
     )
 
 
@@ -147,21 +148,61 @@ class Totals:
 
 
 @dataclass
+class Throughput:
+    """The one definition of a set of pages' ``seconds`` and ``pages_per_second``.
+
+    ``seconds`` is wall time from the moment the engine started on the earliest page to the
+    moment the last page was done (``PageStats.finished_at - latency_s`` to ``finished_at``):
+    the time the pages were being worked on, without the opening of documents before the
+    first page or the wait for a consumer after the last. Pages of one document overlap
+    with the next document's, so documents' seconds add up to more than the run's. The
+    progress bar, the stats table and the JSON all use it.
+    """
+
+    pages: int = 0
+    first_start: float | None = None
+    last_end: float | None = None
+
+    def add(self, stats: PageStats) -> None:
+        self.pages += 1
+        if stats.finished_at <= 0:  # never reached the engine (e.g. could not be rendered)
+            return
+        start = stats.finished_at - stats.latency_s
+        if self.first_start is None or start < self.first_start:
+            self.first_start = start
+        if self.last_end is None or stats.finished_at > self.last_end:
+            self.last_end = stats.finished_at
+
+    @property
+    def seconds(self) -> float:
+        if self.first_start is None or self.last_end is None:
+            return 0.0
+        return max(0.0, self.last_end - self.first_start)
+
+    @property
+    def pages_per_second(self) -> float:
+        seconds = self.seconds
+        return round(self.pages / seconds, 3) if seconds > 0 else 0.0
+
+
+@dataclass
 class StatsAccumulator:
     """Mutable running totals; :meth:`totals` freezes a snapshot."""
 
     engine: str = ""
     model: str = ""
-    started: float = field(default_factory=time.perf_counter)
     pages: list[PageStats] = field(default_factory=list)
     documents: int = 0
     documents_failed: int = 0
+    throughput: Throughput = field(default_factory=Throughput)
 
     def add(self, stats: PageStats) -> None:
         self.pages.append(stats)
+        self.throughput.add(stats)
 
-    def totals(self, seconds: float | None = None) -> Totals:
-        elapsed = time.perf_counter() - self.started if seconds is None else seconds
+    def totals(self) -> Totals:
+        """A snapshot; seconds and rates as :class:`Throughput` defines them."""
+        elapsed = self.throughput.seconds
         p = self.pages
         vt = sum(s.vision_tokens for s in p)
         tt = sum(s.text_tokens for s in p)
@@ -181,7 +222,7 @@ class StatsAccumulator:
             pages_over_20x=sum(s.compression_ratio > LOSSY_RATIO for s in p),
             requests=sum(s.attempts for s in p if not s.cached),
             seconds=round(elapsed, 3),
-            pages_per_second=round(len(p) / elapsed, 3) if elapsed > 0 else 0.0,
+            pages_per_second=self.throughput.pages_per_second,
             output_tokens_per_second=round(ot / elapsed, 1) if elapsed > 0 else 0.0,
             engine=self.engine,
             model=self.model,

@@ -359,6 +359,15 @@ def recognize_page_data(data: LocalPageData) -> str:
 # --- the engine -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """One page's reading on the worker: text or error, and the seconds it took there."""
+
+    text: str
+    error: str
+    seconds: float
+
+
 class LocalEngine:
     """The embedded CPU engine (see the module docstring); implements ``Engine``.
 
@@ -399,32 +408,34 @@ class LocalEngine:
             return recognize_page_data(hint)
         return ocr_image_grounded(page.image)
 
-    async def recognize(self, page: PageImage) -> RawPage:
-        """Read one page; a failure comes back as ``RawPage.error``, never as an exception."""
+    def _timed_work(self, page: PageImage) -> _Outcome:
+        """:meth:`_work` on the worker thread, timed there: pages wait their turn for the one
+        worker, and that wait is queueing, not the engine's work on this page."""
         start = time.perf_counter()
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocr-local")
         try:
-            loop = asyncio.get_running_loop()
-            text = await loop.run_in_executor(self._executor, self._work, page)
+            text, error = self._work(page), ""
         except Exception as exc:
             log.warning("local engine failed on page %s: %s", page.number, exc)
-            return RawPage(
-                text="",
-                finish_reason=None,
-                engine=self.name,
-                model=self.model,
-                prompt=self.prompt,
-                latency_s=time.perf_counter() - start,
-                error=f"{type(exc).__name__}: {exc}",
-            )
+            text, error = "", f"{type(exc).__name__}: {exc}"
+        return _Outcome(text, error, time.perf_counter() - start)
+
+    async def recognize(self, page: PageImage) -> RawPage:
+        """Read one page; a failure comes back as ``RawPage.error``, never as an exception.
+
+        ``latency_s`` is the time spent reading this page on the worker, not the wait for it.
+        """
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ocr-local")
+        loop = asyncio.get_running_loop()
+        outcome = await loop.run_in_executor(self._executor, self._timed_work, page)
         return RawPage(
-            text=text,
-            finish_reason="stop",
+            text=outcome.text,
+            finish_reason=None if outcome.error else "stop",
             engine=self.name,
             model=self.model,
             prompt=self.prompt,
-            latency_s=time.perf_counter() - start,
+            latency_s=outcome.seconds,
+            error=outcome.error,
         )
 
     def drain(self) -> None:
