@@ -215,3 +215,9 @@ class Chunk:
     labels: tuple[str, ...]
     heading: str
     regions: tuple[Region, ...] = field(default_factory=tuple)
+    page_header: str = ""
+    """Running headers (and page numbers at the top) of the chunk's pages, kept out of ``text``."""
+    page_footer: str = ""
+    """Running footers (and page numbers at the bottom) of the chunk's pages."""
+    joins: tuple[str, ...] = ()
+    """Page breaks joined inside the chunk, e.g. ``("table 4-5", "text 7-8")``."""

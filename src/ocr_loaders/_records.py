@@ -38,6 +38,9 @@ EXCLUDED_FROM_EMBEDDING = (
     "block_types",
     "image_downscaled",
     "text_tokens",
+    "page_header",
+    "page_footer",
+    "page_joins",
 )
 """Keys kept out of the text LlamaIndex embeds and shows the LLM (bulky or numeric)."""
 
@@ -94,6 +97,13 @@ def chunk_metadata(doc: SourceInfo, chunk: Chunk, pages: Mapping[int, PageResult
             "ocr_status": worst,
             "ocr_error": errors,
             "image_downscaled": any(r.page.downscaled for r in span),
+        }
+    )
+    meta.update(  # the chunker's document pass (docs/chunking.md)
+        {
+            "page_header": chunk.page_header,
+            "page_footer": chunk.page_footer,
+            "page_joins": ",".join(chunk.joins),
         }
     )
     return meta

@@ -230,3 +230,27 @@ class StatsAccumulator:
             documents_failed=self.documents_failed,
             text_tokens_method=text_tokens_method(),
         )
+
+
+# --- the chunker's document pass (docs/chunking.md, "Clean documents") ----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupCounts:
+    """What the chunker's document pass kept out of the text and joined, for one or more
+    documents (``Chunker.counts``)."""
+
+    headers_removed: int = 0
+    footers_removed: int = 0
+    page_numbers_removed: int = 0
+    tables_joined: int = 0
+    paragraphs_joined: int = 0
+    hyphens_mended: int = 0
+
+    def __add__(self, other: CleanupCounts) -> CleanupCounts:
+        mine, theirs = self.as_dict(), other.as_dict()
+        return CleanupCounts(**{key: mine[key] + theirs[key] for key in mine})
+
+    def as_dict(self) -> dict[str, int]:
+        """Plain JSON-serialisable dict."""
+        return asdict(self)

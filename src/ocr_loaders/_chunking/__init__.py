@@ -14,6 +14,10 @@ packed greedily into the pending chunk, which is emitted as soon as the next uni
 Token counts are taken once per unit or part and summed; separators count one token each (an
 upper bound for cl100k). See docs/chunking.md.
 
+Before packing, a document pass (:mod:`.document`) keeps running headers, footers and page
+numbers out of the text (:mod:`.furniture`, by repetition and position, from a bounded window of
+pages) and joins paragraphs and tables continued across a page break (:mod:`.joins`).
+
 Modules, by strategy: :mod:`.options` (what is asked), :mod:`.units` (pages -> units),
 :mod:`.pieces` (what a chunk is made of, and units never split), :mod:`.prose` (prose split at
 sentences and words), :mod:`.tables` (tables split by rows, header repeated), :mod:`.overlap`

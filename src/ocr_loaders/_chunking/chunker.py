@@ -6,13 +6,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .._model import Chunk, Page, Region
+from .._stats import CleanupCounts
 from .._tokens import count_tokens
+from .document import DocumentPass, Step
 from .options import DEFAULT_OPTIONS, SEP, SEP_TOKENS, ChunkOptions, ImageTarget
 from .overlap import Tail, tail_text
 from .pieces import Piece, Solid, Source, whole_piece
 from .prose import Prose
 from .tables import Group
-from .units import Unit, page_units
+from .units import Unit
 
 
 @dataclass(slots=True)
@@ -22,6 +24,7 @@ class _Gather:
     page_start: int
     page_end: int
     texts: list[str] = field(default_factory=list)
+    joins: dict[str, None] = field(default_factory=dict)
     labels: dict[str, None] = field(default_factory=dict)
     regions: dict[Region, None] = field(default_factory=dict)
     heading: str | None = None
@@ -39,44 +42,57 @@ class Chunker:
     ) -> None:
         self.options = options
         self._image_target = image_target
+        self._pass = DocumentPass(options, image_target)
         self._start_document()
 
     # -- public --------------------------------------------------------------------------
 
     def add(self, page: Page) -> list[Chunk]:
         """Take the next page; return the chunks it completed."""
-        units = page_units(page, self.options.tables, self._image_target)
-        failed = not units and page.status != "ok"
-        mode = self.options.mode
-        if mode == "chunks":
-            if failed:
-                self._emit()
-                self._emit_empty(page)
-            else:
-                for unit in units:
-                    self._place(unit)
-        elif mode == "pages":
-            self._gather_page(page, units)
-            self._emit_gather()
-        else:
-            if failed:
-                self._emit_gather()
-                self._emit_empty(page)
-            else:
-                self._gather_page(page, units)
+        for step in self._pass.add(page):
+            self._take(step)
         return self._drain()
 
     def finish(self) -> list[Chunk]:
         """End the document: return the last chunks and start afresh."""
+        for step in self._pass.finish():
+            self._take(step)
         self._emit()
         self._emit_gather()
         out = self._drain()
         self._start_document()
         return out
 
+    @property
+    def counts(self) -> CleanupCounts:
+        """Headers, footers and page numbers kept out of the text, tables and paragraphs
+        joined across pages, hyphens mended: totals since this chunker was made."""
+        return self._pass.counts
+
+    def _take(self, step: Step) -> None:
+        """Pack the units the document pass released."""
+        mode = self.options.mode
+        if mode == "chunks":
+            if step.failed:
+                self._emit()
+                self._emit_empty(step.page)
+            else:
+                for unit in step.units:
+                    self._place(unit)
+        elif mode == "pages":
+            self._gather_page(step.page, step.units)
+            self._emit_gather()
+        else:
+            if step.failed:
+                self._emit_gather()
+                self._emit_empty(step.page)
+            else:
+                self._gather_page(step.page, step.units)
+
     # -- state ---------------------------------------------------------------------------
 
     def _start_document(self) -> None:
+        self._pass.reset()
         self._index = 0
         self._stack: list[tuple[int, str]] = []
         self._done: list[Chunk] = []
@@ -111,7 +127,9 @@ class Chunker:
         labels: Iterable[str],
         heading: str,
         regions: Iterable[Region],
+        joins: Iterable[str] = (),
     ) -> None:
+        header, footer = self._pass.furniture(page_start, page_end)
         self._done.append(
             Chunk(
                 text,
@@ -121,12 +139,17 @@ class Chunker:
                 tuple(dict.fromkeys(labels)),
                 heading,
                 tuple(dict.fromkeys(regions)),
+                header,
+                footer,
+                tuple(dict.fromkeys(joins)),
             )
         )
+        self._pass.forget_before(page_start)
         self._index += 1
 
-    def _emit_empty(self, page: Page) -> None:
+    def _emit_empty(self, page: Page | None) -> None:
         """The chunk of a page that produced nothing, so it does not vanish."""
+        assert page is not None
         self._chunk("", page.number, page.number, (), self._path(), ())
         self._tail = None
 
@@ -238,7 +261,7 @@ class Chunker:
             return
         text = "".join(self._texts)
         pieces = self._pieces
-        pages = [p.page for p in pieces]
+        pages = [p.page for p in pieces] + [r.page for p in pieces for r in p.regions]
         self._chunk(
             text,
             min(pages),
@@ -246,6 +269,7 @@ class Chunker:
             (label for p in pieces for label in p.labels),
             self._path(),
             (r for p in pieces for r in p.regions),
+            (j for p in pieces for j in p.joins),
         )
         self._tail = self._trailing_prose(text)
         self._clear()
@@ -266,12 +290,16 @@ class Chunker:
 
     # -- pages and document modes --------------------------------------------------------
 
-    def _gather_page(self, page: Page, units: Sequence[Unit]) -> None:
+    def _gather_page(self, page: Page | None, units: Sequence[Unit]) -> None:
+        pages = [page.number] if page is not None else []
+        pages += [u.page for u in units] + [r.page for u in units for r in u.regions]
+        if not pages:
+            return
         gather = self._gather
         if gather is None:
-            gather = self._gather = _Gather(page.number, page.number)
-        gather.page_start = min(gather.page_start, page.number)
-        gather.page_end = max(gather.page_end, page.number)
+            gather = self._gather = _Gather(min(pages), max(pages))
+        gather.page_start = min(gather.page_start, *pages)
+        gather.page_end = max(gather.page_end, *pages)
         for unit in units:
             if unit.kind == "heading":
                 self._enter_heading(unit)
@@ -280,6 +308,7 @@ class Chunker:
             gather.texts.append(unit.text)
             gather.labels.update(dict.fromkeys(unit.labels))
             gather.regions.update(dict.fromkeys(unit.regions))
+            gather.joins.update(dict.fromkeys(unit.joins))
 
     def _emit_gather(self) -> None:
         gather = self._gather
@@ -293,6 +322,7 @@ class Chunker:
             gather.labels,
             heading,
             gather.regions,
+            gather.joins,
         )
         self._gather = None
 

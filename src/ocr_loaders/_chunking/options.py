@@ -31,6 +31,11 @@ class ChunkOptions:
     mode: Mode = "chunks"
     tables: TableFormat = "html"
     """Table rendering, passed to :func:`grounding.block_markdown`."""
+    keep_page_furniture: bool = False
+    """Keep running headers, footers and page numbers in the text (none is then looked for);
+    by default they are recognised, kept out of the text and carried as metadata."""
+    join_pages: bool = True
+    """Join paragraphs and tables continued across a page break, and mend hyphenation."""
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:

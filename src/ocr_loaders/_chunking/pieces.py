@@ -30,12 +30,14 @@ class Piece(Measured):
     continued: bool = False
     """A later part of a split prose block: joined to its overlap by a line break, not a
     blank line (a space could re-tokenize the part's first word into more tokens)."""
+    joins: tuple[str, ...] = ()
+    """The page breaks its unit was joined across (:attr:`Unit.joins`)."""
 
 
 def whole_piece(unit: Unit, tokens: int) -> Piece:
     """The whole unit as one piece."""
     kind: PieceKind = "solid" if unit.kind == "group" else unit.kind
-    return Piece(unit.text, tokens, unit.page, unit.labels, unit.regions, kind)
+    return Piece(unit.text, tokens, unit.page, unit.labels, unit.regions, kind, joins=unit.joins)
 
 
 class Source(Protocol):

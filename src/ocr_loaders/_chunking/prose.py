@@ -70,7 +70,7 @@ class Prose:
 
     def _piece(self, text: str, tokens: int, continued: bool) -> Piece:
         u = self.unit
-        return Piece(text, tokens, u.page, u.labels, u.regions, "prose", continued)
+        return Piece(text, tokens, u.page, u.labels, u.regions, "prose", continued, u.joins)
 
     def take(self, room: int, force: bool) -> Piece | None:
         if self._segs is None:

@@ -228,4 +228,5 @@ class Group:
             tuple(m.block.label for m in members),
             tuple(r for m in members for r in m.regions),
             "solid",
+            joins=self.unit.joins,
         )

@@ -38,6 +38,8 @@ class Unit:
     """Heading level (``#`` count) for headings."""
     title: str = ""
     """Heading text for the heading path."""
+    joins: tuple[str, ...] = ()
+    """Page breaks this unit was joined across, e.g. ``("table 4-5",)`` (:mod:`.joins`)."""
 
     @property
     def text(self) -> str:
