@@ -200,7 +200,6 @@ class VLLMEngine:
         self._sampling = sampling or vllm_sampling
         self._queue: list[_Job] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._build_lock = asyncio.Lock()
         self.batch_sizes: list[int] = []
@@ -273,7 +272,6 @@ class VLLMEngine:
         if loop is not self._loop:
             self._loop = loop
             self._queue = []
-            self._wake = asyncio.Event()
             self._worker = None
             self._build_lock = asyncio.Lock()
 
@@ -294,16 +292,14 @@ class VLLMEngine:
     async def _submit(self, page: PageImage, prompt: str, guard: Guard) -> Answer:
         job = _Job(page, prompt, guard, asyncio.get_running_loop().create_future())
         self._queue.append(job)
-        self._wake.set()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._run_batches(), name="ocr-loaders-vllm")
         return await job.done
 
     async def _run_batches(self) -> None:
-        while True:
-            if not self._queue:
-                self._wake.clear()
-                await self._wake.wait()
+        """Send what is queued, batch after batch; end when the queue is empty (the next page
+        starts a new worker), so no task outlives the pages of its event loop."""
+        while self._queue:
             await asyncio.sleep(0)  # let pages submitted in the same turn join the batch
             jobs = self._queue[: self.settings.max_batch]
             del self._queue[: len(jobs)]
