@@ -127,14 +127,20 @@ class MixedFolder:
     passwords: dict[str, str]
     """File name -> user password of the locked PDFs."""
     good_pages: dict[str, int]
-    """File name -> page count of every file that can be read (locked ones included)."""
+    """File name -> page count of every intact file (locked ones included)."""
+    repaired: dict[str, int]
+    """File name -> page count of damaged files that MuPDF repairs, so they load: the first
+    third of a 4-page PDF opens as 4 pages, page 1 with its text, pages 2-4 blank (their
+    content is gone). Not an error; a real truncated download often looks like this."""
     broken: tuple[str, ...]
-    """File names that cannot be read whatever the options."""
+    """File names that cannot be read whatever the options: a header-only PDF, and an HTML
+    error page saved as ``.pdf`` (refused by its magic bytes; MuPDF alone would read it as a
+    one-page HTML document)."""
 
 
 def make_mixed_folder(folder: Path) -> MixedFolder:
-    """Two good PDFs, an HTML error page saved as ``.pdf``, a truncated PDF, a header-only PDF
-    and two PDFs locked with different passwords."""
+    """Two good PDFs, an HTML error page saved as ``.pdf``, a truncated PDF (MuPDF repairs
+    it), a header-only PDF and two PDFs locked with different passwords."""
     folder.mkdir(parents=True, exist_ok=True)
     make_pdf(folder / "good_a.pdf", 3)
     make_pdf(folder / "good_b.pdf", 2)
@@ -157,7 +163,8 @@ def make_mixed_folder(folder: Path) -> MixedFolder:
         path=folder,
         passwords=passwords,
         good_pages={"good_a.pdf": 3, "good_b.pdf": 2, "locked_a.pdf": 2, "locked_b.pdf": 2},
-        broken=("download.pdf", "header_only.pdf", "truncated.pdf"),
+        repaired={"truncated.pdf": 4},
+        broken=("download.pdf", "header_only.pdf"),
     )
 
 

@@ -114,6 +114,19 @@ class Distribution:
 
 
 @dataclass(frozen=True, slots=True)
+class Failure:
+    """Something a load could not do: a file that cannot be read (``page`` is ``None``) or a
+    page that ended ``failed``. Listed in :attr:`Totals.failures`."""
+
+    source: str
+    page: int | None
+    """1-based page number; ``None`` when the whole file failed."""
+    reason: str
+    error: str = ""
+    """The exception's class name (``CorruptInputError``, ``PasswordError``...), if any."""
+
+
+@dataclass(frozen=True, slots=True)
 class Totals:
     """Sums and counts over a set of pages: a document or a whole run. JSON-ready."""
 
@@ -137,6 +150,8 @@ class Totals:
     model: str
     documents: int = 1
     documents_failed: int = 0
+    failures: tuple[Failure, ...] = ()
+    """Files that could not be read and pages that failed, in the order they happened."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict."""
@@ -153,6 +168,7 @@ class StatsAccumulator:
     pages: list[PageStats] = field(default_factory=list)
     documents: int = 0
     documents_failed: int = 0
+    failures: list[Failure] = field(default_factory=list)
 
     def add(self, stats: PageStats) -> None:
         self.pages.append(stats)
@@ -184,4 +200,5 @@ class StatsAccumulator:
             model=self.model,
             documents=max(self.documents, 1 if p else 0),
             documents_failed=self.documents_failed,
+            failures=tuple(self.failures),
         )
