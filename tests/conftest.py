@@ -127,9 +127,15 @@ class MixedFolder:
     passwords: dict[str, str]
     """File name -> user password of the locked PDFs."""
     good_pages: dict[str, int]
-    """File name -> page count of every file that can be read (locked ones included)."""
+    """File name -> page count of every intact file (locked ones included)."""
+    repaired: dict[str, int]
+    """File name -> page count of damaged files that load anyway (none here: see ``broken``)."""
     broken: tuple[str, ...]
-    """File names that cannot be read whatever the options."""
+    """File names that cannot be read whatever the options: a header-only PDF; an HTML error
+    page saved as ``.pdf`` (refused by its magic bytes; MuPDF alone would read it as a one-page
+    HTML document); and a PDF cut short: MuPDF would repair the first third of a 4-page PDF
+    into 4 pages, 3 of them blank, so it is refused as truncated rather than indexed as
+    silently empty pages."""
 
 
 def make_mixed_folder(folder: Path) -> MixedFolder:
@@ -157,6 +163,7 @@ def make_mixed_folder(folder: Path) -> MixedFolder:
         path=folder,
         passwords=passwords,
         good_pages={"good_a.pdf": 3, "good_b.pdf": 2, "locked_a.pdf": 2, "locked_b.pdf": 2},
+        repaired={},
         broken=("download.pdf", "header_only.pdf", "truncated.pdf"),
     )
 

@@ -283,26 +283,15 @@ def test_dry_run_counts_pages_and_tokens_and_sends_nothing(
 # --- the mixed folder, end to end -----------------------------------------------------------
 
 
-def _per_file_passwords() -> bool:
-    """Whether the loaders take a password per file yet (being added alongside this)."""
-    from ocr_loaders import _sources
-
-    return "password_for" in vars(_sources)
-
-
 def test_mixed_folder_end_to_end_with_server_faults(
     mixed_folder: MixedFolder, tmp_path: Path, made_options: list[LoaderOptions]
 ) -> None:
     """Good files, an HTML page as .pdf, a truncated and a header-only PDF and two PDFs under
     different passwords, against a server failing 30 % of requests with 500s."""
     folder = mixed_folder
-    if _per_file_passwords():
-        passwords = [f"--password={name}={pw}" for name, pw in folder.passwords.items()]
-        locked_out: set[str] = set()
-    else:  # one password for every file: the other locked PDF is skipped, and listed
-        passwords = ["--password", folder.passwords["locked_a.pdf"]]
-        locked_out = {"locked_b.pdf"}
-    good = {name: n for name, n in folder.good_pages.items() if name not in locked_out}
+    passwords = [f"--password={name}={pw}" for name, pw in folder.passwords.items()]
+    locked_out: set[str] = set()
+    good = dict(folder.good_pages)
     out = tmp_path / "out"
     faults = FaultPlan(error_500=0.3, seed=11)
     with FakeOCRServer(grid_responder(), faults=faults) as srv:

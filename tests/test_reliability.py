@@ -89,7 +89,7 @@ def test_length_retries_tighten_the_guard_then_free_ocr(tmp_path: Path) -> None:
     assert "read without layout" in docs[0].text
 
 
-def test_a_page_that_always_fails_is_kept_as_failed(tmp_path: Path) -> None:
+def test_a_page_that_always_fails_is_accounted_for_not_embedded(tmp_path: Path) -> None:
     pdf = make_pdf(tmp_path / "three.pdf", 3)
     grid = grid_responder()
 
@@ -101,10 +101,11 @@ def test_a_page_that_always_fails_is_kept_as_failed(tmp_path: Path) -> None:
         reader = DeepSeekOCRReader(base_url=srv.base_url, mode="pages", concurrency=1, **FAST)
         docs = reader.load_data(pdf)
         assert len(chats(srv)) == 1 + 3 + 3  # each failing page: guard, tighter, Free OCR
-    assert [d.metadata["page_start"] for d in docs] == [1, 2, 3]
-    assert [d.metadata["ocr_status"] for d in docs] == ["ok", "failed", "failed"]
-    assert "no text" in docs[1].metadata["ocr_error"]
-    assert reader.last_stats is not None and reader.last_stats.pages_failed == 2
+    assert [d.metadata["page_start"] for d in docs] == [1]  # no empty chunk to embed
+    assert [d.metadata["ocr_status"] for d in docs] == ["ok"]
+    stats = reader.last_stats
+    assert stats is not None and stats.pages == 3 and stats.pages_failed == 2
+    assert [(f.page, "no text" in f.reason) for f in stats.failures] == [(2, True), (3, True)]
     with (
         FakeOCRServer(static_responder("")) as srv,
         pytest.raises(PageFailedError, match=r"three\.pdf, page 1"),
@@ -250,8 +251,9 @@ def test_render_timeout_fails_the_page_not_the_run(tmp_path: Path, server: FakeO
         base_url=server.base_url, mode="pages", render_timeout=1e-4, render_workers=2, **FAST
     )
     docs = reader.load_data(pdf)
-    assert [d.metadata["ocr_status"] for d in docs] == ["failed", "failed"]
-    assert "longer than" in docs[0].metadata["ocr_error"]
+    assert docs == []  # both pages failed: nothing to embed, both accounted for
+    assert reader.last_stats is not None and reader.last_stats.pages_failed == 2
+    assert "longer than" in reader.last_stats.failures[0].reason
     # the workers came back
     again = DeepSeekOCRReader(
         base_url=server.base_url, mode="pages", render_workers=2, **FAST

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, cast
 
 from ._chunking import ChunkOptions
 from ._defaults import DEFAULT_MODEL
@@ -18,7 +20,7 @@ from ._engines.base import Engine
 from ._engines.settings import EndpointSettings, split_base_urls
 from ._errors import ConfigError
 from ._rendering.raster import RenderSettings
-from ._sources import PageSelection
+from ._sources import PageSelection, Password
 
 ENV_BASE_URL = "DEEPSEEK_OCR_BASE_URL"
 ENV_API_KEY = "DEEPSEEK_OCR_API_KEY"
@@ -34,7 +36,8 @@ class LoaderOptions:
     endpoint: EndpointSettings = EndpointSettings()
     """The server to use; no ``base_urls``: the embedded local engine runs."""
     pages: PageSelection = PageSelection()
-    password: str | None = field(default=None, repr=False)
+    password: Password = field(default=None, repr=False)
+    """One password, a mapping (file name or path -> password) or a function of the path."""
     concurrency: int = 16
     render: RenderSettings = RenderSettings()
     chunk: ChunkOptions = ChunkOptions()
@@ -43,6 +46,10 @@ class LoaderOptions:
     render_timeout: float = 120.0
     """Seconds one page may take to render before it is given up as ``failed``."""
     on_error: OnError = "continue"
+    """``continue``: an unreadable file or a failed page is logged, listed in the stats'
+    ``failures`` and left out; ``raise``: the first one is raised (docs/reliability.md)."""
+    show_progress: bool = False
+    """The Python API shows a progress bar over pages on stderr (the CLI has its own)."""
     cache: bool = False
     cache_dir: Path | None = None
     cache_max_bytes: int = 2 * 1024**3
@@ -56,6 +63,7 @@ class LoaderOptions:
             raise ConfigError("render_workers must be >= 0 and render_timeout > 0")
         if self.on_error not in ("continue", "raise"):
             raise ConfigError(f"on_error must be 'continue' or 'raise', got {self.on_error!r}")
+        object.__setattr__(self, "password", _checked_password(self.password))
 
     @property
     def base_urls(self) -> tuple[str, ...]:
@@ -121,6 +129,25 @@ class LoaderOptions:
             raise
         except (TypeError, ValueError) as exc:
             raise ConfigError(str(exc)) from exc
+
+
+def _checked_password(password: object) -> Password:
+    """The ``password`` option validated; a mapping is copied (keys as str, read-only)."""
+    if password is None or isinstance(password, str):
+        return password
+    if isinstance(password, Mapping):
+        copied: dict[str, str] = {}
+        for key, value in password.items():
+            if not isinstance(key, (str, os.PathLike)) or not isinstance(value, str):
+                raise ConfigError("a password mapping maps file names or paths to str passwords")
+            copied[os.fspath(key)] = value
+        return MappingProxyType(copied)
+    if callable(password):
+        return cast(Password, password)
+    raise ConfigError(
+        "password must be a str, a mapping of file name or path to password, or a function "
+        f"of the path; got {type(password).__name__}"
+    )
 
 
 def _field_names(settings: type[Any]) -> set[str]:

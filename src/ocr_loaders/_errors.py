@@ -21,9 +21,18 @@ OCRLoadersError
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class OCRLoadersError(Exception):
-    """Base of every error this project raises on purpose."""
+    """Base of every error this project raises on purpose.
+
+    ``documents``: when a load that returns a list (``load_data``, ``aload_data``, ``load``,
+    ``aload``) raises, the framework documents it had produced before the error, in order, so
+    the finished work is not lost. Empty elsewhere (a streaming caller already has them).
+    """
+
+    documents: Sequence[object] = ()
 
 
 class InputError(OCRLoadersError):

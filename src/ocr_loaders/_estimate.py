@@ -15,7 +15,7 @@ from typing import Any
 from ._config import LoaderOptions
 from ._errors import ConfigError, InputError, InputNotFoundError, OCRLoadersError
 from ._rendering.raster import RenderSettings, fit_scale
-from ._sources import DocumentSource, Input, OpenedInput, open_input, resolve_inputs
+from ._sources import DocumentSource, Input, OpenedInput, open_input, password_for, resolve_inputs
 from ._tokens import vision_tokens
 
 DEFAULT_PAGES_PER_SECOND = 2.3
@@ -156,7 +156,7 @@ def estimate_options(
     documents: list[DocumentEstimate] = []
     for src in sources:
         try:
-            opened = open_input(src, options.password)
+            opened = open_input(src, password_for(options.password, src))
         except OCRLoadersError as exc:
             skipped.append(SkippedInput(src.name, _reason(exc)))
             continue

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import cast
 
@@ -38,8 +38,8 @@ from ._errors import (
 )
 from ._model import PageImage, PageResult, RawPage, SourceInfo
 from ._rendering import OpenDocument, Renderer, make_renderer
-from ._sources import DocumentSource, Input, describe, resolve_inputs
-from ._stats import StatsAccumulator, Totals
+from ._sources import DocumentSource, Input, describe, password_for, resolve_inputs
+from ._stats import Failure, StatsAccumulator, Totals
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,27 @@ class DocumentFailed:
 
 
 Event = DocumentStarted | PageResult | DocumentFinished | DocumentFailed
+
+Inputs = Input | Sequence[Input] | Sequence[DocumentSource]
+"""What a load takes: paths, folders, globs, bytes, file objects, or resolved sources."""
+
+
+def as_sources(inputs: Inputs) -> list[DocumentSource]:
+    """The documents of a load, in order (raises for a missing path, see ``resolve_inputs``)."""
+    if (
+        isinstance(inputs, (list, tuple))
+        and inputs
+        and all(isinstance(i, DocumentSource) for i in inputs)
+    ):
+        return list(cast(Sequence[DocumentSource], inputs))
+    return resolve_inputs(cast(Input | Sequence[Input], inputs))
+
+
+def file_failure(event: DocumentFailed) -> Failure:
+    """The :class:`~ocr_loaders._stats.Failure` of an input that could not be read."""
+    error = event.error
+    reason = error.reason if isinstance(error, InputError) else str(error)
+    return Failure(event.source, None, reason, type(error).__name__)
 
 
 @dataclass(frozen=True)
@@ -149,7 +170,7 @@ class _Done:
 _Queued = DocumentStarted | DocumentFailed | asyncio.Task[PageResult] | _DocEnd | _Crashed | _Done
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Run:
     """What one call of :meth:`Pipeline.events` works with."""
 
@@ -158,6 +179,8 @@ class _Run:
     limits: _Limits
     tail: _Tail
     out: asyncio.Queue[_Queued]
+    opened: OpenDocument | None = None
+    """The document being queued: open, its :class:`_DocEnd` not queued yet."""
 
 
 class Pipeline:
@@ -174,18 +197,9 @@ class Pipeline:
         """Totals of everything processed so far by this pipeline."""
         return self.stats.totals()
 
-    async def events(
-        self, inputs: Input | Sequence[Input] | Sequence[DocumentSource]
-    ) -> AsyncIterator[Event]:
+    async def events(self, inputs: Inputs) -> AsyncGenerator[Event, None]:
         """Process inputs; yield events in document and page order."""
-        if (
-            isinstance(inputs, (list, tuple))
-            and inputs
-            and all(isinstance(i, DocumentSource) for i in inputs)
-        ):
-            sources: list[DocumentSource] = list(cast(Sequence[DocumentSource], inputs))
-        else:
-            sources = resolve_inputs(cast(Input | Sequence[Input], inputs))
+        sources = as_sources(inputs)
         engine = make_engine(self.options)
         self.stats.engine = engine.name
         self.stats.model = engine.model
@@ -210,10 +224,13 @@ class Pipeline:
                         run.limits.window.release()
                     self.stats.add(result.stats)
                     current.add(result.stats)
-                    if result.page.status == "failed" and self.options.on_error == "raise":
-                        raise PageFailedError(
-                            result.page.error, path=result.doc.source, page=result.page.number
-                        )
+                    if result.page.status == "failed":
+                        page = result.page
+                        failure = Failure(result.doc.source, page.number, page.error)
+                        self.stats.failures.append(failure)
+                        current.failures.append(failure)
+                        if self.options.on_error == "raise":
+                            raise PageFailedError(page.error, path=failure.source, page=page.number)
                     yield result
                 elif isinstance(item, DocumentStarted):
                     current = StatsAccumulator(engine=engine.name, model=engine.model)
@@ -224,6 +241,7 @@ class Pipeline:
                     yield DocumentFinished(item.doc.outline.info, current.totals())
                 elif isinstance(item, DocumentFailed):
                     self.stats.documents_failed += 1
+                    self.stats.failures.append(file_failure(item))
                     yield item
                 else:
                     raise item.error
@@ -232,6 +250,9 @@ class Pipeline:
             with contextlib.suppress(BaseException):
                 await producer
             await _discard(run.out)
+            if run.opened is not None:  # stopped mid-document: nothing queued closes it
+                with contextlib.suppress(BaseException):
+                    await run.opened.close()
             run.renderer.shutdown()
             if self.options.engine is None:
                 await engine.aclose()
@@ -240,13 +261,14 @@ class Pipeline:
         try:
             for src in sources:
                 try:
-                    doc = await self._open(run.renderer, src)
-                except InputError as exc:
+                    doc = run.opened = await self._open(run.renderer, src)
+                except (InputError, ConfigError) as exc:
                     await run.out.put(DocumentFailed(src.name, exc))
                     continue
                 try:
                     numbers = doc.outline.page_numbers(self.options.pages)
                 except ConfigError as exc:
+                    run.opened = None
                     await doc.close()
                     await run.out.put(DocumentFailed(src.name, exc))
                     continue
@@ -256,6 +278,7 @@ class Pipeline:
                     task = asyncio.create_task(self._page(run, doc, number, run.tail.add()))
                     await run.out.put(task)
                 await run.out.put(_DocEnd(doc))
+                run.opened = None
             run.tail.close()
         except asyncio.CancelledError:
             raise
@@ -264,26 +287,27 @@ class Pipeline:
             return
         await run.out.put(_Done())
 
-    def _manifests(self) -> PageCache | None:
+    def _manifests(self, password: str | None) -> PageCache | None:
         """The cache, where document manifests may be used: never with a password, so an
         encrypted PDF is always opened and a wrong password still fails."""
-        return self._cache if self.options.password is None else None
+        return self._cache if password is None else None
 
     def page_count(self, src: DocumentSource) -> int:
         """Selected pages of one input (0 if it cannot be read), for progress bars."""
-        manifests = self._manifests()
-        outline = manifests.document(src) if manifests is not None else None
-        if outline is None:
-            try:
-                outline = describe(src, self.options.password)
-            except OCRLoadersError:
-                return 0
+        try:
+            password = password_for(self.options.password, src)
+            manifests = self._manifests(password)
+            outline = manifests.document(src) if manifests is not None else None
+            if outline is None:
+                outline = describe(src, password)
+        except OCRLoadersError:
+            return 0
         return len(self.options.pages.numbers(outline.page_count))
 
     async def _open(self, renderer: Renderer, src: DocumentSource) -> OpenDocument:
         """Open an input in the renderer; a cached document's outline comes from the cache."""
-        password = self.options.password
-        manifests = self._manifests()
+        password = password_for(self.options.password, src)
+        manifests = self._manifests(password)
         if manifests is not None:
             outline = await asyncio.to_thread(manifests.document, src)
             if outline is not None:
@@ -318,8 +342,7 @@ class Pipeline:
         async with run.limits.prepared:  # rendered pages waiting for a request slot are few
             try:
                 image = await doc.render(number, self.options.render, engine.page_hook)
-            except PageRenderError as exc:
-                log.warning("%s", exc)
+            except PageRenderError as exc:  # logged with the other failed pages (ocr_loaders._run)
                 image = failed_page_image(doc.outline, number)
                 raw = failed_answer(engine, exc.reason)
                 return self._result(info, image, raw, engine, cached=False)

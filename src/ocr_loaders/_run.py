@@ -3,26 +3,46 @@
 :class:`Run` chunks each document as its pages arrive (only the pages a coming chunk may still
 span are kept), records every finished document's totals and keeps the run's. The CLI reads
 :meth:`Run.items` (pages, records and document events, in order); the adapters read
-:meth:`Run.records` through :class:`Adapter`, where an unreadable input is raised. Everything
-is async; the sync entry points wrap it with :func:`ocr_loaders._sync.iterate`.
+:meth:`Run.records` through :class:`Adapter`, which applies the Python API's failure policy
+(docs/reliability.md). Everything is async; the sync entry points wrap it with
+:func:`ocr_loaders._sync.iterate`.
+
+Failed pages yield no chunk (no empty text reaches a vector index): they are logged, one
+warning each, and listed in the totals' ``failures``. Every nested async generator is closed
+explicitly (``aclosing``), so a load that raises or is abandoned shuts down before control
+returns, instead of leaving generators for the event loop to finalize.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+import asyncio
+import dataclasses
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
+from contextlib import aclosing
 from typing import Any, TypeVar
 
+from . import _sync
 from ._chunking import Chunker, ChunkOptions
 from ._config import LoaderOptions
+from ._errors import OCRLoadersError
 from ._model import Chunk, PageResult, SourceInfo
-from ._pipeline import DocumentFailed, DocumentFinished, DocumentStarted, Pipeline
+from ._pipeline import (
+    DocumentFailed,
+    DocumentFinished,
+    DocumentStarted,
+    Inputs,
+    Pipeline,
+    as_sources,
+)
+from ._progress import PageProgress
 from ._records import Record, image_target, make_record
-from ._sources import DocumentSource, Input
+from ._sources import DocumentSource
 from ._stats import Totals
 
-T = TypeVar("T")
+log = logging.getLogger(__name__)
 
-Inputs = Input | Sequence[Input] | Sequence[DocumentSource]
+T = TypeVar("T")
 
 RunItem = DocumentStarted | PageResult | Record | DocumentFinished | DocumentFailed
 """What :meth:`Run.items` yields: a page's records come right after the page."""
@@ -70,38 +90,121 @@ class Run:
         """Selected pages of the inputs, for a progress bar (blocking: run it in a thread)."""
         return sum(self.pipeline.page_count(s) for s in sources)
 
-    async def items(self, inputs: Inputs) -> AsyncIterator[RunItem]:
-        """Every event of the load, with each page's records right after the page."""
-        chunks: _DocumentChunks | None = None
-        async for event in self.pipeline.events(inputs):
-            if isinstance(event, DocumentStarted):
-                chunks = _DocumentChunks(event.info, self.options.chunk)
-                yield event
-            elif isinstance(event, PageResult):
-                assert chunks is not None
-                yield event
-                for record in chunks.add(event):
-                    yield record
-            elif isinstance(event, DocumentFinished):
-                assert chunks is not None
-                for record in chunks.finish():
-                    yield record
-                self.documents.append(event.totals)
-                chunks = None
-                yield event
-            else:
-                yield event
+    async def items(self, inputs: Inputs) -> AsyncGenerator[RunItem, None]:
+        """Every event of the load, with each page's records right after the page.
 
-    async def records(self, inputs: Inputs) -> AsyncIterator[Record]:
-        """The records of the load; an input that cannot be read is raised."""
-        async for item in self.items(inputs):
-            if isinstance(item, Record):
-                yield item
-            elif isinstance(item, DocumentFailed):
-                raise item.error
+        A failed page is logged (one warning) and yields no record; a chunk with no text
+        (a page that produced nothing) is left out too. Both stay in the totals.
+        """
+        chunks: _DocumentChunks | None = None
+        async with aclosing(self.pipeline.events(inputs)) as events:
+            async for event in events:
+                if isinstance(event, DocumentStarted):
+                    chunks = _DocumentChunks(event.info, self.options.chunk)
+                    yield event
+                elif isinstance(event, PageResult):
+                    assert chunks is not None
+                    if event.page.status == "failed":
+                        log.warning(
+                            "%s, page %d: OCR failed (%s); the page is left out",
+                            event.doc.source,
+                            event.page.number,
+                            event.page.error,
+                        )
+                    yield event
+                    for record in _with_text(chunks.add(event)):
+                        yield record
+                elif isinstance(event, DocumentFinished):
+                    assert chunks is not None
+                    for record in _with_text(chunks.finish()):
+                        yield record
+                    self.documents.append(event.totals)
+                    chunks = None
+                    yield event
+                else:
+                    yield event
+
+    async def records(self, inputs: Inputs) -> AsyncGenerator[Record, None]:
+        """The records of the load, under the Python API's failure policy.
+
+        An input that cannot be read is raised with ``on_error="raise"``; with ``continue``
+        it is skipped with one warning. A load that ends with failures says so in one summary
+        warning. ``show_progress`` draws a bar over the pages of every input.
+        """
+        sources = as_sources(inputs)
+        progress: PageProgress | None = None
+        if self.options.show_progress:
+            progress = PageProgress(await asyncio.to_thread(self.page_count, sources))
+        try:
+            async with aclosing(self.items(sources)) as items:
+                async for item in items:
+                    if isinstance(item, Record):
+                        yield item
+                    elif isinstance(item, PageResult):
+                        if progress is not None:
+                            progress.page()
+                    elif isinstance(item, DocumentStarted):
+                        if progress is not None:
+                            progress.document(item.info.file_name)
+                    elif isinstance(item, DocumentFailed):
+                        if self.options.on_error == "raise":
+                            raise item.error
+                        log.warning("skipped %s", item.error)
+        finally:
+            if progress is not None:
+                progress.close()
+        summary = failure_summary(self.totals())
+        if summary:
+            log.warning("%s", summary)
 
     def totals(self) -> Totals:
         return self.pipeline.run_totals()
+
+
+def _with_text(records: list[Record]) -> list[Record]:
+    """The records worth embedding: a chunk with no text is a page that produced nothing."""
+    return [r for r in records if r.text.strip()]
+
+
+def failure_summary(totals: Totals) -> str:
+    """One line saying what a finished load left out, or ``""`` when nothing failed."""
+    pages = sum(f.page is not None for f in totals.failures)
+    files = len(totals.failures) - pages
+    if not pages and not files:
+        return ""
+    parts = []
+    if pages:
+        parts.append(f"{pages} of {totals.pages} page(s) failed")
+    if files:
+        parts.append(f"{files} file(s) could not be read")
+    return (
+        f"the load finished with failures: {' and '.join(parts)}; they are left out of the "
+        "documents and listed in last_stats.failures"
+    )
+
+
+def collect(documents: Iterable[T]) -> list[T]:
+    """Every document of a load; an error carries those produced before it (``.documents``)."""
+    done: list[T] = []
+    try:
+        for doc in documents:
+            done.append(doc)
+    except OCRLoadersError as exc:
+        exc.documents = done
+        raise
+    return done
+
+
+async def acollect(documents: AsyncIterator[T]) -> list[T]:
+    """Async :func:`collect`."""
+    done: list[T] = []
+    try:
+        async for doc in documents:
+            done.append(doc)
+    except OCRLoadersError as exc:
+        exc.documents = done
+        raise
+    return done
 
 
 class Adapter:
@@ -121,11 +224,24 @@ class Adapter:
         self.last_stats: Totals | None = None
         self.last_documents: list[Totals] = []
 
-    async def _stream(self, inputs: Inputs, convert: Callable[[Record], T]) -> AsyncIterator[T]:
+    async def _stream(
+        self, inputs: Inputs, convert: Callable[[Record], T], show_progress: bool | None = None
+    ) -> AsyncGenerator[T, None]:
         """Run a load, converting each record to the framework's document."""
-        run = Run(self.options)
+        options = self.options
+        if show_progress is not None and show_progress != options.show_progress:
+            options = dataclasses.replace(options, show_progress=show_progress)
+        run = Run(options)
         try:
-            async for record in run.records(inputs):
-                yield convert(record)
+            async with aclosing(run.records(inputs)) as records:
+                async for record in records:
+                    yield convert(record)
         finally:
             self.last_stats, self.last_documents = run.totals(), run.documents
+
+    def _astream(
+        self, inputs: Inputs, convert: Callable[[Record], T], show_progress: bool | None = None
+    ) -> AsyncGenerator[T, None]:
+        """:meth:`_stream` for async callers: the load runs in a task of its own, so a caller
+        that stops iterating early leaves nothing half-closed (see ``_sync.detached``)."""
+        return _sync.detached(lambda: self._stream(inputs, convert, show_progress))

@@ -116,6 +116,19 @@ class Distribution:
 
 
 @dataclass(frozen=True, slots=True)
+class Failure:
+    """Something a load could not do: a file that cannot be read (``page`` is ``None``) or a
+    page that ended ``failed``. Listed in :attr:`Totals.failures`."""
+
+    source: str
+    page: int | None
+    """1-based page number; ``None`` when the whole file failed."""
+    reason: str
+    error: str = ""
+    """The exception's class name (``CorruptInputError``, ``PasswordError``...), if any."""
+
+
+@dataclass(frozen=True, slots=True)
 class Totals:
     """Sums and counts over a set of pages: a document or a whole run. JSON-ready."""
 
@@ -141,6 +154,8 @@ class Totals:
     documents_failed: int = 0
     text_tokens_method: str = "cl100k"
     """``cl100k`` (exact, tiktoken) or ``estimate`` (no table offline; docs/stats.md)."""
+    failures: tuple[Failure, ...] = ()
+    """Files that could not be read and pages that failed, in the order they happened."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict."""
@@ -195,6 +210,7 @@ class StatsAccumulator:
     documents: int = 0
     documents_failed: int = 0
     throughput: Throughput = field(default_factory=Throughput)
+    failures: list[Failure] = field(default_factory=list)
 
     def add(self, stats: PageStats) -> None:
         self.pages.append(stats)
@@ -229,6 +245,7 @@ class StatsAccumulator:
             documents=max(self.documents, 1 if p else 0),
             documents_failed=self.documents_failed,
             text_tokens_method=text_tokens_method(),
+            failures=tuple(self.failures),
         )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import _sync
 from ._records import Record
-from ._run import Adapter
+from ._run import Adapter, acollect, collect
 from ._sources import DocumentSource, Input
 
 try:
@@ -38,9 +38,12 @@ class DeepSeekOCRLoader(BaseLoader, Adapter):
         base_url: endpoint(s) serving DeepSeek-OCR (``DEEPSEEK_OCR_BASE_URL``); none: the
             embedded local engine.
         model, api_key: as the environment variables ``DEEPSEEK_OCR_MODEL`` / ``_API_KEY``.
-        **options: see docs/usage.md.
+        **options: see docs/usage.md (``password`` may map file names to passwords;
+            ``show_progress=True`` draws a progress bar on stderr).
 
-    After a load, :attr:`last_stats` holds the run's totals (see docs/stats.md).
+    After a load, :attr:`last_stats` holds the run's totals (see docs/stats.md), with the
+    files and pages that failed in ``last_stats.failures``. With ``on_error="raise"`` the
+    error's ``documents`` holds what ``load`` had produced (docs/reliability.md).
     """
 
     def __init__(
@@ -58,10 +61,17 @@ class DeepSeekOCRLoader(BaseLoader, Adapter):
         """Stream chunks as pages finish (works inside a running event loop)."""
         return _sync.iterate(lambda: self._stream(self.file_path, to_document))
 
-    async def alazy_load(self) -> AsyncIterator[Document]:
-        """Stream chunks on the caller's event loop."""
-        async for doc in self._stream(self.file_path, to_document):
-            yield doc
+    def load(self) -> list[Document]:
+        """Every chunk; an error carries the chunks produced before it (``documents``)."""
+        return collect(self.lazy_load())
+
+    def alazy_load(self) -> AsyncIterator[Document]:
+        """Stream chunks on the caller's event loop (``async for``; stopping early is safe)."""
+        return self._astream(self.file_path, to_document)
+
+    async def aload(self) -> list[Document]:
+        """Async :meth:`load`."""
+        return await acollect(self.alazy_load())
 
 
 class DeepSeekOCRParser(BaseBlobParser, Adapter):
@@ -75,10 +85,9 @@ class DeepSeekOCRParser(BaseBlobParser, Adapter):
         source = _blob_source(blob)
         return _sync.iterate(lambda: self._stream([source], to_document))
 
-    async def alazy_parse(self, blob: Blob) -> AsyncIterator[Document]:
+    def alazy_parse(self, blob: Blob) -> AsyncIterator[Document]:
         """Async variant of :meth:`lazy_parse`."""
-        async for doc in self._stream([_blob_source(blob)], to_document):
-            yield doc
+        return self._astream([_blob_source(blob)], to_document)
 
 
 def _blob_source(blob: Blob) -> DocumentSource:

@@ -10,12 +10,13 @@ loop. It also works where LlamaIndex calls readers itself:
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterable, Iterator
+from contextlib import aclosing
 from typing import Any
 
 from . import _sync
 from ._records import EXCLUDED_FROM_EMBEDDING, Record
-from ._run import Adapter
+from ._run import Adapter, acollect, collect
 from ._sources import DocumentSource, Input, resolve_inputs
 
 try:
@@ -36,24 +37,29 @@ class DeepSeekOCRReader(BaseReader, Adapter):
         model: served model name (``DEEPSEEK_OCR_MODEL``, default ``deepseek-ai/DeepSeek-OCR``).
         api_key: bearer token (``DEEPSEEK_OCR_API_KEY``).
         **options: see docs/usage.md (``pages``, ``password``, ``concurrency``, ``dpi``,
-            ``chunk_size``, ``chunk_overlap``, ``mode``, ``on_error``, ``cache``, ...).
+            ``chunk_size``, ``chunk_overlap``, ``mode``, ``on_error``, ``show_progress``,
+            ``cache``, ...).
 
-    After a load, :attr:`last_stats` holds the run's totals (see docs/stats.md).
+    After a load, :attr:`last_stats` holds the run's totals (see docs/stats.md), with the
+    files and pages that failed in ``last_stats.failures``. With ``on_error="raise"`` the
+    error's ``documents`` holds what ``load_data`` had produced (docs/reliability.md).
     """
 
     # -- async core ---------------------------------------------------------------------------
 
     async def _aiter(
         self, file: Any, extra_info: dict[str, Any] | None, fs: Any, kwargs: dict[str, Any]
-    ) -> AsyncIterator[Document]:
+    ) -> AsyncGenerator[Document, None]:
         inputs = _inputs(file, extra_info, fs, kwargs)
+        show_progress = kwargs.pop("show_progress", None)
         if kwargs:
             raise TypeError(
                 f"unexpected arguments {sorted(kwargs)}; pass options to the "
                 "DeepSeekOCRReader constructor"
             )
-        async for doc in self._stream(inputs, to_document):
-            yield doc
+        async with aclosing(self._stream(inputs, to_document, show_progress)) as docs:
+            async for doc in docs:
+                yield doc
 
     def alazy_load_data(  # type: ignore[override]
         self,
@@ -67,7 +73,9 @@ class DeepSeekOCRReader(BaseReader, Adapter):
         Use ``async for doc in reader.alazy_load_data(path)`` to stream, or
         ``await reader.alazy_load_data(path)`` for a list, as LlamaIndex's base class allows.
         """
-        return LazyDocuments(lambda: self._aiter(file, extra_info, fs, dict(kwargs)))
+        return LazyDocuments(
+            lambda: _sync.detached(lambda: self._aiter(file, extra_info, fs, dict(kwargs)))
+        )
 
     async def aload_data(
         self,
@@ -76,8 +84,8 @@ class DeepSeekOCRReader(BaseReader, Adapter):
         fs: Any = None,
         **kwargs: Any,
     ) -> list[Document]:
-        """Load every chunk (real async)."""
-        return [d async for d in self._aiter(file, extra_info, fs, kwargs)]
+        """Load every chunk (real async); an error carries the finished ones (``documents``)."""
+        return await acollect(_sync.detached(lambda: self._aiter(file, extra_info, fs, kwargs)))
 
     # -- sync wrappers ----------------------------------------------------------------------
 
@@ -98,8 +106,11 @@ class DeepSeekOCRReader(BaseReader, Adapter):
         fs: Any = None,
         **kwargs: Any,
     ) -> list[Document]:
-        """Load every chunk of ``file`` (a path, folder, glob, bytes or a list of them)."""
-        return list(self.lazy_load_data(file, extra_info, fs, **kwargs))
+        """Load every chunk of ``file`` (a path, folder, glob, bytes or a list of them).
+
+        An error carries the chunks produced before it in its ``documents`` attribute.
+        """
+        return collect(self.lazy_load_data(file, extra_info, fs, **kwargs))
 
 
 class LazyDocuments:
@@ -115,7 +126,7 @@ class LazyDocuments:
         return self._collect().__await__()
 
     async def _collect(self) -> list[Document]:
-        return [d async for d in self._make()]
+        return await acollect(self._make())
 
 
 def _inputs(

@@ -10,6 +10,7 @@ import json
 import select
 import socket
 import struct
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -82,6 +83,13 @@ class HTTPServer(ThreadingHTTPServer):
         self.dispatch = dispatch
         self.connections = connections
         self.keep_alive_timeout = keep_alive_timeout
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that dropped its connection (a cancelled request) is routine, as for a
+        real server: not printed. Anything else is, as ``socketserver`` does."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class HTTPServer6(HTTPServer):
