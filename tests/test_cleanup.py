@@ -209,6 +209,13 @@ def test_fake_server_answers_clean_the_same_way(report: Path) -> None:
         reader = DeepSeekOCRReader(base_url=server.base_url, concurrency=1, chunk_size=200, dpi=72)
         docs = reader.load_data(report)
         check_report([d.text for d in docs], [d.metadata for d in docs], report)
+        # the pass's counts reach the load's totals (run and document)
+        assert reader.last_stats is not None
+        cleanup = reader.last_stats.cleanup
+        assert (cleanup.headers_removed, cleanup.tables_joined) == (PAGES, 1)
+        assert cleanup.paragraphs_joined == 2
+        assert reader.last_documents[0].cleanup == cleanup
+        assert reader.last_stats.as_dict()["cleanup"]["headers_removed"] == PAGES
         server.reset_stats()
         kept = DeepSeekOCRReader(
             base_url=server.base_url,

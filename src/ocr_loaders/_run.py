@@ -38,7 +38,7 @@ from ._pipeline import (
 from ._progress import PageProgress
 from ._records import Record, image_target, make_record
 from ._sources import DocumentSource
-from ._stats import Totals
+from ._stats import CleanupCounts, Totals
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +65,17 @@ class _DocumentChunks:
         """Records of the chunks still open at the document's end."""
         return self._records(self._chunker.finish())
 
+    @property
+    def counts(self) -> CleanupCounts:
+        """What the chunker's document pass removed and joined so far."""
+        return self._chunker.counts
+
     def _records(self, chunks: list[Chunk]) -> list[Record]:
         out = [make_record(self.info, c, self._pages) for c in chunks]
-        if chunks:  # pages before the last emitted chunk's end are no longer needed
-            last_end = max(c.page_end for c in chunks)
-            for n in [n for n in self._pages if n < last_end]:
+        if chunks:  # pages before the last emitted chunk's start are no longer needed (the
+            # next chunk may start on that page too: the next part of a table split in rows)
+            keep_from = max(c.page_start for c in chunks)
+            for n in [n for n in self._pages if n < keep_from]:
                 del self._pages[n]
         return out
 
@@ -85,6 +91,7 @@ class Run:
         self.options = options
         self.pipeline = Pipeline(options)
         self.documents: list[Totals] = []
+        self._cleanup = CleanupCounts()
 
     def page_count(self, sources: Sequence[DocumentSource]) -> int:
         """Selected pages of the inputs, for a progress bar (blocking: run it in a thread)."""
@@ -118,9 +125,11 @@ class Run:
                     assert chunks is not None
                     for record in _with_text(chunks.finish()):
                         yield record
-                    self.documents.append(event.totals)
+                    totals = dataclasses.replace(event.totals, cleanup=chunks.counts)
+                    self._cleanup += chunks.counts
+                    self.documents.append(totals)
                     chunks = None
-                    yield event
+                    yield DocumentFinished(event.info, totals)
                 else:
                     yield event
 
@@ -158,7 +167,7 @@ class Run:
             log.warning("%s", summary)
 
     def totals(self) -> Totals:
-        return self.pipeline.run_totals()
+        return dataclasses.replace(self.pipeline.run_totals(), cleanup=self._cleanup)
 
 
 def _with_text(records: list[Record]) -> list[Record]:

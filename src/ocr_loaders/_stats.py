@@ -128,6 +128,30 @@ class Failure:
     """The exception's class name (``CorruptInputError``, ``PasswordError``...), if any."""
 
 
+# --- the chunker's document pass (docs/chunking.md, "Clean documents") ----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CleanupCounts:
+    """What the chunker's document pass kept out of the text and joined, for one or more
+    documents (``Chunker.counts``)."""
+
+    headers_removed: int = 0
+    footers_removed: int = 0
+    page_numbers_removed: int = 0
+    tables_joined: int = 0
+    paragraphs_joined: int = 0
+    hyphens_mended: int = 0
+
+    def __add__(self, other: CleanupCounts) -> CleanupCounts:
+        mine, theirs = self.as_dict(), other.as_dict()
+        return CleanupCounts(**{key: mine[key] + theirs[key] for key in mine})
+
+    def as_dict(self) -> dict[str, int]:
+        """Plain JSON-serialisable dict."""
+        return asdict(self)
+
+
 @dataclass(frozen=True, slots=True)
 class Totals:
     """Sums and counts over a set of pages: a document or a whole run. JSON-ready."""
@@ -156,6 +180,8 @@ class Totals:
     """``cl100k`` (exact, tiktoken) or ``estimate`` (no table offline; docs/stats.md)."""
     failures: tuple[Failure, ...] = ()
     """Files that could not be read and pages that failed, in the order they happened."""
+    cleanup: CleanupCounts = CleanupCounts()
+    """What the chunker's document pass left out of the text and joined (docs/chunking.md)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict."""
@@ -247,27 +273,3 @@ class StatsAccumulator:
             text_tokens_method=text_tokens_method(),
             failures=tuple(self.failures),
         )
-
-
-# --- the chunker's document pass (docs/chunking.md, "Clean documents") ----------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CleanupCounts:
-    """What the chunker's document pass kept out of the text and joined, for one or more
-    documents (``Chunker.counts``)."""
-
-    headers_removed: int = 0
-    footers_removed: int = 0
-    page_numbers_removed: int = 0
-    tables_joined: int = 0
-    paragraphs_joined: int = 0
-    hyphens_mended: int = 0
-
-    def __add__(self, other: CleanupCounts) -> CleanupCounts:
-        mine, theirs = self.as_dict(), other.as_dict()
-        return CleanupCounts(**{key: mine[key] + theirs[key] for key in mine})
-
-    def as_dict(self) -> dict[str, int]:
-        """Plain JSON-serialisable dict."""
-        return asdict(self)
