@@ -57,7 +57,8 @@ Reply = Callable[[int, str, Sampling], tuple[str, str]]
 
 
 def grounded(number: int, prompt: str, params: Sampling) -> tuple[str, str]:
-    return f"<|ref|>text<|/ref|><|det|>[[10, 10, 900, 100]]<|/det|>\npage {number} read", "stop"
+    box = "[[60, 300, 940, 700]]"  # the body of the page, not its edges (running headers)
+    return f"<|ref|>text<|/ref|><|det|>{box}<|/det|>\npage {number} read", "stop"
 
 
 @dataclass
@@ -278,3 +279,22 @@ def test_one_engine_serves_loads_on_different_event_loops(tmp_path: Path) -> Non
     first = DeepSeekOCRLoader(pdf, engine=eng, mode="pages").load()  # a private loop
     second = asyncio.run(recognize_all(eng, range(1, 3)))  # another loop
     assert len(first) == 2 and all("read" in t for t in second)
+
+
+def test_engine_vllm_option_builds_one_shared_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``engine="vllm"`` makes the in-process engine from the loader's options, once per
+    process for the same options (the model loads once); bad names are refused."""
+    from ocr_loaders import LoaderOptions
+    from ocr_loaders._engines import select, vllm_inprocess
+
+    monkeypatch.setattr(vllm_inprocess, "check_vllm_available", lambda: None)
+    monkeypatch.setattr(select, "_INPROCESS", {})
+    options = LoaderOptions.from_kwargs(
+        engine="vllm", concurrency=8, ngram_size=20, vllm_options={"max_model_len": 4096}
+    )
+    first, second = select.make_engine(options), select.make_engine(options)
+    assert isinstance(first, VLLMEngine) and first is second
+    assert first.settings.max_batch == 8 and first.settings.ngram_size == 20
+    assert first.settings.max_model_len == 4096 and first.settings.llm_options == ()
+    with pytest.raises(ConfigError, match="engine must be"):
+        LoaderOptions.from_kwargs(engine="sglang")

@@ -53,14 +53,22 @@ class LoaderOptions:
     cache: bool = False
     cache_dir: Path | None = None
     cache_max_bytes: int = 2 * 1024**3
-    engine: Engine | None = None
-    """An engine instance to use instead of the one the other options describe."""
+    engine: Engine | Literal["vllm"] | None = None
+    """An engine instance to use instead of the one the other options describe, or
+    ``"vllm"``: DeepSeek-OCR run by vLLM in this process (the ``vllm`` extra, a GPU)."""
+    vllm_options: tuple[tuple[str, object], ...] = ()
+    """With ``engine="vllm"``: more keyword arguments for ``vllm.LLM`` (a dict is accepted),
+    e.g. ``{"gpu_memory_utilization": 0.8, "max_model_len": 8192}``."""
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ConfigError(f"concurrency must be >= 1, got {self.concurrency}")
         if self.render_workers < 0 or self.render_timeout <= 0:
             raise ConfigError("render_workers must be >= 0 and render_timeout > 0")
+        if isinstance(self.engine, str) and self.engine != "vllm":
+            raise ConfigError(f"engine must be an Engine or 'vllm', got {self.engine!r}")
+        if isinstance(self.vllm_options, Mapping):
+            object.__setattr__(self, "vllm_options", tuple(dict(self.vllm_options).items()))
         if self.on_error not in ("continue", "raise"):
             raise ConfigError(f"on_error must be 'continue' or 'raise', got {self.on_error!r}")
         object.__setattr__(self, "password", _checked_password(self.password))

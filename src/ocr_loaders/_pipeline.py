@@ -254,7 +254,7 @@ class Pipeline:
                 with contextlib.suppress(BaseException):
                     await run.opened.close()
             run.renderer.shutdown()
-            if self.options.engine is None:
+            if self.options.engine is None or self.options.engine == "vllm":  # made here
                 await engine.aclose()
 
     async def _produce(self, sources: list[DocumentSource], run: _Run) -> None:

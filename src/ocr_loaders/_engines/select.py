@@ -15,7 +15,29 @@ log = logging.getLogger(__name__)
 
 
 def make_engine(options: LoaderOptions) -> Engine:
-    """The engine the options describe: an endpoint when a base URL is set, else local."""
+    """The engine the options describe: the one given; in-process vLLM for ``"vllm"``; an
+    endpoint when a base URL is set; else the embedded local engine."""
+    if options.engine == "vllm":
+        from .vllm_inprocess import InProcessSettings
+
+        s = options.endpoint
+        llm_options = dict(options.vllm_options)
+        max_len = llm_options.pop("max_model_len", s.max_model_len)
+        inprocess: Engine = _inprocess_engine(
+            InProcessSettings(
+                model=s.model,
+                prompt=s.prompt,
+                max_batch=options.concurrency,
+                output_retries=s.output_retries,
+                ngram_size=s.ngram_size,
+                window_size=s.window_size,
+                whitelist_token_ids=s.whitelist_token_ids,
+                max_model_len=int(str(max_len)),
+                llm_options=tuple(llm_options.items()),
+            )
+        )
+        log.info("ocr_loaders: running %s with vLLM in this process", s.model)
+        return inprocess
     if options.engine is not None:
         return options.engine
     if options.uses_endpoint:
@@ -36,6 +58,24 @@ def make_engine(options: LoaderOptions) -> Engine:
         "local engine (PyMuPDF text layer + RapidOCR), not DeepSeek-OCR"
     )
     return local
+
+
+_INPROCESS: dict[object, Engine] = {}
+
+
+def _inprocess_engine(settings: object) -> Engine:
+    """One in-process engine per settings for the life of the process: loading the model
+    takes minutes and most of the GPU's memory, so every load with the same options shares it."""
+    from .vllm_inprocess import InProcessSettings, VLLMEngine
+
+    assert isinstance(settings, InProcessSettings)
+    try:
+        engine = _INPROCESS.get(settings)
+    except TypeError:  # an unhashable vllm_options value: no sharing
+        return VLLMEngine(settings)
+    if engine is None:
+        engine = _INPROCESS[settings] = VLLMEngine(settings)
+    return engine
 
 
 __all__ = ["make_engine"]
