@@ -22,7 +22,6 @@ from ._errors import (
     PageFailedError,
     PageRenderError,
     PasswordError,
-    TokenizerUnavailableError,
     UnreadableInputError,
     UnsupportedInputError,
 )
@@ -109,7 +108,6 @@ __all__ = [
     "RawPage",
     "Region",
     "RenderSettings",
-    "TokenizerUnavailableError",
     "Totals",
     "UnreadableInputError",
     "UnsupportedInputError",

@@ -18,7 +18,8 @@ FREE_PROMPT = "Free OCR."
 """Plain text without layout: the last try for a page the grounding prompt cannot finish."""
 
 ServerDialect = Literal["vllm", "sglang"]
-"""The request shape a server wants (where ``<image>`` goes, how the n-gram guard is sent)."""
+"""The request shape a server wants: how the n-gram guard is sent (``vllm_xargs`` or SGLang's
+custom logit processor); both take the plain prompt and insert ``<image>`` themselves."""
 
 Dialect = Literal["vllm", "sglang", "auto"]
 """A :data:`ServerDialect`, or ``auto``: ask the server what it is."""

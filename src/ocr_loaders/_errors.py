@@ -14,8 +14,7 @@ OCRLoadersError
 │   ├── EndpointError          the server answered with an error we cannot retry (4xx)
 │   ├── EndpointUnavailableError  the server is down or kept failing after retries
 │   └── PageFailedError        a page ended ``failed`` while ``on_error="raise"``
-├── ConfigError                invalid options (bad page range, unknown dialect, ...)
-└── TokenizerUnavailableError  no tiktoken table offline and no way to download it
+└── ConfigError                invalid options (bad page range, unknown dialect, ...)
 ```
 """
 
@@ -99,7 +98,3 @@ class PageFailedError(EngineError):
 
 class ConfigError(OCRLoadersError, ValueError):
     """Invalid options: a bad page range, an unknown dialect, a negative size."""
-
-
-class TokenizerUnavailableError(OCRLoadersError):
-    """tiktoken's table is neither cached nor shipped by llama-index-core, and cannot download."""
