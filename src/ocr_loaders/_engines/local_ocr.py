@@ -25,7 +25,7 @@ import numpy as np
 
 from .._model import BBox
 from .local_layout import TextLine
-from .local_onnx import OcrModels, crop_line
+from .local_onnx import OcrModels, crop_line, split_at_gaps
 
 log = logging.getLogger(__name__)
 
@@ -154,19 +154,15 @@ class _Read:
 
 
 def _run(models: OcrModels, img: np.ndarray) -> _Read:
-    found = models.detect(img)
-    if not found:
+    pieces = [p for d in models.detect(img) for p in split_at_gaps(img, d.quad)]
+    if not pieces:
         return _Read([], [], [], [])
-    crops = [crop_line(img, d.quad) for d in found]
-    read = models.recognize(crops)
-    boxes: list[BBox] = []
-    vertical: list[bool] = []
-    for d in found:
-        xs, ys = d.quad[:, 0], d.quad[:, 1]
-        boxes.append((float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())))
-        side_w = float(np.linalg.norm(d.quad[0] - d.quad[1]))
-        side_h = float(np.linalg.norm(d.quad[0] - d.quad[3]))
-        vertical.append(side_h >= 1.5 * side_w)  # crop_line turns these before reading
+    read = models.recognize([crop_line(img, q) for q, _ in pieces])
+    boxes = [box for _, box in pieces]
+    vertical = [
+        float(np.linalg.norm(q[0] - q[3])) >= 1.5 * float(np.linalg.norm(q[0] - q[1]))
+        for q, _ in pieces
+    ]  # crop_line turns tall crops before reading
     return _Read(boxes, [t for t, _ in read], [s for _, s in read], vertical)
 
 
