@@ -25,7 +25,7 @@ import numpy as np
 
 from .._model import BBox
 from .local_layout import TextLine
-from .local_onnx import OcrModels, crop_line, split_at_gaps
+from .local_onnx import OcrModels, crop_line, release_freed_memory, split_at_gaps
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,7 @@ def _run(models: OcrModels, img: np.ndarray) -> _Read:
     if not pieces:
         return _Read([], [], [], [])
     read = models.recognize([crop_line(img, q) for q, _ in pieces])
+    release_freed_memory()
     boxes = [box for _, box in pieces]
     vertical = [
         float(np.linalg.norm(q[0] - q[3])) >= 1.5 * float(np.linalg.norm(q[0] - q[1]))
