@@ -41,21 +41,20 @@ from .._model import BBox, Block, PageImage, RawPage, model_box
 from .base import PageHook
 from .local_layout import LayoutBlock, TextLine, dominant_direction, layout_page
 from .local_ocr import (
-    CLS_MODEL,
     DET_MODEL,
     MIN_SCORE,
-    OCR_MAX_SIDE,
     REC_MODEL,
     decode_image,
     ocr_lines,
     rapidocr_version,
     scale_lines,
 )
+from .local_onnx import DET_MAX_SIDE
 from .local_tables import TableRegion, find_tables
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
 """Bump when the output for the same input changes (part of the cache identity)."""
 
 OCR_DPI = 300.0
@@ -398,7 +397,7 @@ class LocalEngine:
             mupdf = "unknown"
         return (
             f"local/v{ENGINE_VERSION}/pymupdf-{mupdf}/rapidocr-{rapidocr_version()}"
-            f"/{DET_MODEL}+{REC_MODEL}+{CLS_MODEL}/side{OCR_MAX_SIDE}/score{MIN_SCORE}"
+            f"/{DET_MODEL}+{REC_MODEL}/side{DET_MAX_SIDE}/score{MIN_SCORE}"
             f"/dpi{OCR_DPI:g}-{OCR_MAX_SIDE_PX}px"
         )
 

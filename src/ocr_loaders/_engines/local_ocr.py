@@ -1,11 +1,11 @@
-"""CPU OCR for the local engine: rapidocr (PP-OCR ONNX models shipped in its wheel).
+"""CPU OCR for the local engine: PP-OCR ONNX models shipped in rapidocr's wheel.
 
 The models are loaded from the ``rapidocr/models`` folder of the installed wheel by explicit
-path, so rapidocr's downloader is never reached; a missing file is an error, not a download.
-One process-wide instance serves every caller under a lock (onnxruntime already uses every
-core, and rapidocr keeps per-call state).
+path, so no downloader is ever reached; a missing file is an error, not a download. They are
+run by :mod:`.local_onnx`. One process-wide instance, loaded once, serves every caller under
+a lock (onnxruntime already uses every core).
 
-Orientation: rapidocr turns tall line crops a quarter turn counter-clockwise before reading
+Orientation: the reader turns tall line crops a quarter turn counter-clockwise before reading
 them, so a page scanned a quarter turn clockwise reads well as is, and one turned the other
 way (or upside down) reads as confident-looking garbage. :func:`ocr_lines` therefore reads
 the page once, and when the scores are not clearly good, reads a sample of the longest lines
@@ -20,21 +20,18 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from .._model import BBox
 from .local_layout import TextLine
+from .local_onnx import OcrModels, crop_line, release_freed_memory, split_at_gaps
 
 log = logging.getLogger(__name__)
 
 DET_MODEL = "PP-OCRv6_det_small.onnx"
 REC_MODEL = "PP-OCRv6_rec_small.onnx"
-CLS_MODEL = "ch_ppocr_mobile_v2.0_cls_mobile.onnx"
 
-OCR_MAX_SIDE = 2000
-"""Longest side rapidocr detects on (its default); larger images are scaled down for it."""
 MAX_DECODE_SIDE = 4096
 """Images larger than this are scaled down on decoding, to bound memory."""
 MIN_SCORE = 0.5
@@ -43,7 +40,7 @@ GOOD_SCORE = 0.9
 """Above this character-weighted mean score the page is taken as upright without a check."""
 
 _lock = threading.Lock()
-_engine: Any = None
+_models: OcrModels | None = None
 
 
 class OCRUnavailableError(RuntimeError):
@@ -51,10 +48,14 @@ class OCRUnavailableError(RuntimeError):
 
 
 def models_dir() -> Path:
-    """Folder of the ONNX models inside the installed rapidocr wheel."""
-    import rapidocr
+    """Folder of the ONNX models inside the installed rapidocr wheel (found without importing
+    rapidocr, whose import pulls in its whole pipeline)."""
+    import importlib.util
 
-    return Path(rapidocr.__file__).resolve().parent / "models"
+    spec = importlib.util.find_spec("rapidocr")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("rapidocr is not installed")
+    return Path(next(iter(spec.submodule_search_locations))).resolve() / "models"
 
 
 def rapidocr_version() -> str:
@@ -67,36 +68,31 @@ def rapidocr_version() -> str:
         return "unknown"
 
 
-def _get_engine() -> Any:
-    """The shared RapidOCR instance, created on first use. Caller holds ``_lock``."""
-    global _engine
-    if _engine is not None:
-        return _engine
+def _get_models() -> OcrModels:
+    """The process-wide models, loaded on first use (once per process). Caller holds
+    ``_lock``."""
+    global _models
+    if _models is not None:
+        return _models
     try:
-        from rapidocr import RapidOCR
+        folder = models_dir()
     except ImportError as exc:  # pragma: no cover - rapidocr is a dependency
         raise OCRUnavailableError(f"rapidocr is not installed: {exc}") from exc
-    folder = models_dir()
-    paths = {name: folder / name for name in (DET_MODEL, REC_MODEL, CLS_MODEL)}
+    paths = {name: folder / name for name in (DET_MODEL, REC_MODEL)}
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:
         raise OCRUnavailableError(
             "rapidocr's bundled models are missing (" + ", ".join(missing) + "); reinstall "
             "rapidocr 3.x from its wheel. The local engine never downloads models."
         )
-    logging.getLogger("RapidOCR").setLevel(logging.ERROR)
-    _engine = RapidOCR(
-        params={
-            "Global.log_level": "error",
-            "Global.text_score": 0.0,  # keep every line: scores drive the orientation check
-            "Global.max_side_len": OCR_MAX_SIDE,
-            "Det.model_path": str(paths[DET_MODEL]),
-            "Rec.model_path": str(paths[REC_MODEL]),
-            "Cls.model_path": str(paths[CLS_MODEL]),
-        }
-    )
-    logging.getLogger("RapidOCR").setLevel(logging.ERROR)
-    return _engine
+    _models = OcrModels(paths[DET_MODEL], paths[REC_MODEL])
+    return _models
+
+
+def warm_up() -> None:
+    """Load the OCR models now (they load on first use otherwise)."""
+    with _lock:
+        _get_models()
 
 
 # --- images ---------------------------------------------------------------------------------
@@ -157,25 +153,23 @@ class _Read:
         return tall / (tall + wide) if tall + wide else 0.0
 
 
-def _run(engine: Any, img: np.ndarray) -> _Read:
-    out = engine(img, use_det=True, use_cls=False, use_rec=True)
-    boxes_arr = getattr(out, "boxes", None)
-    texts = getattr(out, "txts", None)
-    scores = getattr(out, "scores", None)
-    if boxes_arr is None or texts is None or scores is None or len(texts) == 0:
+def _run(models: OcrModels, img: np.ndarray) -> _Read:
+    pieces = [p for d in models.detect(img) for p in split_at_gaps(img, d.quad)]
+    if not pieces:
         return _Read([], [], [], [])
-    boxes: list[BBox] = []
-    vertical: list[bool] = []
-    for quad in np.asarray(boxes_arr, dtype=float):
-        xs, ys = quad[:, 0], quad[:, 1]
-        boxes.append((float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())))
-        side_w = float(np.linalg.norm(quad[0] - quad[1]))
-        side_h = float(np.linalg.norm(quad[0] - quad[3]))
-        vertical.append(side_h >= 1.5 * side_w)  # rapidocr turns these crops before reading
-    return _Read(boxes, [str(t) for t in texts], [float(s) for s in scores], vertical)
+    read = models.recognize([crop_line(img, q) for q, _ in pieces])
+    release_freed_memory()
+    boxes = [box for _, box in pieces]
+    vertical = [
+        float(np.linalg.norm(q[0] - q[3])) >= 1.5 * float(np.linalg.norm(q[0] - q[1]))
+        for q, _ in pieces
+    ]  # crop_line turns tall crops before reading
+    return _Read(boxes, [t for t, _ in read], [s for _, s in read], vertical)
 
 
-def _sample_scores(engine: Any, img: np.ndarray, read: _Read, flip: bool, k: int = 8) -> float:
+def _sample_scores(
+    models: OcrModels, img: np.ndarray, read: _Read, flip: bool, k: int = 8
+) -> float:
     """Mean score of the ``k`` longest lines read from plain crops, optionally half-turned."""
     order = sorted(
         range(len(read.boxes)),
@@ -183,7 +177,7 @@ def _sample_scores(engine: Any, img: np.ndarray, read: _Read, flip: bool, k: int
             -max(read.boxes[i][2] - read.boxes[i][0], read.boxes[i][3] - read.boxes[i][1])
         ),
     )[:k]
-    scores: list[float] = []
+    crops: list[np.ndarray] = []
     for i in order:
         x0, y0, x1, y1 = (round(v) for v in read.boxes[i])
         crop = img[max(0, y0) : max(y0 + 1, y1), max(0, x0) : max(x0 + 1, x1)]
@@ -193,9 +187,8 @@ def _sample_scores(engine: Any, img: np.ndarray, read: _Read, flip: bool, k: int
             crop = np.rot90(crop)
         if flip:
             crop = np.rot90(crop, 2)
-        out = engine(np.ascontiguousarray(crop), use_det=False, use_cls=False, use_rec=True)
-        got = getattr(out, "scores", None)
-        scores.append(float(got[0]) if got else 0.0)
+        crops.append(np.ascontiguousarray(crop))
+    scores = [s for _, s in models.recognize(crops)]
     return sum(scores) / len(scores) if scores else 0.0
 
 
@@ -212,17 +205,17 @@ def ocr_lines(img: np.ndarray) -> tuple[list[TextLine], int]:
     """
     height, width = img.shape[:2]
     with _lock:
-        engine = _get_engine()
-        read = _run(engine, img)
+        models = _get_models()
+        read = _run(models, img)
         if not read.texts:
             return [], 0
         vertical = read.vertical_share() > 0.5
         flipped = False
         if read.quality() < GOOD_SCORE:
-            plain = _sample_scores(engine, img, read, flip=False)
-            turned = _sample_scores(engine, img, read, flip=True)
+            plain = _sample_scores(models, img, read, flip=False)
+            turned = _sample_scores(models, img, read, flip=True)
             if turned > plain + 0.03:
-                again = _run(engine, np.ascontiguousarray(np.rot90(img, 2)))
+                again = _run(models, np.ascontiguousarray(np.rot90(img, 2)))
                 if again.quality() > read.quality():
                     read = _Read(
                         [_turn_box(b, width, height) for b in again.boxes],

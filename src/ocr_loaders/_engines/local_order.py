@@ -167,7 +167,10 @@ def _blocked_gutter(items: list[Item], unit: float) -> tuple[float, float] | Non
             side = min(left, right)
             if side < 3 or (best is not None and side <= best[0]):
                 continue
-            free = [i for i in items if not (i.x0 < a and i.x1 > b)]
+            # Items reaching over the middle of the gutter are its blockers (a short line of
+            # a full-width section can end inside a gutter without crossing it).
+            mid = (a + b) / 2
+            free = [i for i in items if not (i.x0 < mid < i.x1)]
             if any(a - unit <= c <= b + unit for c in _column_cuts(free, unit)):
                 best = (side, (a, b))
         if best is not None:
@@ -186,7 +189,8 @@ def _split_at_blockers(
     full-width section that follows it, so it moves there.
     """
     a, b = gutter
-    blockers = sorted((i for i in items if i.x0 < a and i.x1 > b), key=lambda i: i.y0)
+    mid = (a + b) / 2
+    blockers = sorted((i for i in items if i.x0 < mid < i.x1), key=lambda i: i.y0)
     bands: list[list[float]] = []
     for it in blockers:
         if bands and it.y0 < bands[-1][1]:
@@ -210,7 +214,6 @@ def _split_at_blockers(
             cy = (it.y0 + it.y1) / 2
             above = sum(1 for y0, _y1 in bands if y0 <= cy)
             segments.setdefault(2 * above, []).append(it)
-    mid = (a + b) / 2
     for k in sorted(segments):
         if k % 2 or k // 2 >= len(bands):
             continue  # only column stretches followed by a full-width band

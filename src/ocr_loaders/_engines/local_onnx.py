@@ -1,0 +1,356 @@
+"""PP-OCR text detection and recognition run directly on onnxruntime.
+
+The ONNX models are the ones inside rapidocr's wheel (loaded by path, never downloaded); the
+pre- and post-processing is done here rather than by rapidocr's pipeline, which lets the
+engine choose what decides speed and memory on a small CPU (measured on a 2-core machine, see
+docs/local-engine.md):
+
+* the detector sees the page scaled to at most ``DET_MAX_SIDE`` pixels, and its output boxes
+  are mapped straight back onto the full-resolution image, from which the line crops are cut
+  (sharper crops than cutting them from the scaled page);
+* recognition batches group crops of similar width only, so no compute is spent on padding;
+* onnxruntime's worker threads do not spin while waiting (spinning burns the other user's
+  core on a shared machine and bought nothing here), and the memory arena is off (it kept
+  the largest detector activations alive between pages).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._model import BBox
+
+DET_MAX_SIDE = 1280
+"""Longest side of the image the detector sees (PP-OCR's own default is 2000; at 1280
+a dense 300 dpi Letter page loses no line and detection takes a third of the time)."""
+DET_MIN_SIDE = 736
+"""Small images are scaled up so their shorter side has this many pixels (PP-OCR's rule)."""
+DET_MAX_RATIO = 8.0
+"""Wider images (a single line) are padded below to this width : height ratio."""
+DET_THRESH = 0.3
+DET_BOX_THRESH = 0.5
+DET_UNCLIP = 1.6
+GAP_SPLIT = 1.0
+"""A line box is cut at whitespace wider than this many times its ink height."""
+REC_HEIGHT = 48
+REC_MIN_WIDTH = 320
+"""Shortest input width; a crop narrower than this is padded."""
+REC_BATCH = 1
+REC_PAD_SLACK = 1.15
+"""A batch takes crops while the widest is at most this much wider than the narrowest."""
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A text line found by the detector: its quadrilateral (4 x 2, clockwise from top-left)
+    in the frame of the image given, and the detector's mean score inside it."""
+
+    quad: np.ndarray
+    score: float
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap memory back to the system (glibc only; elsewhere nothing happens).
+
+    The detector's activations are a few hundred MB, freed after each page; without this,
+    glibc keeps them per thread and a second page or thread can push the peak higher.
+    """
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            import ctypes
+
+            _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
+
+
+def _session(path: Path) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 4
+    opts.enable_cpu_mem_arena = False
+    opts.enable_mem_pattern = False
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = max(1, min(4, os.cpu_count() or 1))
+    opts.inter_op_num_threads = 1
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+class OcrModels:
+    """A detection and a recognition session (not thread-safe: callers serialise)."""
+
+    def __init__(self, det_path: Path, rec_path: Path) -> None:
+        self._det = _session(det_path)
+        self._rec = _session(rec_path)
+        meta = self._rec.get_modelmeta().custom_metadata_map
+        chars = str(meta.get("character", "")).splitlines()
+        if not chars:
+            raise RuntimeError(f"{rec_path.name} carries no character list")
+        self._charset = ["", *chars, " "]  # CTC blank first, space last (PP-OCR's layout)
+
+    # --- detection ------------------------------------------------------------------------
+
+    def detect(self, img: np.ndarray, max_side: int = DET_MAX_SIDE) -> list[Detection]:
+        """Text line quadrilaterals of a BGR image, in that image's pixel frame."""
+        import cv2
+
+        h, w = img.shape[:2]
+        if w > DET_MAX_RATIO * h:  # a single wide line: pad it below, as PP-OCR does
+            pad = np.full((math.ceil(w / DET_MAX_RATIO) - h, *img.shape[1:]), 255, img.dtype)
+            img = np.concatenate([img, pad])
+        ih, iw = img.shape[:2]
+        scale = min(1.0, max_side / max(ih, iw))
+        if min(ih, iw) * scale < DET_MIN_SIDE:
+            scale = min(DET_MIN_SIDE / min(ih, iw), 2 * max_side / max(ih, iw))
+        rh = max(32, round(ih * scale / 32) * 32)
+        rw = max(32, round(iw * scale / 32) * 32)
+        small = cv2.resize(img, (rw, rh), interpolation=cv2.INTER_AREA if scale < 1 else 1)
+        x = small.astype(np.float32)
+        x *= 2.0 / 255.0
+        x -= 1.0
+        x = np.ascontiguousarray(x.transpose(2, 0, 1)[np.newaxis])
+        del small
+        name = self._det.get_inputs()[0].name
+        pred = self._det.run(None, {name: x})[0][0, 0]
+        del x
+        found = _db_boxes(pred, iw, ih, w, h)
+        del pred
+        release_freed_memory()
+        return found
+
+    # --- recognition ----------------------------------------------------------------------
+
+    def recognize(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
+        """Text and mean character confidence of each upright line crop (BGR)."""
+        out: list[tuple[str, float]] = [("", 0.0)] * len(crops)
+        ratios = [c.shape[1] / max(c.shape[0], 1) for c in crops]
+        order = sorted(range(len(crops)), key=lambda i: ratios[i])
+        name = self._rec.get_inputs()[0].name
+        k = 0
+        while k < len(order):
+            batch = [order[k]]
+            while (
+                k + len(batch) < len(order)
+                and len(batch) < REC_BATCH
+                and ratios[order[k + len(batch)]] <= REC_PAD_SLACK * max(ratios[order[k]], 2.0)
+            ):
+                batch.append(order[k + len(batch)])
+            width = max(REC_MIN_WIDTH, math.ceil(REC_HEIGHT * ratios[batch[-1]]))
+            x = np.stack([_rec_input(crops[i], width) for i in batch])
+            probs = self._rec.run(None, {name: x})[0]
+            for j, i in enumerate(batch):
+                out[i] = self._decode(probs[j])
+            k += len(batch)
+        return out
+
+    def _decode(self, probs: np.ndarray) -> tuple[str, float]:
+        """Greedy CTC: best class per step, repeats collapsed, blanks dropped."""
+        idx = probs.argmax(axis=1)
+        best = probs.max(axis=1)
+        keep = idx != 0
+        keep[1:] &= idx[1:] != idx[:-1]
+        chars = [self._charset[i] if i < len(self._charset) else "" for i in idx[keep]]
+        conf = float(best[keep].mean()) if keep.any() else 0.0
+        return "".join(chars), conf
+
+
+def _rec_input(crop: np.ndarray, width: int) -> np.ndarray:
+    """A crop scaled to ``REC_HEIGHT`` (aspect kept, at most ``width``), normalised to
+    -1..1 and padded with zeros on the right: (3, REC_HEIGHT, width) float32."""
+    import cv2
+
+    h, w = crop.shape[:2]
+    rw = max(1, min(width, math.ceil(REC_HEIGHT * w / max(h, 1))))
+    resized = cv2.resize(crop, (rw, REC_HEIGHT), interpolation=cv2.INTER_LINEAR)
+    out = np.zeros((3, REC_HEIGHT, width), dtype=np.float32)
+    out[:, :, :rw] = resized.transpose(2, 0, 1).astype(np.float32) * (2.0 / 255.0) - 1.0
+    return out
+
+
+def crop_line(img: np.ndarray, quad: np.ndarray) -> np.ndarray:
+    """The line inside ``quad`` cut out and straightened; a tall crop (text running down
+    the page) is turned a quarter turn counter-clockwise so it reads left to right."""
+    import cv2
+
+    q = quad.astype(np.float32)
+    cw = round(max(np.linalg.norm(q[0] - q[1]), np.linalg.norm(q[2] - q[3])))
+    ch = round(max(np.linalg.norm(q[0] - q[3]), np.linalg.norm(q[1] - q[2])))
+    cw, ch = max(cw, 1), max(ch, 1)
+    x0, y0 = np.floor(q.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(q.max(axis=0)).astype(int)
+    if abs(q[0, 1] - q[1, 1]) < 1.0 and abs(q[0, 0] - q[3, 0]) < 1.0:
+        crop = img[max(0, y0) : max(y0 + 1, y1), max(0, x0) : max(x0 + 1, x1)]  # axis-aligned
+    else:
+        dst = np.array([[0, 0], [cw, 0], [cw, ch], [0, ch]], dtype=np.float32)
+        m = cv2.getPerspectiveTransform(q, dst)
+        crop = cv2.warpPerspective(
+            img, m, (cw, ch), borderMode=cv2.BORDER_REPLICATE, flags=cv2.INTER_CUBIC
+        )
+    if crop.shape[0] >= 1.5 * crop.shape[1]:
+        crop = np.rot90(crop)
+    return _clear_edges(np.ascontiguousarray(crop))
+
+
+def _clear_edges(crop: np.ndarray) -> np.ndarray:
+    """Whiten ink cut off at the top or bottom edge of an upright line crop: descenders or
+    accents of the neighbouring lines, which the recogniser reads as accents or extra marks.
+
+    Only a thin run of inked rows touching the edge, separated from the line by blank rows,
+    is cleared; the line's own accents sit inside the padding and stay.
+    """
+    gray = crop.min(axis=2) if crop.ndim == 3 else crop
+    lo, hi = int(gray.min()), int(gray.max())
+    if hi - lo < 48 or gray.shape[0] < 8:
+        return crop
+    rows: np.ndarray = np.asarray((gray < (lo + hi) / 2).any(axis=1))
+    if rows.sum() < 4:
+        return crop
+    out = crop
+    for edge in (rows, rows[::-1]):
+        run = int(np.argmin(edge)) if not edge.all() else len(edge)
+        if run == 0 or run > 0.2 * len(edge):
+            continue
+        blank = int(np.argmax(edge[run:])) if edge[run:].any() else 0
+        if blank < 1:
+            continue
+        if out is crop:
+            out = crop.copy()
+        if edge is rows:
+            out[:run] = 255
+        else:
+            out[len(edge) - run :] = 255
+    return out
+
+
+def _db_boxes(
+    pred: np.ndarray, width: int, height: int, clip_w: int, clip_h: int
+) -> list[Detection]:
+    """Differentiable-binarisation output (a text probability map) -> line quadrilaterals.
+
+    Each connected region above ``DET_THRESH`` gives its minimum-area rectangle, kept when the
+    map's mean inside it reaches ``DET_BOX_THRESH``, then grown by ``area * DET_UNCLIP /
+    perimeter`` on every side (the shrink the model was trained with, undone) and scaled to
+    ``width`` x ``height`` (the image the detector saw), then clipped to ``clip_w`` x
+    ``clip_h`` (that image without its padding).
+    """
+    import cv2
+
+    ph, pw = pred.shape
+    mask = cv2.dilate((pred > DET_THRESH).astype(np.uint8), np.ones((2, 2), np.uint8))
+    contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    sx, sy = width / pw, height / ph
+    out: list[Detection] = []
+    for contour in contours[:1000]:
+        (cx, cy), (rw, rh), angle = cv2.minAreaRect(contour)
+        if min(rw, rh) < 3:
+            continue
+        x0, y0, _w, _h = cv2.boundingRect(contour)
+        region = pred[y0 : y0 + _h, x0 : x0 + _w]
+        box_mask = np.zeros(region.shape, np.uint8)
+        pts = cv2.boxPoints(((cx, cy), (rw, rh), angle)) - np.array([x0, y0], np.float32)
+        cv2.fillPoly(box_mask, [np.round(pts).astype(np.int32)], 1)
+        score = float(cv2.mean(region, box_mask)[0])
+        if score < DET_BOX_THRESH:
+            continue
+        grow = rw * rh * DET_UNCLIP / (2.0 * (rw + rh))
+        rw, rh = rw + 2 * grow, rh + 2 * grow
+        if min(rw, rh) < 5:
+            continue
+        quad = _clockwise(cv2.boxPoints(((cx, cy), (rw, rh), angle)))
+        quad[:, 0] = np.clip(quad[:, 0] * sx, 0, clip_w - 1)
+        quad[:, 1] = np.clip(quad[:, 1] * sy, 0, clip_h - 1)
+        if np.linalg.norm(quad[0] - quad[1]) <= 3 or np.linalg.norm(quad[0] - quad[3]) <= 3:
+            continue
+        out.append(Detection(quad, score))
+    return out
+
+
+def _clockwise(pts: np.ndarray) -> np.ndarray:
+    """Four corners ordered top-left, top-right, bottom-right, bottom-left."""
+    by_x = pts[np.argsort(pts[:, 0], kind="stable")]
+    left = by_x[:2][np.argsort(by_x[:2, 1], kind="stable")]
+    right = by_x[2:][np.argsort(by_x[2:, 1], kind="stable")]
+    return np.array([left[0], right[0], right[1], left[1]], dtype=np.float32)
+
+
+def quad_box(quad: np.ndarray) -> BBox:
+    """The axis-aligned box around a quadrilateral."""
+    xs, ys = quad[:, 0], quad[:, 1]
+    return (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+
+
+def split_at_gaps(img: np.ndarray, quad: np.ndarray) -> list[tuple[np.ndarray, BBox]]:
+    """A line box cut where its ink stops for more than ``GAP_SPLIT`` x its ink height, as
+    (quadrilateral to read, box trimmed to the ink along the line) pairs.
+
+    The detector can join lines across a narrow column gutter or between table cells into
+    one box; read as one line, two columns interleave. Word spaces are a third of that wide,
+    so prose is never cut. The trimmed boxes show the real whitespace between columns (the
+    detector's boxes are padded around the glyphs, which can close a narrow gutter). Only
+    axis-aligned boxes at least twice as long as thick are looked at, lying or standing (a
+    page turned a quarter turn).
+    """
+    x0, y0 = (int(v) for v in np.floor(quad.min(axis=0)))
+    x1, y1 = (int(v) for v in np.ceil(quad.max(axis=0)))
+    w, h = x1 - x0, y1 - y0
+    whole = [(quad, quad_box(quad))]
+    standing = h >= 2 * w
+    thick = w if standing else h
+    skew = (
+        abs(float(quad[1, 1] - quad[0, 1])) if not standing else abs(float(quad[3, 0] - quad[0, 0]))
+    )
+    if thick < 4 or (not standing and w < 2 * h) or skew > 0.1 * thick:
+        return whole
+    region = img[max(0, y0) : y1, max(0, x0) : x1]
+    gray = region.min(axis=2) if region.ndim == 3 else region
+    if standing:
+        gray = gray.T  # along the line = axis 1 in both cases
+    lo, hi = int(gray.min()), int(gray.max())
+    if hi - lo < 48:
+        return whole
+    ink = gray < (lo + hi) / 2
+    ink_h = int(ink.any(axis=1).sum())
+    runs = np.flatnonzero(ink.any(axis=0))
+    if ink_h < 4 or len(runs) < 2:
+        return whole
+    cuts = np.flatnonzero(np.diff(runs) - 1 >= max(4.0, GAP_SPLIT * ink_h))
+    pad = 0 if not len(cuts) else max(2, round(0.3 * ink_h))
+    starts = [int(runs[0]), *(int(runs[k + 1]) for k in cuts)]
+    ends = [*(int(runs[k]) for k in cuts), int(runs[-1])]
+    origin, limit = (y0, img.shape[0] - 1) if standing else (x0, img.shape[1] - 1)
+    out = []
+    for a, b in zip(starts, ends, strict=True):
+        lo_t, hi_t = float(origin + a), float(origin + b + 1)
+        if standing:
+            tight: BBox = (float(x0), lo_t, float(x1), hi_t)
+        else:
+            tight = (lo_t, float(y0), hi_t, float(y1))
+        if not len(cuts):
+            return [(quad, tight)]
+        lo_p, hi_p = max(0.0, lo_t - pad), min(float(limit), hi_t + pad)
+        if standing:
+            piece = _rect(float(x0), lo_p, float(x1), hi_p)
+        else:
+            piece = _rect(lo_p, float(y0), hi_p, float(y1))
+        out.append((piece, tight))
+    return out
+
+
+def _rect(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)

@@ -1,0 +1,130 @@
+"""The local engine on scans: columns read in order, line boxes cut at wide gaps.
+
+Page images are rendered with PyMuPDF from known text and read back by the engine's OCR;
+no timing assertions.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+import numpy as np
+import pymupdf
+
+from ocr_loaders._engines.local import ocr_image_grounded
+from ocr_loaders._engines.local_onnx import split_at_gaps
+from ocr_loaders._grounding import parse_grounded, to_markdown
+
+_VOCABULARY = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "a",
+    "lazy",
+    "dog",
+    "while",
+    "seven",
+    "wizards",
+    "quietly",
+    "judge",
+    "boxing",
+    "matches",
+    "during",
+    "autumn",
+    "evenings",
+    "near",
+    "old",
+    "harbour",
+    "towns",
+    "where",
+    "merchants",
+    "trade",
+    "amber",
+    "silk",
+    "copper",
+    "and",
+    "grain",
+]
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
+def _lcs(a: list[str], b: list[str]) -> int:
+    """Longest common subsequence length (bit-parallel)."""
+    masks: dict[str, int] = {}
+    for i, tok in enumerate(a):
+        masks[tok] = masks.get(tok, 0) | (1 << i)
+    full = (1 << len(a)) - 1
+    v = full
+    for tok in b:
+        u = v & masks.get(tok, 0)
+        v = ((v + u) | (v - u)) & full
+    return len(a) - bin(v).count("1")
+
+
+def _paragraphs(seed: int, count: int, length: int) -> list[str]:
+    rnd = random.Random(seed)
+    return [
+        " ".join(rnd.choice(_VOCABULARY) for _ in range(length)).capitalize() + "."
+        for _ in range(count)
+    ]
+
+
+def _two_column_png(paras: list[str], gutter: float, align: int) -> bytes:
+    """Known single-column text set in two columns ``gutter`` points apart, as a PNG."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=420)
+    width = (612 - 2 * 54 - gutter) / 2
+    half = len(paras) // 2
+    for k, part in enumerate((paras[:half], paras[half:])):
+        x0 = 54 + k * (width + gutter)
+        rect = pymupdf.Rect(x0, 40, x0 + width, 400)
+        page.insert_textbox(rect, "\n".join(part), fontsize=10, fontname="helv", align=align)
+    return page.get_pixmap(dpi=170, colorspace=pymupdf.csGRAY).tobytes("png")
+
+
+def test_two_columns_with_a_narrow_gutter_read_in_order() -> None:
+    """A 10 pt gutter between justified columns: the line boxes must not close it."""
+    paras = _paragraphs(seed=4, count=4, length=45)
+    png = _two_column_png(paras, gutter=10, align=pymupdf.TEXT_ALIGN_JUSTIFY)
+    out = to_markdown(parse_grounded(ocr_image_grounded(png)))
+    reference, read = _words("\n".join(paras)), _words(out)
+    assert _lcs(reference, read) / len(reference) >= 0.9
+
+
+def test_ragged_columns_read_in_order() -> None:
+    paras = _paragraphs(seed=5, count=4, length=40)
+    png = _two_column_png(paras, gutter=14, align=pymupdf.TEXT_ALIGN_LEFT)
+    out = to_markdown(parse_grounded(ocr_image_grounded(png)))
+    reference, read = _words("\n".join(paras)), _words(out)
+    assert _lcs(reference, read) / len(reference) >= 0.9
+
+
+def _strip(*runs: tuple[int, int]) -> np.ndarray:
+    """A 40 x 600 white BGR image with black ink in the given x runs (rows 12..28)."""
+    img = np.full((40, 600, 3), 255, np.uint8)
+    for a, b in runs:
+        img[12:28, a:b] = 0
+    return img
+
+
+def _quad(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+
+
+def test_split_at_gaps_cuts_only_wide_gaps() -> None:
+    # word spaces (5 px against 16 px of ink height) stay in one piece, trimmed to the ink
+    words = _strip((20, 80), (85, 150), (155, 300))
+    pieces = split_at_gaps(words, _quad(5, 5, 320, 35))
+    assert len(pieces) == 1
+    assert pieces[0][1][0] == 20 and pieces[0][1][2] == 300
+    # a gap of twice the ink height is a gutter or a cell boundary
+    gutter = _strip((20, 200), (232, 400))
+    pieces = split_at_gaps(gutter, _quad(5, 5, 420, 35))
+    assert [(round(b[0]), round(b[2])) for _, b in pieces] == [(20, 200), (232, 400)]
