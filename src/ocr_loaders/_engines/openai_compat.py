@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -27,7 +26,7 @@ from .._model import PageImage, RawPage
 from .balancer import Balancer
 from .base import PageHook
 from .dialect import ServerInfo, detect_dialect, probe_server
-from .output_policy import NO_ANSWER, Answer, Guard, Quality, good_enough, output_plan, quality
+from .output_policy import Answer, Guard, best_of_tries, output_plan
 from .settings import EndpointSettings, split_base_urls
 from .wire import (
     ContextTooLong,
@@ -98,39 +97,14 @@ class OpenAICompatEngine:
 
     async def recognize(self, page: PageImage) -> RawPage:
         """OCR one page, retrying faults; see the module docstring for the policy."""
-        started = time.perf_counter()
         dialect = await self._ensure_dialect()
         s = self.settings
-        best: tuple[Quality, Answer, str] | None = None
-        attempts = 0
-        error = ""
-        for prompt, guard in output_plan(s.prompt, s.ngram_size, s.window_size, s.output_retries):
-            try:
-                answer, tries = await self._request(page, dialect, prompt, guard)
-            except PageFailure as exc:
-                attempts += exc.attempts
-                error = str(exc)
-                break
-            attempts += tries
-            score = quality(answer, prompt)
-            if best is None or score > best[0]:
-                best = (score, answer, prompt)
-            if good_enough(score):
-                break
-        _score, answer, prompt = best or ((0, 0, 0), NO_ANSWER, s.prompt)
-        empty = not answer.text.strip()
-        return RawPage(
-            text=answer.text,
-            finish_reason=answer.finish_reason,
-            error=(error or "the model returned no text") if empty else "",
-            prompt=prompt,
-            prompt_tokens=answer.prompt_tokens,
-            completion_tokens=answer.completion_tokens,
-            attempts=attempts,
-            latency_s=time.perf_counter() - started,
-            engine=self.name,
-            model=self.model,
-        )
+        plan = output_plan(s.prompt, s.ngram_size, s.window_size, s.output_retries)
+
+        async def attempt(prompt: str, guard: Guard) -> tuple[Answer, int]:
+            return await self._request(page, dialect, prompt, guard)
+
+        return await best_of_tries(plan, attempt, engine=self.name, model=self.model)
 
     # -- one request, with transport retries ------------------------------------------------
 

@@ -9,10 +9,13 @@ then the one that kept the most text.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from .._defaults import FREE_PROMPT
 from .._grounding import cut_repetition_loop
+from .._model import RawPage
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,4 +69,65 @@ def good_enough(score: Quality) -> bool:
     return score[0] == 1 and score[1] == 1
 
 
-__all__ = ["NO_ANSWER", "Answer", "Guard", "Quality", "good_enough", "output_plan", "quality"]
+class TryFailed(Exception):
+    """One try at a page cannot succeed; no later try is made. ``attempts`` counts the
+    requests it took (transport retries included)."""
+
+    def __init__(self, message: str, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+Attempt = Callable[[str, Guard], Awaitable[tuple[Answer, int]]]
+"""One try: ``(prompt, guard) -> (answer, requests it took)``; raises :class:`TryFailed`."""
+
+
+async def best_of_tries(
+    plan: list[tuple[str, Guard]], attempt: Attempt, *, engine: str, model: str
+) -> RawPage:
+    """Make the plan's tries in order until one is clean and grounded; the page keeps the
+    best answer. A try that fails for good ends the page with its error."""
+    started = time.perf_counter()
+    best: tuple[Quality, Answer, str] | None = None
+    attempts = 0
+    error = ""
+    for prompt, guard in plan:
+        try:
+            answer, tries = await attempt(prompt, guard)
+        except TryFailed as exc:
+            attempts += exc.attempts
+            error = str(exc)
+            break
+        attempts += tries
+        score = quality(answer, prompt)
+        if best is None or score > best[0]:
+            best = (score, answer, prompt)
+        if good_enough(score):
+            break
+    _score, answer, prompt = best or ((0, 0, 0), NO_ANSWER, plan[0][0])
+    return RawPage(
+        text=answer.text,
+        finish_reason=answer.finish_reason,
+        error="" if answer.text.strip() else (error or "the model returned no text"),
+        prompt=prompt,
+        prompt_tokens=answer.prompt_tokens,
+        completion_tokens=answer.completion_tokens,
+        attempts=attempts,
+        latency_s=time.perf_counter() - started,
+        engine=engine,
+        model=model,
+    )
+
+
+__all__ = [
+    "NO_ANSWER",
+    "Answer",
+    "Attempt",
+    "Guard",
+    "Quality",
+    "TryFailed",
+    "best_of_tries",
+    "good_enough",
+    "output_plan",
+    "quality",
+]

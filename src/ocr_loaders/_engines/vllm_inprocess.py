@@ -25,7 +25,6 @@ import contextlib
 import importlib.util
 import io
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -35,7 +34,7 @@ from .._errors import ConfigError, EngineError
 from .._model import PageImage, RawPage
 from .._tokens import vision_tokens
 from .base import PageHook
-from .output_policy import NO_ANSWER, Answer, Guard, good_enough, output_plan, quality
+from .output_policy import NO_ANSWER, Answer, Guard, TryFailed, best_of_tries, output_plan
 from .settings import TD_TOKEN_IDS
 
 log = logging.getLogger(__name__)
@@ -174,7 +173,7 @@ class _Job:
     done: asyncio.Future[Answer]
 
 
-class _BatchFailed(Exception):
+class _BatchFailed(TryFailed):
     """``generate`` raised for the batch a page was in."""
 
 
@@ -231,37 +230,14 @@ class VLLMEngine:
 
     async def recognize(self, page: PageImage) -> RawPage:
         """OCR one page, with the output policy's second chances; see the module docstring."""
-        started = time.perf_counter()
         await self._ensure_llm()
         s = self.settings
-        best: tuple[tuple[int, int, int], Answer, str] | None = None
-        attempts = 0
-        error = ""
-        for prompt, guard in output_plan(s.prompt, s.ngram_size, s.window_size, s.output_retries):
-            attempts += 1
-            try:
-                answer = await self._submit(page, prompt, guard)
-            except _BatchFailed as exc:
-                error = f"vLLM failed: {exc}"
-                break
-            score = quality(answer, prompt)
-            if best is None or score > best[0]:
-                best = (score, answer, prompt)
-            if good_enough(score):
-                break
-        _score, answer, prompt = best or ((0, 0, 0), NO_ANSWER, s.prompt)
-        return RawPage(
-            text=answer.text,
-            finish_reason=answer.finish_reason,
-            error="" if answer.text.strip() else (error or "the model returned no text"),
-            prompt=prompt,
-            prompt_tokens=answer.prompt_tokens,
-            completion_tokens=answer.completion_tokens,
-            attempts=attempts,
-            latency_s=time.perf_counter() - started,
-            engine=self.name,
-            model=self.model,
-        )
+        plan = output_plan(s.prompt, s.ngram_size, s.window_size, s.output_retries)
+
+        async def attempt(prompt: str, guard: Guard) -> tuple[Answer, int]:
+            return await self._submit(page, prompt, guard), 1
+
+        return await best_of_tries(plan, attempt, engine=self.name, model=self.model)
 
     # -- batching ---------------------------------------------------------------------------
 
@@ -313,7 +289,9 @@ class VLLMEngine:
                 log.warning("ocr_loaders: vLLM failed a batch of %d pages: %s", len(jobs), exc)
                 for job in jobs:
                     if not job.done.done():
-                        job.done.set_exception(_BatchFailed(f"{type(exc).__name__}: {exc}"))
+                        job.done.set_exception(
+                            _BatchFailed(f"vLLM failed: {type(exc).__name__}: {exc}")
+                        )
                 continue
             for job, answer in zip(jobs, answers, strict=True):
                 if not job.done.done():

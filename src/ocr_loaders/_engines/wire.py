@@ -27,7 +27,7 @@ from .._defaults import ServerDialect
 from .._errors import ConfigError, EndpointError
 from .._model import PageImage
 from .._tokens import vision_tokens
-from .output_policy import Answer, Guard
+from .output_policy import Answer, Guard, TryFailed
 from .settings import EndpointSettings
 
 if TYPE_CHECKING:
@@ -204,12 +204,8 @@ class GuardRefused(Exception):
     """SGLang without ``--enable-custom-logit-processor`` refused the n-gram guard."""
 
 
-class PageFailure(Exception):
+class PageFailure(TryFailed):
     """This page cannot succeed (bad request for this image, retries exhausted)."""
-
-    def __init__(self, message: str, attempts: int) -> None:
-        super().__init__(message)
-        self.attempts = attempts
 
 
 def parse_completion(body: bytes) -> Answer:
