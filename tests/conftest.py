@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pymupdf
 import pytest
 from typer.testing import CliRunner
 
+from ocr_loaders import LoaderOptions
 from ocr_loaders.testing import FakeOCRServer, RecordedRequest, grid_responder
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -172,3 +174,21 @@ def make_mixed_folder(folder: Path) -> MixedFolder:
 def mixed_folder(tmp_path: Path) -> MixedFolder:
     """See :func:`make_mixed_folder`."""
     return make_mixed_folder(tmp_path / "mixed")
+
+
+@pytest.fixture
+def made_options(monkeypatch: pytest.MonkeyPatch) -> list[LoaderOptions]:
+    """The options the command line builds, with retry backoff shortened (the command line
+    has no flag for it) so fault tests count tries instead of sitting through the backoff."""
+    real = LoaderOptions.from_kwargs.__func__  # type: ignore[attr-defined]
+    made: list[LoaderOptions] = []
+
+    def quick(cls: type[LoaderOptions], *args: Any, **kwargs: Any) -> LoaderOptions:
+        options = real(cls, *args, **kwargs)
+        quicker = replace(options.endpoint, backoff_base=0.01, backoff_max=0.05)
+        options = replace(options, endpoint=quicker)
+        made.append(options)
+        return options
+
+    monkeypatch.setattr(LoaderOptions, "from_kwargs", classmethod(quick))
+    return made

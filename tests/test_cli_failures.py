@@ -11,7 +11,6 @@ import json
 import re
 import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,24 +24,6 @@ from ocr_loaders.testing import FakeOCRServer, FaultPlan, grid_responder
 from .conftest import MixedFolder, chats, make_pdf, run_cli
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-@pytest.fixture
-def made_options(monkeypatch: pytest.MonkeyPatch) -> list[LoaderOptions]:
-    """The options the command line builds, with retry backoff shortened (the command line
-    has no flag for it) so fault tests count tries instead of sitting through the backoff."""
-    real = LoaderOptions.from_kwargs.__func__  # type: ignore[attr-defined]
-    made: list[LoaderOptions] = []
-
-    def quick(cls: type[LoaderOptions], *args: Any, **kwargs: Any) -> LoaderOptions:
-        options = real(cls, *args, **kwargs)
-        quicker = replace(options.endpoint, backoff_base=0.01, backoff_max=0.05)
-        options = replace(options, endpoint=quicker)
-        made.append(options)
-        return options
-
-    monkeypatch.setattr(LoaderOptions, "from_kwargs", classmethod(quick))
-    return made
 
 
 def convert(out: Path, server: FakeOCRServer, *args: str) -> list[str]:

@@ -9,9 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -114,23 +112,13 @@ def test_a_page_that_always_fails_is_accounted_for_not_embedded(tmp_path: Path) 
 
 
 def test_dead_server_fails_fast_with_one_clear_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, made_options: list[LoaderOptions]
 ) -> None:
     """The CLI gives up on a server that never answers after its bounded tries, with one
-    ``error:`` line. The backoff is shortened (the command line has no flag for it) so the
-    test does not sit through the default ~15 s of retries; the tries are counted instead."""
+    ``error:`` line. The backoff is shortened (``made_options``) so the test does not sit
+    through the default ~15 s of retries; the tries are counted instead."""
     pdf = make_pdf(tmp_path / "dead.pdf", 3)
-    real = LoaderOptions.from_kwargs.__func__  # type: ignore[attr-defined]
-    made: list[LoaderOptions] = []
-
-    def quick(cls: type[LoaderOptions], *args: Any, **kwargs: Any) -> LoaderOptions:
-        options = real(cls, *args, **kwargs)
-        quicker = replace(options.endpoint, backoff_base=0.01, backoff_max=0.05)
-        options = replace(options, endpoint=quicker)
-        made.append(options)
-        return options
-
-    monkeypatch.setattr(LoaderOptions, "from_kwargs", classmethod(quick))
+    made = made_options
     url = f"http://127.0.0.1:{free_port()}/v1"
     done = run_cli("convert", str(pdf), "-o", str(tmp_path / "o"), "--base-url", url, "--no-cache")
     assert made and made[0].base_urls == (url,)  # the command line's options were used
