@@ -18,11 +18,11 @@ from ocr_loaders._errors import (
     UnsupportedInputError,
 )
 from ocr_loaders._rendering.raster import RenderSettings, open_document
+from ocr_loaders._sniff import sniff_kind
 from ocr_loaders._sources import (
     DocumentSource,
     PageSelection,
     resolve_inputs,
-    sniff_kind,
 )
 
 from .conftest import make_pdf

@@ -19,8 +19,9 @@ from ._defaults import DEFAULT_MODEL
 from ._engines.base import Engine
 from ._engines.settings import EndpointSettings, split_base_urls
 from ._errors import ConfigError
+from ._passwords import Password
 from ._rendering.raster import RenderSettings
-from ._sources import PageSelection, Password
+from ._sources import PageSelection
 
 ENV_BASE_URL = "DEEPSEEK_OCR_BASE_URL"
 ENV_API_KEY = "DEEPSEEK_OCR_API_KEY"

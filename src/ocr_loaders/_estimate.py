@@ -14,8 +14,9 @@ from typing import Any
 
 from ._config import LoaderOptions
 from ._errors import ConfigError, InputError, InputNotFoundError, OCRLoadersError
+from ._passwords import password_for
 from ._rendering.raster import RenderSettings, fit_scale
-from ._sources import DocumentSource, Input, OpenedInput, open_input, password_for, resolve_inputs
+from ._sources import DocumentSource, Input, OpenedInput, open_input, resolve_inputs
 from ._tokens import vision_tokens
 
 DEFAULT_PAGES_PER_SECOND = 2.3

@@ -37,8 +37,9 @@ from ._errors import (
     PageRenderError,
 )
 from ._model import PageImage, PageResult, RawPage, SourceInfo
+from ._passwords import password_for
 from ._rendering import OpenDocument, Renderer, make_renderer
-from ._sources import DocumentSource, Input, describe, password_for, resolve_inputs
+from ._sources import DocumentSource, Input, describe, resolve_inputs
 from ._stats import Failure, StatsAccumulator, Totals
 
 log = logging.getLogger(__name__)

@@ -16,10 +16,10 @@ import io
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal, Union, cast
+from typing import IO, Any, Union, cast
 
 from ._errors import (
     ConfigError,
@@ -31,17 +31,19 @@ from ._errors import (
     UnsupportedInputError,
 )
 from ._model import SourceInfo
+from ._sniff import (
+    SUFFIXES,
+    Kind,
+    claimed_kind,
+    describe_content,
+    eof_marker_missing,
+    sniff_kind,
+)
 
 log = logging.getLogger(__name__)
 
 Input = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
 """Anything a loader accepts: a path, folder or glob; raw bytes; a binary file object."""
-
-Kind = Literal["pdf", "image"]
-
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif"})
-SUFFIXES = IMAGE_SUFFIXES | {".pdf"}
-"""File name suffixes picked up when a folder or glob is given."""
 
 
 # --- page selection -------------------------------------------------------------------------
@@ -189,67 +191,6 @@ def resolve_inputs(inputs: Input | Sequence[Input]) -> list[DocumentSource]:
     return out
 
 
-PDF_HEADER_WINDOW = 1024
-"""Where a PDF's ``%PDF-`` header may sit (Acrobat accepts junk before it within 1 KiB)."""
-
-_IMAGE_SIGNATURES = (
-    b"\x89PNG\r\n\x1a\n",
-    b"\xff\xd8\xff",
-    b"II*\x00",
-    b"MM\x00*",
-    b"BM",
-    b"GIF87a",
-    b"GIF89a",
-)
-
-
-def sniff_kind(head: bytes) -> Kind | None:
-    """``pdf`` or ``image`` from the first bytes; ``None`` for anything else.
-
-    A PDF needs its ``%PDF-`` header in the first KiB, not after markup: an HTML page that
-    merely mentions ``%PDF-`` is not one.
-    """
-    at = head.find(b"%PDF-", 0, PDF_HEADER_WINDOW + 5)
-    if at >= 0 and not head[:at].lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
-        return "pdf"
-    if head.startswith(_IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
-        return "image"
-    return None
-
-
-def describe_content(head: bytes) -> str:
-    """What unrecognised bytes look like, for an error message (never the bytes themselves
-    beyond a short, escaped prefix)."""
-    text = head[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if text.startswith((b"<!doctype html", b"<html")) or b"<html" in text:
-        return "an HTML page (a failed download or an error page?)"
-    if text.startswith(b"<?xml") or text.startswith(b"<"):
-        return "XML or markup"
-    if head.startswith(b"PK\x03\x04"):
-        return "a ZIP archive (an Office document?)"
-    return f"bytes starting {head[:12]!r}"
-
-
-def _claimed_kind(src: DocumentSource) -> str | None:
-    """What the file's name says it is (``PDF``, ``PNG``, ...), or ``None`` for other names."""
-    suffix = Path(src.name).suffix.lower()
-    if suffix == ".pdf" or suffix in IMAGE_SUFFIXES:
-        return {".jpg": "JPEG", ".tif": "TIFF"}.get(suffix, suffix[1:].upper())
-    return None
-
-
-def _eof_marker_missing(src: DocumentSource) -> bool:
-    """True when the last KiB holds no ``%%EOF``: the file was cut short (a broken download)."""
-    if src.data is not None:
-        tail = src.data[-PDF_HEADER_WINDOW:]
-    else:
-        assert src.path is not None
-        with src.path.open("rb") as fh:
-            fh.seek(max(0, src.path.stat().st_size - PDF_HEADER_WINDOW))
-            tail = fh.read()
-    return b"%%EOF" not in tail
-
-
 def hash_source(src: DocumentSource) -> str:
     """sha256 of the input's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
@@ -348,7 +289,7 @@ def lifted_pixel_limit() -> Iterator[None]:
 def _open_pdf(src: DocumentSource, password: str | None) -> tuple[Any, int, list[str] | None]:
     """Open, decrypt and check a PDF: its handle, page count and page labels."""
     doc = _load_pdf(src, password)
-    if doc.is_repaired and _eof_marker_missing(src):
+    if doc.is_repaired and eof_marker_missing(src.data, src.path):
         doc.close()
         raise CorruptInputError(
             "truncated: the PDF ends before its %%EOF marker (an interrupted download?)",
@@ -434,7 +375,7 @@ def open_input(
     kind = sniff_kind(head)
     if kind is None:
         # MuPDF would read such a file as HTML, XML or text and "find" pages in it: refuse
-        claimed = _claimed_kind(src)
+        claimed = claimed_kind(src.name)
         if claimed is not None:
             raise CorruptInputError(
                 f"not a {claimed}: the file holds {describe_content(head)}", path=src.name
@@ -471,48 +412,3 @@ def source_info(src: DocumentSource, doc_hash: str, kind: Kind, total_pages: int
         total_pages=total_pages,
         extra=src.extra,
     )
-
-
-# --- passwords ------------------------------------------------------------------------------
-
-PasswordLookup = Callable[[str], str | None]
-"""A function of a file's path (or, for bytes, its name) returning its password or ``None``."""
-
-Password = str | Mapping[str, str] | PasswordLookup | None
-"""The ``password`` option: one password for every encrypted PDF, a mapping from file name or
-path to password, or a :data:`PasswordLookup`; so a folder of PDFs locked with different
-passwords loads in one call."""
-
-
-def password_for(password: Password, src: DocumentSource) -> str | None:
-    """The password to open ``src`` with (``None``: none given for this file).
-
-    A mapping is looked up by path first (``src``'s name as given, or a key naming the same
-    file once resolved), then by file name.
-    """
-    if password is None or isinstance(password, str):
-        return password
-    if isinstance(password, Mapping):
-        return _password_from_mapping(password, src)
-    found = password(str(src.path) if src.path is not None else src.name)
-    if found is not None and not isinstance(found, str):
-        raise ConfigError(
-            f"the password function returned {type(found).__name__} for {src.name}; "
-            "expected a str or None"
-        )
-    return found
-
-
-def _password_from_mapping(passwords: Mapping[str, str], src: DocumentSource) -> str | None:
-    resolved = src.path.resolve() if src.path is not None else None
-    file_name = src.path.name if src.path is not None else Path(src.name).name
-    by_name: str | None = None
-    for key, value in passwords.items():
-        if key == src.name:
-            return value
-        if resolved is not None and ("/" in key or os.sep in key):
-            if Path(key).expanduser().resolve() == resolved:
-                return value
-        elif key == file_name and by_name is None:
-            by_name = value
-    return by_name
