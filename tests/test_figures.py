@@ -223,3 +223,23 @@ def test_crop_names_come_from_sanitised_parts_only() -> None:
     assert safe_stem("../../etc/pass wd.pdf") == "pass_wd"
     assert figure_name("..\\..\\x<y>.pdf", 3, 2) == "x_y-p3-2.png"
     assert safe_stem("....pdf") == "document"
+
+
+def test_figures_example_indexes_image_nodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import runpy
+    import sys
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "figures.py"
+    monkeypatch.delenv("DEEPSEEK_OCR_BASE_URL", raising=False)  # the local engine
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [str(example), str(figure_pdf(tmp_path / "f.pdf", embedded=True)), str(tmp_path)],
+    )
+    runpy.run_path(str(example), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "1 figure(s) from f.pdf" in out
+    assert f"hit (figure): '{CAPTION}'" in out
+    assert (tmp_path / "crops" / "f-p1-0.png").is_file()
