@@ -165,6 +165,25 @@ def test_langchain_inline_figure_documents(tmp_path: Path, figure_server: FakeOC
     for d in docs:  # inline: no file, so no link; the caption once
         assert not _links(d.page_content) and d.page_content.count(CAPTION) <= 1
     assert set(plain[0].metadata) <= set(fig.metadata)
+    [holder] = [d for d in docs if d.id == fig.metadata["chunk_id"]]  # the chunk it sits in
+    assert CAPTION in holder.page_content and docs.index(fig) == docs.index(holder) + 1
+    assert fig.metadata["heading"] == holder.metadata["heading"]
+
+
+def test_langchain_figures_through_lazy_and_async_loads(
+    tmp_path: Path, figure_server: FakeOCRServer
+) -> None:
+    import asyncio
+
+    pdf = figure_pdf(tmp_path / "r.pdf")
+    loader = DeepSeekOCRLoader(pdf, base_url=figure_server.base_url, images="inline")
+    lazy = list(loader.lazy_load())
+
+    async def drain() -> list[str]:
+        return [d.id or "" async for d in loader.alazy_load()]
+
+    assert [d.id for d in lazy] == asyncio.run(drain()) == [d.id for d in loader.load()]
+    assert sum(d.metadata["block_types"] == "image" for d in lazy) == 1
 
 
 def test_llamaindex_image_nodes_only_when_asked(

@@ -43,6 +43,7 @@ EXCLUDED_FROM_EMBEDDING = (
     "page_footer",
     "page_joins",
     "figure_index",
+    "chunk_id",
     "image_mimetype",
     "image_width",
     "image_height",

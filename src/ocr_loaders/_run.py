@@ -60,6 +60,7 @@ class _DocumentChunks:
         self._chunker = Chunker(options, image_target=self._link)
         self._pages: dict[int, PageResult] = {}
         self._links: dict[tuple[int, int], str] = {}
+        self._pending: list[Record] = []
         self.figures = 0
 
     def _link(self, page: Page, _block: Block, k: int) -> str:
@@ -67,21 +68,46 @@ class _DocumentChunks:
         return self._links.get((page.number, k), "")
 
     def add(self, result: PageResult, figures: Sequence[Figure] = ()) -> list[Record]:
-        """Records of the chunks this page completes, then of the page's figures."""
+        """Records of the chunks this page completes, each followed by its page's figures."""
         self._pages[result.page.number] = result
         for f in figures:
             if f.link:
                 self._links[(f.page, f.index)] = f.link
-        records = self._records(self._chunker.add(result.page))
-        return records + [self._figure(f, inline=inline) for f, inline in figures_inline(figures)]
+        self._pending.extend(
+            self._figure(f, inline=inline) for f, inline in figures_inline(figures)
+        )
+        return self._with_figures(self._records(self._chunker.add(result.page)))
 
     def _figure(self, figure: Figure, *, inline: bool) -> Record:
         self.figures += 1
         return figure_record(figure, self._pages, inline=inline, index=self.figures - 1)
 
     def finish(self) -> list[Record]:
-        """Records of the chunks still open at the document's end."""
-        return self._records(self._chunker.finish())
+        """Records of the chunks still open at the document's end, and the last figures."""
+        out = self._with_figures(self._records(self._chunker.finish()))
+        out.extend(self._pending)
+        self._pending = []
+        return out
+
+    def _with_figures(self, records: list[Record]) -> list[Record]:
+        """Each figure right after the chunk that shows it (its link or caption), which it
+        names in ``chunk_id`` and whose ``heading`` it takes; a figure whose page no coming
+        chunk can still hold goes out as it is."""
+        out: list[Record] = []
+        for record in records:
+            out.append(record)
+            chunk, waiting = record.chunk, []
+            for fig in self._pending:
+                assert fig.figure is not None
+                if chunk.page_start <= fig.figure.page <= chunk.page_end and _shows(record, fig):
+                    meta = {**fig.metadata, "chunk_id": record.id, "heading": chunk.heading}
+                    out.append(dataclasses.replace(fig, metadata=meta))
+                elif chunk.page_start > fig.figure.page:
+                    out.append(fig)
+                else:
+                    waiting.append(fig)
+            self._pending = waiting
+        return out
 
     @property
     def counts(self) -> CleanupCounts:
@@ -220,6 +246,14 @@ def _with_text(records: list[Record]) -> list[Record]:
     """The records worth embedding: a chunk with no text is a page that produced nothing
     (a figure is worth its image, caption or not)."""
     return [r for r in records if r.text.strip() or r.figure is not None]
+
+
+def _shows(chunk: Record, figure: Record) -> bool:
+    """Whether a chunk's text holds a figure: its link, or else its caption."""
+    assert figure.figure is not None
+    if figure.figure.link:
+        return f"]({figure.figure.link})" in chunk.text
+    return bool(figure.text) and figure.text in chunk.text
 
 
 def _cut(result: PageResult, image: bytes, folder: FigureFolder | None, mode: str) -> list[Figure]:
