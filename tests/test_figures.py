@@ -262,3 +262,22 @@ def test_figures_example_indexes_image_nodes(
     assert "1 figure(s) from f.pdf" in out
     assert f"hit (figure): '{CAPTION}'" in out
     assert (tmp_path / "crops" / "f-p1-0.png").is_file()
+
+
+def test_two_inputs_named_alike_share_a_crop_folder(
+    tmp_path: Path, figure_server: FakeOCRServer
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    pdfs = [figure_pdf(tmp_path / d / "report.pdf") for d in ("a", "b")]
+    pymupdf_doc = pymupdf.open(pdfs[1])  # other bytes, same name
+    pymupdf_doc.set_metadata({"title": "second"})
+    pymupdf_doc.saveIncr()
+    pymupdf_doc.close()
+    folder = tmp_path / "crops"
+    docs = DeepSeekOCRLoader(
+        pdfs, base_url=figure_server.base_url, images="files", images_dir=folder
+    ).load()
+    paths = [d.metadata["image_path"] for d in docs if d.metadata["block_types"] == "image"]
+    assert sorted(Path(p).name for p in paths) == ["report-2-p1-0.png", "report-p1-0.png"]
+    assert all(Path(p).is_file() for p in paths)

@@ -63,6 +63,25 @@ def figure_name(stem: str, page: int, index: int) -> str:
     return f"{safe_stem(stem)}-p{page}-{index}.png"
 
 
+class StemNames:
+    """One crop stem per document of a load: two inputs named alike (``a/report.pdf``,
+    ``b/report.pdf``) get ``report`` and ``report-2``, so one folder holds both."""
+
+    def __init__(self) -> None:
+        self._by_doc: dict[tuple[str, str], str] = {}
+        self._taken: set[str] = set()
+
+    def __call__(self, doc: SourceInfo) -> str:
+        key = (doc.source, doc.doc_hash)
+        if key not in self._by_doc:
+            stem, candidate, n = safe_stem(doc.file_name), safe_stem(doc.file_name), 2
+            while candidate.lower() in self._taken:
+                candidate, n = f"{stem}-{n}", n + 1
+            self._taken.add(candidate.lower())
+            self._by_doc[key] = candidate
+        return self._by_doc[key]
+
+
 def pixel_box(block: Block, width: int, height: int) -> tuple[int, int, int, int]:
     """The block's first box on a ``width`` x ``height`` image, rounded, clamped, >= 1 px."""
     x0, y0, x1, y1 = scale_box(block.boxes[0], width, height)
@@ -73,8 +92,9 @@ def pixel_box(block: Block, width: int, height: int) -> tuple[int, int, int, int
     return left, top, right, bottom
 
 
-def crop_figures(doc: SourceInfo, page: Page, image: bytes) -> list[Figure]:
-    """Every ``image`` block of ``page`` cut from ``image`` (the image the engine saw)."""
+def crop_figures(doc: SourceInfo, page: Page, image: bytes, stem: str = "") -> list[Figure]:
+    """Every ``image`` block of ``page`` cut from ``image`` (the image the engine saw); crop
+    names start with ``stem`` (default: the input's file name), sanitised."""
     from PIL import Image
 
     images = [(i, b) for i, b in enumerate(page.blocks) if b.label == "image"]
@@ -101,7 +121,7 @@ def crop_figures(doc: SourceInfo, page: Page, image: bytes) -> list[Figure]:
                 data=buf.getvalue(),
                 width=box[2] - box[0],
                 height=box[3] - box[1],
-                name=figure_name(doc.file_name, page.number, k),
+                name=figure_name(stem or doc.file_name, page.number, k),
             )
         )
     return out

@@ -27,7 +27,7 @@ from ._assemble import page_markdown
 from ._chunking import Chunker, ChunkOptions
 from ._config import LoaderOptions
 from ._errors import OCRLoadersError
-from ._figures import Figure, FigureFolder, FigureOptions, crop_figures
+from ._figures import Figure, FigureFolder, FigureOptions, StemNames, crop_figures
 from ._model import Block, Chunk, Page, PageResult, SourceInfo
 from ._pipeline import (
     DocumentFailed,
@@ -142,6 +142,7 @@ class Run:
         self.options = options
         self.figures = figures
         self._place = place or figures.place
+        self._stems = StemNames()
         self.pipeline = Pipeline(options)
         self.documents: list[Totals] = []
         self._cleanup = CleanupCounts()
@@ -196,7 +197,8 @@ class Run:
         if self.figures.mode == "none" or result.page.status == "failed":
             return result, []
         folder = self._place(result.doc) if self.figures.mode == "files" else None
-        figures = await asyncio.to_thread(_cut, result, image, folder, self.figures.mode)
+        stem = self._stems(result.doc)
+        figures = await asyncio.to_thread(_cut, result, image, stem, folder, self.figures.mode)
         links = {f.index: f.link for f in figures if f.link}
         if links:
             markdown = page_markdown(
@@ -256,9 +258,11 @@ def _shows(chunk: Record, figure: Record) -> bool:
     return bool(figure.text) and figure.text in chunk.text
 
 
-def _cut(result: PageResult, image: bytes, folder: FigureFolder | None, mode: str) -> list[Figure]:
+def _cut(
+    result: PageResult, image: bytes, stem: str, folder: FigureFolder | None, mode: str
+) -> list[Figure]:
     """Crop a page's figures and write them under ``folder`` (when given)."""
-    figures = crop_figures(result.doc, result.page, image)
+    figures = crop_figures(result.doc, result.page, image, stem)
     if folder is not None:
         figures = [folder.write(f) for f in figures]
     if mode != "inline":  # the crop's bytes are on disk: do not keep them
