@@ -144,6 +144,11 @@ def test_regions_are_every_box_of_contributing_blocks_in_page_units() -> None:
     assert chunk.labels == ("text",)
 
 
+def CROP(_page: Page, _block: Block, k: int) -> str:
+    """A crop link for every figure: chunking tests that keep captions with their figure."""
+    return f"crops/{k}.png"
+
+
 def test_image_links_from_image_target_and_default() -> None:
     page = make_page(
         2, ("image", ""), ("image_caption", "Fig. 1 A cat."), ("image", ""), ("text", "Body.")
@@ -156,10 +161,11 @@ def test_image_links_from_image_target_and_default() -> None:
 
     [chunk] = chunk_pages([page], image_target=target)
     assert calls == [(2, 0, 0), (2, 2, 1)]
-    assert chunk.text.startswith("![Fig. 1 A cat.](crops/2-0.png)\n\nFig. 1 A cat.")
-    assert "![Fig. 1 A cat.](crops/2-1.png)" in chunk.text  # the caption is its neighbour too
-    [plain] = chunk_pages([page])
-    assert plain.text.startswith("![Fig. 1 A cat.]()\n\nFig. 1 A cat.")
+    assert chunk.text.startswith("![figure](crops/2-0.png)\n\nFig. 1 A cat.")
+    assert "![figure](crops/2-1.png)" in chunk.text
+    assert chunk.text.count("Fig. 1 A cat.") == 1  # the caption once, as its own line
+    [plain] = chunk_pages([page])  # no crops: no link at all, the caption kept
+    assert plain.text.startswith("Fig. 1 A cat.") and "](" not in plain.text
 
 
 def test_parse_grounded_pages_chunk_like_built_pages() -> None:
@@ -192,13 +198,13 @@ def test_captions_stay_with_their_table_and_figure() -> None:
         ("image_caption", "Figure 2. A plot."),
         ("text", sentences(14, 12)),
     )
-    chunks = chunk_pages([page], ChunkOptions(chunk_size=120))
+    chunks = chunk_pages([page], ChunkOptions(chunk_size=120), image_target=CROP)
     [with_table] = [c for c in chunks if "<table>" in c.text]
     assert "Table 3. Results.\n\n<table>" in with_table.text
     assert "</table>\n\nSource: us." in with_table.text
     assert with_table.labels == ("figure_title", "table", "table_footnote")
     [with_image] = [c for c in chunks if "Figure 2. A plot." in c.text]
-    assert "![Figure 2. A plot.]()\n\nFigure 2. A plot." in with_image.text
+    assert "![figure](crops/0.png)\n\nFigure 2. A plot." in with_image.text
     assert all(tokens(c) <= 120 for c in chunks) and len(chunks) >= 3
 
 
@@ -213,9 +219,9 @@ def test_caption_between_two_anchors_goes_to_the_right_one() -> None:
         ("table_caption", "Second table."),
         ("table", table_html(1, tag="b")),
     )
-    chunks = chunk_pages([page], ChunkOptions(chunk_size=60))
+    chunks = chunk_pages([page], ChunkOptions(chunk_size=60), image_target=CROP)
     by_text = {c.text.split("\n\n")[0]: c for c in chunks}
-    assert by_text["![Figure 1. Left.]()"].text.endswith("Figure 1. Left.")
+    assert by_text["![figure](crops/0.png)"].text.endswith("Figure 1. Left.")
     first = next(c for c in chunks if "a0c0" in c.text)
     assert first.text.startswith("Table 1. Right.\n\n<table>") and first.text.endswith("Note a.")
     second = next(c for c in chunks if "b0c0" in c.text)
@@ -696,7 +702,7 @@ def test_real_outputs_keep_tables_whole_with_captions(
     assert paths
     pages = [fixture_page(p, 2 * n + 1) for n, p in enumerate(paths)]
     options = ChunkOptions(chunk_size=size, tables=tables)  # type: ignore[arg-type]
-    chunks = chunk_pages(pages, options)
+    chunks = chunk_pages(pages, options, image_target=CROP)
     check_basics(chunks)
     text = "\n\n".join(c.text for c in chunks)
     for page in pages:
@@ -724,7 +730,7 @@ def test_real_outputs_keep_tables_whole_with_captions(
     # OCR-2 (fixture 14): figure_title before each table, after the figure.
     assert "Table 2. Temperatures" in holder("Anthracene").text
     assert "Table 1. Thermodynamic" in holder("G_{193K}").text
-    assert "]()\n\nFigure 4. VT" in holder("![Figure 4. VT").text
+    assert ".png)\n\nFigure 4. VT" in holder("Figure 4. VT").text
     # The cut loop (fixture 08) is marked where the page ends.
     assert LOOP_NOTE in holder("陈忠实，男").text or LOOP_NOTE in text
     if size >= 2000:

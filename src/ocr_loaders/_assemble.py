@@ -7,7 +7,7 @@ just recognized, came from the cache or could not be rendered at all.
 from __future__ import annotations
 
 from ._engines.base import Engine
-from ._grounding import default_image_link, parse_page, to_markdown
+from ._grounding import ImageLink, parse_page, to_markdown
 from ._model import Page, PageImage, PageResult, PageStats, PageStatus, RawPage, SourceInfo
 from ._sources import DocumentOutline
 from ._stats import page_stats
@@ -80,12 +80,7 @@ def page_result(
     """Page, clean markdown and stats of one page. ``model`` picks the vision-token formula;
     ``tables`` is the markdown table format (``html`` or ``markdown``)."""
     page = build_page(image, raw)
-    markdown = to_markdown(
-        page.blocks,
-        image_link=default_image_link(page.number),
-        loop_cut=page.loop_cut,
-        tables=tables,
-    )
+    markdown = page_markdown(page, tables)
     stats = (
         page_stats(image, raw, page, markdown, model, cached=cached)
         if image.image_width
@@ -98,7 +93,13 @@ def page_result(
         engine=engine.name,
         model=engine.model,
         markdown=markdown,
+        figure_image=image.image if any(b.label == "image" for b in page.blocks) else b"",
     )
+
+
+def page_markdown(page: Page, tables: str, links: ImageLink | None = None) -> str:
+    """A page's clean markdown; figures link through ``links`` (none: no figure links)."""
+    return to_markdown(page.blocks, image_link=links, loop_cut=page.loop_cut, tables=tables)
 
 
 def no_pixels_stats(page: Page, raw: RawPage) -> PageStats:

@@ -202,6 +202,8 @@ class PageResult:
     engine: str
     model: str
     markdown: str
+    figure_image: bytes = b""
+    """The image the engine saw, kept only when the page has ``image`` blocks (for crops)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,13 @@ load is :mod:`ocr_loaders._run`.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ._grounding import default_image_link
-from ._model import Block, Chunk, Page, PageResult, SourceInfo
+from ._figures import MIMETYPE, Figure
+from ._model import Chunk, PageResult, Region, SourceInfo
 
 Scalar = str | int | float | bool
 Metadata = dict[str, Scalar]
@@ -41,6 +42,13 @@ EXCLUDED_FROM_EMBEDDING = (
     "page_header",
     "page_footer",
     "page_joins",
+    "figure_index",
+    "chunk_id",
+    "image_mimetype",
+    "image_width",
+    "image_height",
+    "image_path",
+    "image_base64",
 )
 """Keys kept out of the text LlamaIndex embeds and shows the LLM (bulky or numeric)."""
 
@@ -54,6 +62,8 @@ class Record:
     metadata: Metadata
     chunk: Chunk
     doc: SourceInfo
+    figure: Figure | None = None
+    """Set on a figure's record (``images="files"``/``"inline"``): its crop."""
 
 
 def chunk_id(doc_hash: str, page_start: int, chunk_index: int) -> str:
@@ -109,14 +119,39 @@ def chunk_metadata(doc: SourceInfo, chunk: Chunk, pages: Mapping[int, PageResult
     return meta
 
 
-def image_target(page: Page, block: Block, k: int) -> str:
-    """Chunk image links named like DeepSeek's own cleanup: ``images/{page}_{k}.jpg``."""
-    return default_image_link(page.number)(block, k)
-
-
 def make_record(doc: SourceInfo, chunk: Chunk, pages: Mapping[int, PageResult]) -> Record:
     """The record of one chunk; ``pages`` holds at least the pages the chunk spans."""
     meta = chunk_metadata(doc, chunk, pages)
     return Record(
         chunk_id(doc.doc_hash, chunk.page_start, chunk.index), chunk.text, meta, chunk, doc
     )
+
+
+def figure_record(
+    figure: Figure, pages: Mapping[int, PageResult], *, inline: bool, index: int
+) -> Record:
+    """The record of one figure: its caption as text, the chunk keys, and its image.
+
+    ``image_path`` (a written crop) or ``image_base64`` (``inline``), with ``image_mimetype``;
+    ``block_types`` is ``image`` and ``regions`` holds the figure's box. ``index`` numbers
+    the document's figures (``chunk_index``; ``figure_index`` is the index on the page).
+    """
+    chunk = Chunk(
+        text=figure.caption,
+        index=index,
+        page_start=figure.page,
+        page_end=figure.page,
+        labels=("image",),
+        heading="",
+        regions=(Region(figure.page, "image", figure.bbox),),
+    )
+    meta = chunk_metadata(figure.doc, chunk, pages)
+    meta["figure_index"] = figure.index
+    meta["image_mimetype"] = MIMETYPE
+    meta["image_width"] = figure.width
+    meta["image_height"] = figure.height
+    if figure.path:
+        meta["image_path"] = figure.path
+    if inline:
+        meta["image_base64"] = base64.b64encode(figure.data).decode("ascii")
+    return Record(figure.id, figure.caption, meta, chunk, figure.doc, figure)

@@ -23,10 +23,12 @@ from contextlib import aclosing
 from typing import Any, TypeVar
 
 from . import _sync
+from ._assemble import page_markdown
 from ._chunking import Chunker, ChunkOptions
 from ._config import LoaderOptions
 from ._errors import OCRLoadersError
-from ._model import Chunk, PageResult, SourceInfo
+from ._figures import Figure, FigureFolder, FigureOptions, StemNames, crop_figures
+from ._model import Block, Chunk, Page, PageResult, SourceInfo
 from ._pipeline import (
     DocumentFailed,
     DocumentFinished,
@@ -36,13 +38,15 @@ from ._pipeline import (
     as_sources,
 )
 from ._progress import PageProgress
-from ._records import Record, image_target, make_record
+from ._records import Record, figure_record, make_record
 from ._sources import DocumentSource
 from ._stats import CleanupCounts, Totals
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+NO_FIGURES = FigureOptions()
 
 RunItem = DocumentStarted | PageResult | Record | DocumentFinished | DocumentFailed
 """What :meth:`Run.items` yields: a page's records come right after the page."""
@@ -53,17 +57,57 @@ class _DocumentChunks:
 
     def __init__(self, info: SourceInfo, options: ChunkOptions) -> None:
         self.info = info
-        self._chunker = Chunker(options, image_target=image_target)
+        self._chunker = Chunker(options, image_target=self._link)
         self._pages: dict[int, PageResult] = {}
+        self._links: dict[tuple[int, int], str] = {}
+        self._pending: list[Record] = []
+        self.figures = 0
 
-    def add(self, result: PageResult) -> list[Record]:
-        """Records of the chunks this page completes."""
+    def _link(self, page: Page, _block: Block, k: int) -> str:
+        """The link of figure ``k`` of ``page``: only to a crop that was written."""
+        return self._links.get((page.number, k), "")
+
+    def add(self, result: PageResult, figures: Sequence[Figure] = ()) -> list[Record]:
+        """Records of the chunks this page completes, each followed by its page's figures."""
         self._pages[result.page.number] = result
-        return self._records(self._chunker.add(result.page))
+        for f in figures:
+            if f.link:
+                self._links[(f.page, f.index)] = f.link
+        self._pending.extend(
+            self._figure(f, inline=inline) for f, inline in figures_inline(figures)
+        )
+        return self._with_figures(self._records(self._chunker.add(result.page)))
+
+    def _figure(self, figure: Figure, *, inline: bool) -> Record:
+        self.figures += 1
+        return figure_record(figure, self._pages, inline=inline, index=self.figures - 1)
 
     def finish(self) -> list[Record]:
-        """Records of the chunks still open at the document's end."""
-        return self._records(self._chunker.finish())
+        """Records of the chunks still open at the document's end, and the last figures."""
+        out = self._with_figures(self._records(self._chunker.finish()))
+        out.extend(self._pending)
+        self._pending = []
+        return out
+
+    def _with_figures(self, records: list[Record]) -> list[Record]:
+        """Each figure right after the chunk that shows it (its link or caption), which it
+        names in ``chunk_id`` and whose ``heading`` it takes; a figure whose page no coming
+        chunk can still hold goes out as it is."""
+        out: list[Record] = []
+        for record in records:
+            out.append(record)
+            chunk, waiting = record.chunk, []
+            for fig in self._pending:
+                assert fig.figure is not None
+                if chunk.page_start <= fig.figure.page <= chunk.page_end and _shows(record, fig):
+                    meta = {**fig.metadata, "chunk_id": record.id, "heading": chunk.heading}
+                    out.append(dataclasses.replace(fig, metadata=meta))
+                elif chunk.page_start > fig.figure.page:
+                    out.append(fig)
+                else:
+                    waiting.append(fig)
+            self._pending = waiting
+        return out
 
     @property
     def counts(self) -> CleanupCounts:
@@ -87,8 +131,18 @@ class Run:
     ``Totals`` per finished document, in order.
     """
 
-    def __init__(self, options: LoaderOptions) -> None:
+    def __init__(
+        self,
+        options: LoaderOptions,
+        figures: FigureOptions = NO_FIGURES,
+        place: Callable[[SourceInfo], FigureFolder | None] | None = None,
+    ) -> None:
+        """``figures`` says what to do with ``image`` blocks; ``place`` where a document's
+        crops are written with ``images="files"`` (default: ``figures.folder``)."""
         self.options = options
+        self.figures = figures
+        self._place = place or figures.place
+        self._stems = StemNames()
         self.pipeline = Pipeline(options)
         self.documents: list[Totals] = []
         self._cleanup = CleanupCounts()
@@ -118,8 +172,9 @@ class Run:
                             event.page.number,
                             event.page.error,
                         )
+                    event, figures = await self._crops(event)
                     yield event
-                    for record in _with_text(chunks.add(event)):
+                    for record in _with_text(chunks.add(event, figures)):
                         yield record
                 elif isinstance(event, DocumentFinished):
                     assert chunks is not None
@@ -132,6 +187,25 @@ class Run:
                     yield DocumentFinished(event.info, totals)
                 else:
                     yield event
+
+    async def _crops(self, result: PageResult) -> tuple[PageResult, list[Figure]]:
+        """The page's figures (cropped, written where asked) and its markdown linking them;
+        the page image is let go either way."""
+        if not result.figure_image:
+            return result, []
+        image, result = result.figure_image, dataclasses.replace(result, figure_image=b"")
+        if self.figures.mode == "none" or result.page.status == "failed":
+            return result, []
+        folder = self._place(result.doc) if self.figures.mode == "files" else None
+        stem = self._stems(result.doc)
+        figures = await asyncio.to_thread(_cut, result, image, stem, folder, self.figures.mode)
+        links = {f.index: f.link for f in figures if f.link}
+        if links:
+            markdown = page_markdown(
+                result.page, self.options.chunk.tables, lambda _b, k: links.get(k, "")
+            )
+            result = dataclasses.replace(result, markdown=markdown)
+        return result, figures
 
     async def records(self, inputs: Inputs) -> AsyncGenerator[Record, None]:
         """The records of the load, under the Python API's failure policy.
@@ -171,8 +245,34 @@ class Run:
 
 
 def _with_text(records: list[Record]) -> list[Record]:
-    """The records worth embedding: a chunk with no text is a page that produced nothing."""
-    return [r for r in records if r.text.strip()]
+    """The records worth embedding: a chunk with no text is a page that produced nothing
+    (a figure is worth its image, caption or not)."""
+    return [r for r in records if r.text.strip() or r.figure is not None]
+
+
+def _shows(chunk: Record, figure: Record) -> bool:
+    """Whether a chunk's text holds a figure: its link, or else its caption."""
+    assert figure.figure is not None
+    if figure.figure.link:
+        return f"]({figure.figure.link})" in chunk.text
+    return bool(figure.text) and figure.text in chunk.text
+
+
+def _cut(
+    result: PageResult, image: bytes, stem: str, folder: FigureFolder | None, mode: str
+) -> list[Figure]:
+    """Crop a page's figures and write them under ``folder`` (when given)."""
+    figures = crop_figures(result.doc, result.page, image, stem)
+    if folder is not None:
+        figures = [folder.write(f) for f in figures]
+    if mode != "inline":  # the crop's bytes are on disk: do not keep them
+        figures = [dataclasses.replace(f, data=b"") if f.path else f for f in figures]
+    return figures
+
+
+def figures_inline(figures: Sequence[Figure]) -> list[tuple[Figure, bool]]:
+    """Each figure with whether its record carries the image itself (no file written)."""
+    return [(f, not f.path) for f in figures]
 
 
 def failure_summary(totals: Totals) -> str:
@@ -227,6 +327,7 @@ class Adapter:
         api_key: str | None = None,
         **options: Any,
     ) -> None:
+        self.figures = FigureOptions.take(options)
         self.options = LoaderOptions.from_kwargs(
             base_url=base_url, model=model, api_key=api_key, **options
         )
@@ -240,7 +341,7 @@ class Adapter:
         options = self.options
         if show_progress is not None and show_progress != options.show_progress:
             options = dataclasses.replace(options, show_progress=show_progress)
-        run = Run(options)
+        run = Run(options, self.figures)
         try:
             async with aclosing(run.records(inputs)) as records:
                 async for record in records:

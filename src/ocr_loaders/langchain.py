@@ -26,7 +26,11 @@ except ImportError as exc:  # pragma: no cover - exercised by test_optional_impo
 
 
 def to_document(record: Record) -> Document:
-    """A LangChain ``Document`` with the stable id and the contract metadata."""
+    """A LangChain ``Document`` with the stable id and the contract metadata.
+
+    A figure's (``images="files"``/``"inline"``): the caption as ``page_content``, and the
+    crop as ``image_path`` or ``image_base64`` with ``image_mimetype`` (docs/metadata.md).
+    """
     return Document(page_content=record.text, metadata=dict(record.metadata), id=record.id)
 
 
@@ -39,7 +43,8 @@ class DeepSeekOCRLoader(BaseLoader, Adapter):
             embedded local engine.
         model, api_key: as the environment variables ``DEEPSEEK_OCR_MODEL`` / ``_API_KEY``.
         **options: see docs/usage.md (``password`` may map file names to passwords;
-            ``show_progress=True`` draws a progress bar on stderr).
+            ``show_progress=True`` draws a progress bar on stderr; ``images`` and
+            ``images_dir`` add a ``Document`` per figure).
 
     After a load, :attr:`last_stats` holds the run's totals (see docs/stats.md), with the
     files and pages that failed in ``last_stats.failures``. With ``on_error="raise"`` the

@@ -21,11 +21,15 @@ from ._sources import DocumentSource, Input, resolve_inputs
 
 try:
     from llama_index.core.readers.base import BaseReader
-    from llama_index.core.schema import Document
+    from llama_index.core.schema import Document, ImageNode
 except ImportError as exc:  # pragma: no cover - exercised by test_optional_imports
     raise ImportError(
         "DeepSeekOCRReader needs LlamaIndex: pip install 'ocr-loaders[llamaindex]'"
     ) from exc
+
+
+Loaded = Document | ImageNode
+"""What a load returns: ``Document`` chunks, and an ``ImageNode`` per figure when asked."""
 
 
 class DeepSeekOCRReader(BaseReader, Adapter):
@@ -38,7 +42,11 @@ class DeepSeekOCRReader(BaseReader, Adapter):
         api_key: bearer token (``DEEPSEEK_OCR_API_KEY``).
         **options: see docs/usage.md (``pages``, ``password``, ``concurrency``, ``dpi``,
             ``chunk_size``, ``chunk_overlap``, ``mode``, ``on_error``, ``show_progress``,
-            ``cache``, ...).
+            ``cache``, ``images``, ``images_dir``, ...).
+
+    With ``images="files"`` (crops written under ``images_dir``) or ``"inline"`` (base64 in
+    the node), each figure also comes back as an ``ImageNode`` after the page's chunks
+    (docs/metadata.md); the default ``"none"`` returns ``Document`` chunks only.
 
     After a load, :attr:`last_stats` holds the run's totals (see docs/stats.md), with the
     files and pages that failed in ``last_stats.failures``. With ``on_error="raise"`` the
@@ -49,7 +57,7 @@ class DeepSeekOCRReader(BaseReader, Adapter):
 
     async def _aiter(
         self, file: Any, extra_info: dict[str, Any] | None, fs: Any, kwargs: dict[str, Any]
-    ) -> AsyncGenerator[Document, None]:
+    ) -> AsyncGenerator[Loaded, None]:
         inputs = _inputs(file, extra_info, fs, kwargs)
         show_progress = kwargs.pop("show_progress", None)
         if kwargs:
@@ -57,7 +65,7 @@ class DeepSeekOCRReader(BaseReader, Adapter):
                 f"unexpected arguments {sorted(kwargs)}; pass options to the "
                 "DeepSeekOCRReader constructor"
             )
-        async with aclosing(self._stream(inputs, to_document, show_progress)) as docs:
+        async with aclosing(self._stream(inputs, to_node, show_progress)) as docs:
             async for doc in docs:
                 yield doc
 
@@ -77,35 +85,35 @@ class DeepSeekOCRReader(BaseReader, Adapter):
             lambda: _sync.detached(lambda: self._aiter(file, extra_info, fs, dict(kwargs)))
         )
 
-    async def aload_data(
+    async def aload_data(  # type: ignore[override]
         self,
         file: Input | list[Input] | None = None,
         extra_info: dict[str, Any] | None = None,
         fs: Any = None,
         **kwargs: Any,
-    ) -> list[Document]:
+    ) -> list[Loaded]:
         """Load every chunk (real async); an error carries the finished ones (``documents``)."""
         return await acollect(_sync.detached(lambda: self._aiter(file, extra_info, fs, kwargs)))
 
     # -- sync wrappers ----------------------------------------------------------------------
 
-    def lazy_load_data(
+    def lazy_load_data(  # type: ignore[override]
         self,
         file: Input | list[Input] | None = None,
         extra_info: dict[str, Any] | None = None,
         fs: Any = None,
         **kwargs: Any,
-    ) -> Iterator[Document]:
+    ) -> Iterator[Loaded]:
         """Yield ``Document`` chunks as pages finish (works inside a running event loop)."""
         return _sync.iterate(lambda: self._aiter(file, extra_info, fs, dict(kwargs)))
 
-    def load_data(
+    def load_data(  # type: ignore[override]
         self,
         file: Input | list[Input] | None = None,
         extra_info: dict[str, Any] | None = None,
         fs: Any = None,
         **kwargs: Any,
-    ) -> list[Document]:
+    ) -> list[Loaded]:
         """Load every chunk of ``file`` (a path, folder, glob, bytes or a list of them).
 
         An error carries the chunks produced before it in its ``documents`` attribute.
@@ -116,16 +124,16 @@ class DeepSeekOCRReader(BaseReader, Adapter):
 class LazyDocuments:
     """Result of ``alazy_load_data``: iterate it with ``async for``, or ``await`` a list."""
 
-    def __init__(self, make: Callable[[], AsyncIterator[Document]]) -> None:
+    def __init__(self, make: Callable[[], AsyncIterator[Loaded]]) -> None:
         self._make = make
 
-    def __aiter__(self) -> AsyncIterator[Document]:
+    def __aiter__(self) -> AsyncIterator[Loaded]:
         return self._make().__aiter__()
 
-    def __await__(self) -> Generator[Any, None, list[Document]]:
+    def __await__(self) -> Generator[Any, None, list[Loaded]]:
         return self._collect().__await__()
 
-    async def _collect(self) -> list[Document]:
+    async def _collect(self) -> list[Loaded]:
         return await acollect(self._make())
 
 
@@ -172,4 +180,27 @@ def to_document(record: Record) -> Document:
     )
 
 
-__all__ = ["DeepSeekOCRReader", "to_document"]
+def to_image_node(record: Record) -> ImageNode:
+    """A figure's ``ImageNode``: caption as text, the crop as ``image_path`` (a file) or
+    ``image`` (base64), ``image_mimetype``, and the chunk metadata (base64 kept out of it)."""
+    meta = dict(record.metadata)
+    image = meta.pop("image_base64", None)
+    keys = [k for k in EXCLUDED_FROM_EMBEDDING if k in meta]
+    return ImageNode(
+        id_=record.id,
+        text=record.text,
+        image=str(image) if image is not None else None,
+        image_path=str(meta["image_path"]) if "image_path" in meta else None,
+        image_mimetype=str(meta["image_mimetype"]),
+        metadata=meta,
+        excluded_embed_metadata_keys=list(keys),
+        excluded_llm_metadata_keys=list(keys),
+    )
+
+
+def to_node(record: Record) -> Loaded:
+    """A chunk's ``Document`` or a figure's ``ImageNode``."""
+    return to_image_node(record) if record.figure is not None else to_document(record)
+
+
+__all__ = ["DeepSeekOCRReader", "to_document", "to_image_node"]

@@ -25,6 +25,7 @@ from rich.console import Console
 from .._config import LoaderOptions
 from .._errors import ConfigError, InputError, OCRLoadersError
 from .._estimate import DEFAULT_PAGES_PER_SECOND, Estimate, estimate_options
+from .._figures import figure_options
 from .convert import Converted, convert
 from .outputs import stats_dict
 from .report import estimate_summary, estimate_table, setup_logging, stats_table
@@ -158,6 +159,9 @@ def convert_command(
     concurrency: Annotated[int, typer.Option(help="Pages in flight.")] = 16,
     mode: Annotated[str, typer.Option(help="chunks, pages or document.")] = "chunks",
     tables: Annotated[str, typer.Option(help="html or markdown.")] = "html",
+    images: Annotated[
+        str, typer.Option(help="Figure crops: files (OUT/<stem>/images/), inline or none.")
+    ] = "files",
     chunk_size: Annotated[int, typer.Option(help="Max tokens per chunk.")] = 512,
     chunk_overlap: Annotated[int, typer.Option(help="Tokens of overlap.")] = 0,
     dpi: Annotated[int, typer.Option(help="Render resolution for PDF pages.")] = 144,
@@ -215,7 +219,8 @@ def convert_command(
             _print(console, "error: missing option '-o' / '--output' (the output folder)")
             raise typer.Exit(EXIT_USAGE)
         output.mkdir(parents=True, exist_ok=True)
-        done = asyncio.run(convert(paths, output, options, console, quiet=quiet))
+        figures = figure_options(images)
+        done = asyncio.run(convert(paths, output, options, console, quiet=quiet, figures=figures))
     except (InputError, ConfigError) as exc:
         _fail(console, exc, debug)
         raise typer.Exit(EXIT_USAGE) from None

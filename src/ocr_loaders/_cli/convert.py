@@ -17,13 +17,17 @@ from rich.console import Console
 from .._config import LoaderOptions
 from .._errors import InputError, OCRLoadersError
 from .._estimate import resolve_each
-from .._model import PageResult
+from .._figures import FigureFolder, FigureOptions
+from .._model import PageResult, SourceInfo
 from .._pipeline import DocumentFailed, DocumentFinished, DocumentStarted
 from .._records import Record
 from .._run import Run
 from .._stats import Totals
 from .outputs import DocOutput, safe_stem
 from .report import Failure, Reporter
+
+CLI_FIGURES = FigureOptions("files")
+"""The CLI writes figure crops by default, under ``OUT/<stem>/images/``."""
 
 
 @dataclass
@@ -50,7 +54,13 @@ def _reason(exc: OCRLoadersError) -> str:
 
 
 async def convert(
-    paths: list[str], out_dir: Path, options: LoaderOptions, console: Console, *, quiet: bool
+    paths: list[str],
+    out_dir: Path,
+    options: LoaderOptions,
+    console: Console,
+    *,
+    quiet: bool,
+    figures: FigureOptions = CLI_FIGURES,
 ) -> Converted:
     """Convert ``paths`` into ``out_dir`` (see :mod:`ocr_loaders._cli.outputs`)."""
     done = Converted()
@@ -60,11 +70,15 @@ async def convert(
         console.print(f"error: {m.source}: {m.reason}", highlight=False, markup=False)
     if not sources:
         return done
-    run = Run(options)
+    current: DocOutput | None = None
+
+    def place(_info: SourceInfo) -> FigureFolder | None:
+        return current.figure_folder() if current is not None else None
+
+    run = Run(options, figures, place)
     total = await asyncio.to_thread(run.page_count, sources)
     reporter = Reporter(console, total, quiet)
     taken: set[str] = set()
-    current: DocOutput | None = None
     try:
         async for item in run.items(sources):
             if isinstance(item, DocumentStarted):

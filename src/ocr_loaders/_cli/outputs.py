@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import IO, Any
 
+from .._figures import FigureFolder
 from .._model import PageResult, SourceInfo
 from .._records import Record
 from .._stats import StatsAccumulator, Totals
@@ -31,12 +32,19 @@ class DocOutput:
     def __init__(self, out_dir: Path, info: SourceInfo, stem: str) -> None:
         self.info = info
         self.stem = stem
+        self.out_dir = out_dir
+        self._figures = 0
         self.paths = {kind: out_dir / f"{stem}.{kind}" for kind in KINDS}
         self.acc = StatsAccumulator()
         self.pages_detail: list[dict[str, Any]] = []
         self.pages = 0
         self._md: IO[str] | None = None
         self._jsonl: IO[str] | None = None
+
+    def figure_folder(self) -> FigureFolder:
+        """Where this document's figure crops go: ``OUT/<stem>/images/``, linked from
+        ``OUT/<stem>.md`` as ``<stem>/images/<name>``."""
+        return FigureFolder(self.out_dir / self.stem / "images", f"{self.stem}/images/")
 
     def partial(self, kind: str) -> Path:
         """Where a file lives until the document is complete."""
@@ -77,8 +85,17 @@ class DocOutput:
         )
 
     def record(self, rec: Record) -> None:
-        _, jsonl = self._open()
+        """A chunk goes to ``OUT/<stem>.jsonl``; a figure to ``OUT/<stem>/figures.jsonl``
+        (next to its crop), so the chunk file keeps one line per chunk."""
         line = {"id": rec.id, "text": rec.text, "metadata": rec.metadata}
+        if rec.figure is not None:
+            path = self.out_dir / self.stem / "figures.jsonl"
+            mode = "a" if self._figures else "w"  # a rerun replaces an earlier run's file
+            self._figures += 1
+            with path.open(mode, encoding="utf-8") as fh:
+                fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+            return
+        _, jsonl = self._open()
         jsonl.write(json.dumps(line, ensure_ascii=False) + "\n")
 
     def _close(self) -> bool:

@@ -1,4 +1,4 @@
-"""Blocks -> clean markdown: headings marked, captions as alt text, model HTML made inert."""
+"""Blocks -> clean markdown: headings marked, figures linked to their crops, HTML made inert."""
 
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ _LATEX_FIXES = ((r"\coloneqq", ":="), (r"\eqqcolon", "=:"))
 def default_image_link(page: int | None = None) -> ImageLink:
     """Link targets as DeepSeek's own cleanup names crops: ``images/{page}_{k}.jpg``.
 
-    With no page number (a single image), ``images/{k}.jpg``.
+    With no page number (a single image), ``images/{k}.jpg``. Nothing writes those files:
+    pass this only where you write the crops under those names yourself.
     """
 
     def link(_block: Block, k: int) -> str:
@@ -123,9 +124,8 @@ def block_markdown(
     for old, new in _LATEX_FIXES:
         text = text.replace(old, new)
     label = block.label
-    if label == "image":
-        alt = caption.replace("]", " ")
-        return f"![{alt}]({image_target})" if image_target else (f"![{alt}]()" if alt else "")
+    if label == "image":  # the caption is its own block: a link only, and only to a real file
+        return f"![figure]({image_target})" if image_target else ""
     if label in HEADING_LABELS and text and not text.startswith("#"):
         first, _, rest = text.partition("\n")
         hashes = "#" if label == "title" else "##"
@@ -144,17 +144,18 @@ def to_markdown(
 ) -> str:
     """Clean markdown for a page's blocks, blocks separated by blank lines.
 
-    Image blocks become ``![caption](target)`` with targets from ``image_link`` (default:
-    ``images/{k}.jpg``). ``loop_cut`` appends a visible note where a repetition loop was cut.
+    Image blocks become ``![figure](target)`` with targets from ``image_link``; with no
+    ``image_link`` (or an empty target) they leave nothing, so no link points at a file that
+    was never written; their caption stays, once, as its own line. ``loop_cut`` appends a
+    visible note where a repetition loop was cut.
     """
-    link = image_link or default_image_link()
     parts: list[str] = []
     k = 0
     for i, block in enumerate(blocks):
         target = ""
         caption = ""
         if block.label == "image":
-            target = link(block, k)
+            target = image_link(block, k) if image_link is not None else ""
             caption = caption_for(blocks, i)
             k += 1
         md = block_markdown(block, tables=tables, image_target=target, caption=caption)
