@@ -8,10 +8,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
 import pymupdf
 import pytest
 
-from ocr_loaders._engines.local import extract_page, recognize_page_data
+from ocr_loaders._engines.local import extract_page, ocr_image_grounded, recognize_page_data
+from ocr_loaders._engines.local_scan_tables import find_ruled_grids
 from ocr_loaders._engines.local_tables import (
     CellLine,
     TableCell,
@@ -108,3 +110,76 @@ def test_stacked_row_with_a_wrapped_single_cell_stays_whole() -> None:
         TableCell(0, 1, ("c", "d", "e"), extents=((0, 10), (12, 22), (24, 34))),
     ]
     assert split_stacked_rows(row) == row
+
+
+# --- ruled tables on scans ------------------------------------------------------------------
+
+PARTS = [
+    ["Part", "Qty", "Price"],
+    ["Bolt M4", "120", "0.15"],
+    ["Washer", "300", "0.02"],
+    ["Hinge", "8", "2.40"],
+]
+
+
+def _scanned_table_png(dpi: int) -> bytes:
+    """A page with a paragraph, a ruled table (a title row over all three columns, then
+    ``PARTS``) and a closing paragraph, rendered to a grayscale PNG as a scanner would."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    page.insert_text((72, 80), "Parts list for the spring order is given below.", fontsize=11)
+    x0, y0, cw, rh = 72.0, 110.0, 130.0, 26.0
+    title = pymupdf.Rect(x0, y0, x0 + 3 * cw, y0 + rh)
+    page.draw_rect(title, color=(0, 0, 0), width=1)
+    page.insert_text((title.x0 + 8, title.y1 - 9), "Spring order", fontsize=11)
+    for r, row in enumerate(PARTS, start=1):
+        for c, text in enumerate(row):
+            rect = pymupdf.Rect(x0 + c * cw, y0 + r * rh, x0 + (c + 1) * cw, y0 + (r + 1) * rh)
+            page.draw_rect(rect, color=(0, 0, 0), width=1)
+            page.insert_text((rect.x0 + 8, rect.y1 - 9), text, fontsize=11)
+    page.insert_text((72, 290), "All prices are per piece and exclude shipping.", fontsize=11)
+    png: bytes = page.get_pixmap(dpi=dpi, colorspace=pymupdf.csGRAY).tobytes("png")
+    return png
+
+
+def test_ruled_table_on_a_scan_is_an_html_table_with_every_cell_in_place() -> None:
+    blocks = parse_grounded(ocr_image_grounded(_scanned_table_png(200)))
+    assert [b.label for b in blocks] == ["text", "table", "text"]
+    html = blocks[1].text
+    assert html.startswith("<table>") and html.endswith("</table>")
+    assert set(re.findall(r"</?(\w+)", html)) == {"table", "tr", "td"}
+    assert '<td colspan="3">Spring order</td>' in html
+    assert _rows(html) == [["Spring order"], *PARTS]
+    assert "Washer" not in blocks[0].text + blocks[2].text  # not repeated as text
+    x0, y0, x1, y1 = blocks[1].boxes[0]
+    assert abs(x0 - 72 / 612 * 999) <= 4 and abs(x1 - 462 / 612 * 999) <= 4
+    assert abs(y0 - 110 / 792 * 999) <= 4 and abs(y1 - 240 / 792 * 999) <= 4
+
+
+def _grid_image(rules: list[tuple[int, int, int, int]], size: tuple[int, int]) -> np.ndarray:
+    img = np.full(size, 255, np.uint8)
+    for x0, y0, x1, y1 in rules:
+        img[y0 : y1 + 1, x0 : x1 + 1] = 0
+    return img
+
+
+def test_ruled_grid_cells_and_merged_cells_from_the_rules() -> None:
+    # 3 x 3 grid, 100 x 50 cells, the first row's two right cells merged (no rule between).
+    rules = [(100, 100 + 50 * r, 400, 101 + 50 * r) for r in range(4)]
+    rules += [(100 + 100 * c, 100, 101 + 100 * c, 250) for c in (0, 3)]
+    rules += [(200, 100, 201, 250), (300, 150, 301, 250)]
+    grids = find_ruled_grids(_grid_image(rules, (400, 600)))
+    assert len(grids) == 1
+    cells = sorted((round(b[1]), round(b[0]), round(b[2] - b[0])) for b in grids[0].cells)
+    # (top, left, width): row 0 holds one cell and one two columns wide, then 3 + 3 cells.
+    assert cells == [
+        (100, 100, 100),
+        (100, 200, 200),
+        *((y, x, 100) for y in (150, 200) for x in (100, 200, 300)),
+    ]
+
+
+def test_no_grid_in_a_frame_around_text_or_under_a_rule() -> None:
+    frame = [(100, 100, 400, 101), (100, 250, 400, 251), (100, 100, 101, 251), (400, 100, 401, 251)]
+    underline = [(50, 300, 500, 301)]
+    assert find_ruled_grids(_grid_image(frame + underline, (400, 600))) == []
