@@ -5,12 +5,14 @@ The PDFs and images are built with PyMuPDF at test time.
 
 from __future__ import annotations
 
+import io
 import re
 from typing import Any
 
 import numpy as np
 import pymupdf
 import pytest
+from PIL import Image
 
 from ocr_loaders._engines.local import extract_page, ocr_image_grounded, recognize_page_data
 from ocr_loaders._engines.local_scan_tables import find_ruled_grids
@@ -122,9 +124,10 @@ PARTS = [
 ]
 
 
-def _scanned_table_png(dpi: int) -> bytes:
+def _scanned_table_png(dpi: int, skew: float = 0.0) -> bytes:
     """A page with a paragraph, a ruled table (a title row over all three columns, then
-    ``PARTS``) and a closing paragraph, rendered to a grayscale PNG as a scanner would."""
+    ``PARTS``) and a closing paragraph, rendered to a grayscale PNG as a scanner would,
+    turned ``skew`` degrees counter-clockwise (a page fed in slightly askew)."""
     doc = pymupdf.open()
     page = doc.new_page(width=612, height=792)
     page.insert_text((72, 80), "Parts list for the spring order is given below.", fontsize=11)
@@ -139,11 +142,17 @@ def _scanned_table_png(dpi: int) -> bytes:
             page.insert_text((rect.x0 + 8, rect.y1 - 9), text, fontsize=11)
     page.insert_text((72, 290), "All prices are per piece and exclude shipping.", fontsize=11)
     png: bytes = page.get_pixmap(dpi=dpi, colorspace=pymupdf.csGRAY).tobytes("png")
+    if skew:
+        with Image.open(io.BytesIO(png)) as im:
+            out = io.BytesIO()
+            im.rotate(skew, fillcolor=255).save(out, "PNG")
+            png = out.getvalue()
     return png
 
 
-def test_ruled_table_on_a_scan_is_an_html_table_with_every_cell_in_place() -> None:
-    blocks = parse_grounded(ocr_image_grounded(_scanned_table_png(200)))
+@pytest.mark.parametrize("skew", [0.0, 1.0])
+def test_ruled_table_on_a_scan_is_an_html_table_with_every_cell_in_place(skew: float) -> None:
+    blocks = parse_grounded(ocr_image_grounded(_scanned_table_png(200, skew)))
     assert [b.label for b in blocks] == ["text", "table", "text"]
     html = blocks[1].text
     assert html.startswith("<table>") and html.endswith("</table>")
@@ -151,6 +160,8 @@ def test_ruled_table_on_a_scan_is_an_html_table_with_every_cell_in_place() -> No
     assert '<td colspan="3">Spring order</td>' in html
     assert _rows(html) == [["Spring order"], *PARTS]
     assert "Washer" not in blocks[0].text + blocks[2].text  # not repeated as text
+    if skew:
+        return
     x0, y0, x1, y1 = blocks[1].boxes[0]
     assert abs(x0 - 72 / 612 * 999) <= 4 and abs(x1 - 462 / 612 * 999) <= 4
     assert abs(y0 - 110 / 792 * 999) <= 4 and abs(y1 - 240 / 792 * 999) <= 4
