@@ -23,6 +23,7 @@ import numpy as np
 
 from .._model import BBox
 from .local_layout import TextLine
+from .local_onnx import release_freed_memory
 from .local_tables import (
     CellLine,
     TableRegion,
@@ -66,7 +67,11 @@ def find_ruled_grids(gray: np.ndarray) -> list[RuledGrid]:
         return []
     tol = max(3, round(min(h, w) / 300))
     joined = cv2.dilate(cv2.bitwise_or(horiz, vert), np.ones((2 * tol + 1, 2 * tol + 1), np.uint8))
-    count, labels, stats, _c = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    del ink
+    count, labels, stats, _c = cv2.connectedComponentsWithStats(
+        joined, connectivity=8, ltype=cv2.CV_16U
+    )
+    del joined
     grids: list[RuledGrid] = []
     for k in range(1, count):
         x, y, bw, bh, _area = (int(v) for v in stats[k])
@@ -87,6 +92,8 @@ def find_ruled_grids(gray: np.ndarray) -> list[RuledGrid]:
         box = (float(x + xs[0]), float(y + ys[0]), float(x + xs[-1]), float(y + ys[-1]))
         shifted = tuple((a + x, b + y, c + x, d + y) for a, b, c, d in cells)
         grids.append(RuledGrid(box, shifted, mask))
+    del labels, horiz, vert
+    release_freed_memory()  # a few page-sized masks, freed before the detector's peak
     return grids
 
 
