@@ -50,11 +50,12 @@ from .local_ocr import (
     scale_lines,
 )
 from .local_onnx import DET_MAX_SIDE
+from .local_scan_tables import erase_rules, find_ruled_grids, grid_tables
 from .local_tables import TableRegion, find_tables
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "2"
+ENGINE_VERSION = "3"
 """Bump when the output for the same input changes (part of the cache identity)."""
 
 OCR_DPI = 300.0
@@ -338,10 +339,17 @@ def ocr_image_grounded(image: bytes) -> str:
     OpenAI-compatible server to answer requests with real text. Blocking and CPU-bound.
     """
     arr, width, height = decode_image(image)
-    lines, _direction = ocr_lines(arr)
+    grids = find_ruled_grids(arr.min(axis=2))
+    lines, direction = ocr_lines(erase_rules(arr, grids) if grids else arr)
+    # Ruled tables on a page read sideways would come out transposed: read as text there.
+    tables = grid_tables(grids, lines) if direction == 0 else []
     sx, sy = width / arr.shape[1], height / arr.shape[0]
     lines = scale_lines(lines, sx, sy)
-    blocks = layout_page(lines, (), (), float(width), float(height), ocr=True)
+    tables = [
+        TableRegion((t.bbox[0] * sx, t.bbox[1] * sy, t.bbox[2] * sx, t.bbox[3] * sy), t.html)
+        for t in tables
+    ]
+    blocks = layout_page(lines, tables, (), float(width), float(height), ocr=True)
     return blocks_to_grounded(blocks, float(width), float(height))
 
 
