@@ -54,7 +54,8 @@ from pathlib import Path
 import pymupdf
 from PIL import Image
 
-from ocr_loaders._engines.local import LocalEngine, extract_page, ocr_image_grounded
+from ocr_loaders._engines.local import LocalEngine, ocr_image_grounded
+from ocr_loaders._engines.local_textlayer import extract_page
 from ocr_loaders._grounding import parse_grounded, to_markdown
 from ocr_loaders._model import PageImage, SourceInfo
 

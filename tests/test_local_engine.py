@@ -19,16 +19,11 @@ import pytest
 from PIL import Image
 
 from ocr_loaders._engines.base import Engine
-from ocr_loaders._engines.local import (
-    LocalEngine,
-    extract_page,
-    ocr_image_grounded,
-    recognize_page_data,
-    text_layer_verdict,
-)
+from ocr_loaders._engines.local import LocalEngine, ocr_image_grounded, recognize_page_data
 from ocr_loaders._engines.local_geometry import rotate_bbox, rotated_size
 from ocr_loaders._engines.local_paragraphs import join_lines
 from ocr_loaders._engines.local_tables import TableCell, cells_to_html, split_stacked_rows
+from ocr_loaders._engines.local_textlayer import extract_page, text_layer_verdict
 from ocr_loaders._grounding import parse_grounded, to_markdown
 from ocr_loaders._model import Block, PageImage, SourceInfo
 

@@ -14,7 +14,7 @@ import pymupdf
 import pytest
 from PIL import Image
 
-from ocr_loaders._engines.local import extract_page, ocr_image_grounded, recognize_page_data
+from ocr_loaders._engines.local import ocr_image_grounded, recognize_page_data
 from ocr_loaders._engines.local_scan_tables import find_ruled_grids
 from ocr_loaders._engines.local_tables import (
     CellLine,
@@ -22,6 +22,7 @@ from ocr_loaders._engines.local_tables import (
     split_spanning_cells,
     split_stacked_rows,
 )
+from ocr_loaders._engines.local_textlayer import extract_page
 from ocr_loaders._grounding import parse_grounded
 
 ROWS = [
