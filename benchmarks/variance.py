@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,7 +114,7 @@ def print_timeline(records: list[object]) -> None:
         second += 1
 
 
-def section(results: list[tuple[Scenario, Saturation, float]], command: str) -> str:
+def section(results: Sequence[tuple[Scenario, Saturation, float]], command: str) -> str:
     rows = "\n".join(
         f"| {s.name} | {sat.requests} | {sat.best:.1f} s | {sat.span:.1f} s | "
         f"**{sat.share:.1%}** | {sat.mean_in_flight:.0f} |"
@@ -136,6 +138,28 @@ machine.
 | server behaviour | requests | best | span | share of best | mean requests at the server |
 |---|---|---|---|---|---|
 {rows}
+
+Where the idle slot-time is, from the server's records second by second (`--timeline`): while
+pages remain to be sent, the client keeps all {CONCURRENCY} requests at the server and every
+slot is busy, in all three cases; the reorder window never stopped new pages being sent. The
+loss is the end of the run. With lock-step 2 s waves, 418 requests fill ten waves and part of an
+eleventh, and a loop answered in that last wave needs a twelfth (2 s of ~24). With varying
+service, the last pages sent (queued ~1.4 s behind the {CONCURRENCY - SLOTS} requests ahead of
+them) include loops that hold a slot for ~9 s until `max_tokens`, and their retries start only
+after that: the last ~10 s of the run have fewer than {SLOTS} requests to serve. A client cannot
+know which page will loop before its answer ends, so no send order or reorder window removes
+that tail; what would is cutting a loop short (streamed answers checked for repetition while
+they are generated) or, once every page is sent and slots are idle, sending the retry of a
+page still in service speculatively (engine work, not the pipeline's: see issue 18).
+
+The reorder window used to hold at most `4 x concurrency + concurrency / 4` pages (272 at 64).
+A page that loops twice (1 in 225 at these rates; ~1.8 per 400 pages) is pending for ~23 s,
+longer than 272 pages take at 19 pages/s, so it stopped new pages being sent. The window is now
+bounded by the estimated memory of the finished results it holds (64 MB) and a count of 4096
+pages (a page not yet rendered is a suspended task of a few KB); images stay bounded by the
+render-ahead (`concurrency + concurrency / 4` pages rendered or at the engine).
+`tests/test_saturation.py` holds page 1 (or each of its retries) at the server until 35 (12)
+later pages have been sent, with `concurrency` 2.
 """
 
 
@@ -152,8 +176,36 @@ def write_section(text: str) -> None:
     DOC_OUT.write_text(doc, encoding="utf-8")
 
 
+Row = tuple[Scenario, Saturation, float]
+
+
+def measure_all(
+    pdf: Path,
+    work: Path,
+    *,
+    scale: float = 1.0,
+    extra: Sequence[str] = (),
+    timeline: bool = False,
+    only: Sequence[int] = (),
+) -> list[Row]:
+    """Run the scenarios (``only``: their 1-based numbers) on ``pdf``; print each row."""
+    results: list[Row] = []
+    for i, scenario in enumerate(SCENARIOS, 1):
+        if only and i not in only:
+            continue
+        sat, wall = run_once(scenario, pdf, work / f"variance{i}", scale, list(extra), timeline)
+        results.append((scenario, sat, wall))
+        print(
+            f"{i}. {scenario.name}: {sat.requests} requests, best {sat.best:.1f} s, "
+            f"span {sat.span:.1f} s, share {sat.share:.1%}, mean at server "
+            f"{sat.mean_in_flight:.1f}, peak {sat.peak_in_flight} (CLI {wall:.1f} s)",
+            flush=True,
+        )
+    return results
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     p.add_argument("--scale", type=float, default=1.0, help="scale every service time")
     p.add_argument("--only", type=int, action="append", help="run scenario N (1-3) only")
     p.add_argument("--timeline", action="store_true", help="print requests at the server")
@@ -163,22 +215,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ocr-variance-"))
     pdf = work / "long400.pdf"
     make_long_pdf(pdf, PAGES)
-    results = []
-    for i, scenario in enumerate(SCENARIOS, 1):
-        if args.only and i not in args.only:
-            continue
-        sat, wall = run_once(
-            scenario, pdf, work / f"out{i}", args.scale, args.cli_args, args.timeline
-        )
-        results.append((scenario, sat, wall))
-        print(
-            f"{i}. {scenario.name}: {sat.requests} requests, best {sat.best:.1f} s, "
-            f"span {sat.span:.1f} s, share {sat.share:.1%}, mean at server "
-            f"{sat.mean_in_flight:.1f}, peak {sat.peak_in_flight} (CLI {wall:.1f} s)",
-            flush=True,
-        )
-    if not args.no_write and not args.only:
+    results = measure_all(
+        pdf,
+        work,
+        scale=args.scale,
+        extra=args.cli_args,
+        timeline=args.timeline,
+        only=args.only or (),
+    )
+    if not args.no_write and not args.only and args.scale == 1.0 and not args.cli_args:
         write_section(section(results, "python benchmarks/variance.py"))
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

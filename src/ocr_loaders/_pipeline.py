@@ -103,12 +103,15 @@ class _Window:
     slot costs nothing, and a finished result is small text (its size is estimated by
     :func:`_result_bytes`). So a slow or retried page at the head, which holds back the pages
     after it, stops new pages from being started only once the finished results behind it
-    reach ``max_bytes``; images stay bounded by ``prepared`` (see :class:`_Limits`).
+    reach ``max_bytes``; images stay bounded by ``prepared`` (see :class:`_Limits`). The next
+    document opens only once fewer than ``open_below`` pages are in the window, so a folder of
+    small files does not hold thousands of documents open ahead of the consumer.
     """
 
-    def __init__(self, max_pages: int, max_bytes: int) -> None:
+    def __init__(self, max_pages: int, max_bytes: int, open_below: int) -> None:
         self.max_pages = max_pages
         self.max_bytes = max_bytes
+        self.open_below = open_below
         self.pages = 0
         self.held = 0
         """Estimated bytes of finished results not handed out yet."""
@@ -123,6 +126,12 @@ class _Window:
             self._room.clear()
             await self._room.wait()
         self.pages += 1
+
+    async def ready_to_open(self) -> None:
+        """Wait until fewer than ``open_below`` pages are in the window."""
+        while self.pages >= self.open_below:
+            self._room.clear()
+            await self._room.wait()
 
     def finished(self, size: int) -> None:
         """A page in the window has a result of about ``size`` bytes, not handed out yet."""
@@ -162,7 +171,11 @@ class _Limits:
         return cls(
             asyncio.Semaphore(concurrency),
             asyncio.Semaphore(concurrency + ahead),
-            _Window(max(WINDOW_PAGES, 4 * concurrency + ahead), RESULT_BYTES_BUDGET),
+            _Window(
+                max(WINDOW_PAGES, 4 * concurrency + ahead),
+                RESULT_BYTES_BUDGET,
+                open_below=4 * concurrency + ahead,
+            ),
         )
 
 
@@ -316,6 +329,7 @@ class Pipeline:
     async def _produce(self, sources: list[DocumentSource], run: _Run) -> None:
         try:
             for src in sources:
+                await run.limits.window.ready_to_open()
                 try:
                     doc = run.opened = await self._open(run.renderer, src)
                 except (InputError, ConfigError) as exc:
