@@ -1,16 +1,18 @@
 """Saturation under real-world variance: stragglers, loops and retries (issue 18).
 
-    python benchmarks/variance.py              # ~2 minutes; rewrites its section of the docs
+    python benchmarks/variance.py              # ~3 minutes; rewrites its section of the docs
     python benchmarks/variance.py --timeline   # also requests at the server, second by second
 
 A fake DeepSeek-OCR server with 40 slots runs in this process (a thread); the CLI converts a
-400-page PDF against it with ``--concurrency 64`` in its own process. Three server behaviours:
+400-page PDF against it with ``--concurrency 64`` in its own process. Four server behaviours:
 
 1. every page 2 s, clean answers;
 2. every page 2 s, ~1 answer in 15 a loop (``finish_reason="length"``) that the client retries;
 3. service 0.3 s + 1.2 ms per output token, lengths drawn from the real DeepSeek-OCR outputs
    (:data:`ocr_loaders.testing.workload.RAW_OUTPUT_TOKENS`, +/-25 %), one page in 30 a dense
-   one of 4000-6000 tokens, the same loops (a loop runs to ``max_tokens``: ~8 s).
+   one of 4000-6000 tokens, the same loops (a loop runs to ``max_tokens``: ~8 s);
+4. every page 2 s, but the first request (page 1) takes 25 s: it holds back every page after it
+   in the output order.
 
 The figure is the share of the best possible time: the slots' total busy time over the slot
 count (or the longest request, if longer), against the span from the first request's arrival
@@ -65,6 +67,12 @@ SCENARIOS = (
         0.3,
         0.0012,
         Workload(),
+    ),
+    Scenario(
+        "every page 2 s, clean, but page 1 a 25 s straggler",
+        2.0,
+        0.0,
+        Workload(loop_every=0, head_delay=23.0),
     ),
 )
 
@@ -123,17 +131,18 @@ def section(results: Sequence[tuple[Scenario, Saturation, float]], command: str)
     lengths = ", ".join(str(n) for n in RAW_OUTPUT_TOKENS)
     return f"""{SECTION}
 
-Reproduce with `{command}` (about 2 minutes). A 400-page PDF through the CLI with
+Reproduce with `{command}` (about 3 minutes). A 400-page PDF through the CLI with
 `--concurrency {CONCURRENCY}`, against a fake server of {SLOTS} slots in the benchmark's
 process. Service time is `0.3 s + 1.2 ms x output tokens` in the variable case, with output
 lengths drawn from the six clean real DeepSeek-OCR answers in `../shared/fixtures/raw_outputs`
-({lengths} tokens, each +/-25 %: 0.6 to 4.9 s, mean ~2.1 s), one page in 30 a dense one of
-4000-6000 tokens (5 to 7.5 s), and about one answer in 15 a repetition loop that runs to
-`max_tokens` (~8 s) and is retried by the client with a tighter guard
+({lengths} tokens, each +/-25 %: 0.6 to 4.9 s, mean ~2.1 s), one page in
+30 a dense one of 4000-6000 tokens (5 to 7.5 s), and about one answer in 15 a repetition loop
+that runs to `max_tokens` (~9 s) and is retried by the client with a tighter guard
 (`ocr_loaders.testing.workload`). "Best" is the server's total busy slot-time divided by its
 slots (or the longest request, if longer); "span" runs from the first request's arrival to the
 last answer; both come from the server's own records, so the share does not depend on this
-machine.
+machine's speed; it does move by a few points when the client is starved of CPU (this
+machine's 2 cores are shared: the straggler row gave 92 % to 100 % over three runs).
 
 | server behaviour | requests | best | span | share of best | mean requests at the server |
 |---|---|---|---|---|---|
@@ -141,25 +150,31 @@ machine.
 
 Where the idle slot-time is, from the server's records second by second (`--timeline`): while
 pages remain to be sent, the client keeps all {CONCURRENCY} requests at the server and every
-slot is busy, in all three cases; the reorder window never stopped new pages being sent. The
-loss is the end of the run. With lock-step 2 s waves, 418 requests fill ten waves and part of an
-eleventh, and a loop answered in that last wave needs a twelfth (2 s of ~24). With varying
-service, the last pages sent (queued ~1.4 s behind the {CONCURRENCY - SLOTS} requests ahead of
-them) include loops that hold a slot for ~9 s until `max_tokens`, and their retries start only
-after that: the last ~10 s of the run have fewer than {SLOTS} requests to serve. A client cannot
-know which page will loop before its answer ends, so no send order or reorder window removes
-that tail; what would is cutting a loop short (streamed answers checked for repetition while
-they are generated) or, once every page is sent and slots are idle, sending the retry of a
-page still in service speculatively (engine work, not the pipeline's: see issue 18).
+slot is busy, in every case; the reorder window never stopped new pages being sent (the
+straggler row aside, before the change below). The loss is the end of the run. With lock-step
+2 s waves, 418 requests fill ten waves and part of an eleventh, and a loop answered in that
+last wave needs a twelfth (2 s of ~24). With varying service, the last pages sent (queued
+~1.4 s behind the {CONCURRENCY - SLOTS} requests ahead of them) include loops that hold a slot
+for ~9 s until `max_tokens`, and their retries start only after that: the last ~10 s of the run
+have fewer than {SLOTS} requests to serve. A client cannot know which page will loop before its
+answer ends, so no send order or reorder window removes that tail; what would is cutting a loop
+short (streamed answers checked for repetition while they are generated) or, once every page is
+sent and slots are idle, sending the retry of a page still in service speculatively (engine
+work, not the pipeline's: see issue 18). So issue 18's targets stand at: >= 95 % with clean
+constant answers, met; >= 90 % with loops, not met (the same before and after the change
+below: 86.5 % and 75.3 %), and no flag helps: `--concurrency 48` gave 85.3 % and 75.0 %,
+`--concurrency 128` 86.6 % and 75.1 %.
 
 The reorder window used to hold at most `4 x concurrency + concurrency / 4` pages (272 at 64).
-A page that loops twice (1 in 225 at these rates; ~1.8 per 400 pages) is pending for ~23 s,
-longer than 272 pages take at 19 pages/s, so it stopped new pages being sent. The window is now
-bounded by the estimated memory of the finished results it holds (64 MB) and a count of 4096
-pages (a page not yet rendered is a suspended task of a few KB); images stay bounded by the
-render-ahead (`concurrency + concurrency / 4` pages rendered or at the engine).
-`tests/test_saturation.py` holds page 1 (or each of its retries) at the server until 35 (12)
-later pages have been sent, with `concurrency` 2.
+A page pending longer than 272 pages take to go through (~14 s at 19 pages/s: a page that
+loops twice, 1 in 225 at these rates, is pending ~23 s) stopped new pages being sent: with page
+1 a 25 s straggler (the last row) the share was 75.0 % and the mean at the server 36 requests
+(measured before the change, same set-up). The window is now bounded by the estimated memory
+of the finished results it holds (64 MB) and a count of 4096 pages (a page not yet rendered is
+a suspended task of a few KB); the next document opens only below the old bound, and images
+stay bounded by the render-ahead (`concurrency + concurrency / 4` pages rendered or at the
+engine). `tests/test_saturation.py` holds page 1 (or each of its retries) at the server until
+35 (12) later pages have been sent, with `concurrency` 2.
 """
 
 
@@ -207,7 +222,7 @@ def measure_all(
 def main() -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     p.add_argument("--scale", type=float, default=1.0, help="scale every service time")
-    p.add_argument("--only", type=int, action="append", help="run scenario N (1-3) only")
+    p.add_argument("--only", type=int, action="append", help="run scenario N (1-4) only")
     p.add_argument("--timeline", action="store_true", help="print requests at the server")
     p.add_argument("--no-write", action="store_true", help="leave docs/benchmarks.md alone")
     p.add_argument("cli_args", nargs="*", help="extra CLI arguments (after --)")

@@ -40,13 +40,15 @@ class Workload:
     """How answers vary. ``lengths``: clean output lengths (tokens) to draw a page's from,
     each scaled by a uniform factor in ``1 +/- spread``; ``slow_every``: one page in that many
     is a dense one of ``slow_tokens`` (a range); ``loop_every``: one answer in that many loops
-    (``0``: none)."""
+    (``0``: none); ``head_delay``: extra seconds for the first request of a run (a straggler
+    at the head of the document, which holds back every page after it in the output order)."""
 
     lengths: Sequence[int] = RAW_OUTPUT_TOKENS
     spread: float = 0.25
     slow_every: int = 30
     slow_tokens: tuple[int, int] = (4000, 6000)
     loop_every: int = 15
+    head_delay: float = 0.0
 
 
 def page_tokens(workload: Workload, image_crc: int) -> int:
@@ -85,6 +87,8 @@ def workload_responder(workload: Workload | None = None) -> Responder:
 
     def respond(request: OCRRequest) -> OCRReply:
         crc = zlib.crc32(request.image)
+        if request.seq == 0 and spec.head_delay:
+            return OCRReply(filler_page(page_tokens(spec, crc), crc), delay=spec.head_delay)
         if spec.loop_every and random.Random(_try_key(request)).randrange(spec.loop_every) == 0:
             return OCRReply(loop_text(), "length")
         return OCRReply(filler_page(page_tokens(spec, crc), crc))
