@@ -1,6 +1,6 @@
 """Throughput, CPU and memory of the loaders against a simulated GPU server.
 
-    python benchmarks/run.py            # about 5 minutes on 2 cores; writes docs/benchmarks.md
+    python benchmarks/run.py            # about 7 minutes on 2 cores; writes docs/benchmarks.md
 
 The fake DeepSeek-OCR server runs in its own process in capacity-simulation mode: N slots x S
 seconds per page, a stand-in for a GPU's batch capacity (40 x 2 s = 20 pages/s). In the same
@@ -18,7 +18,9 @@ run this script measures:
    them all);
 7. throughput against concurrency (a plot);
 8. two endpoints of 10 pages/s each: the share of their sum reached, and a run where one is
-   killed midway.
+   killed midway;
+9. saturation under real-world variance (loops, retries, varying service times): the scenarios
+   of ``benchmarks/variance.py``, written as their own section.
 """
 
 from __future__ import annotations
@@ -694,9 +696,14 @@ def main() -> None:
             )
     results["two"] = two
 
+    from variance import measure_all, section, write_section  # issue 18's scenarios
+
+    under_variance = measure_all(big, work)
+
     results["total_seconds"] = time.perf_counter() - t0
     (work / "results.json").write_text(json.dumps(results, indent=2, default=str))
     DOC_OUT.write_text(report(results), encoding="utf-8")
+    write_section(section(under_variance, "python benchmarks/variance.py"))
     print(f"wrote {DOC_OUT} and {PLOT_OUT} in {results['total_seconds']:.0f} s", flush=True)
     shutil.rmtree(work, ignore_errors=True)
 
@@ -810,7 +817,7 @@ def report(r: dict[str, Any]) -> str:
     )
     return f"""# Benchmarks
 
-Reproduce with one command (about 5 minutes on this machine):
+Reproduce with one command (about 7 minutes on this machine):
 
 ```bash
 pip install -e ".[dev]" && python benchmarks/run.py

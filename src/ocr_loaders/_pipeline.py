@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -88,20 +89,82 @@ def file_failure(event: DocumentFailed) -> Failure:
     return Failure(event.source, None, reason, type(error).__name__)
 
 
+RESULT_BYTES_BUDGET = 64 * 2**20
+"""Finished results waiting for an earlier page, at most (an estimate of their size)."""
+
+WINDOW_PAGES = 4096
+"""Pages started but not yet handed out, at most: a started page that is not rendered yet is
+only a suspended task (a few KB), so this bounds bookkeeping, not images."""
+
+
+class _Window:
+    """The reorder window: pages started but not yet handed to the consumer, in order.
+
+    Bounded by what it costs in memory, not by a small page count: a page waiting for a render
+    slot costs nothing, and a finished result is small text (its size is estimated by
+    :func:`_result_bytes`). So a slow or retried page at the head, which holds back the pages
+    after it, stops new pages from being started only once the finished results behind it
+    reach ``max_bytes``; images stay bounded by ``prepared`` (see :class:`_Limits`). The next
+    document opens only once fewer than ``open_below`` pages are in the window, so a folder of
+    small files does not hold thousands of documents open ahead of the consumer.
+    """
+
+    def __init__(self, max_pages: int, max_bytes: int, open_below: int) -> None:
+        self.max_pages = max_pages
+        self.max_bytes = max_bytes
+        self.open_below = open_below
+        self.pages = 0
+        self.held = 0
+        """Estimated bytes of finished results not handed out yet."""
+        self._room = asyncio.Event()
+
+    def _full(self) -> bool:
+        return self.pages >= self.max_pages or self.held >= self.max_bytes
+
+    async def enter(self) -> None:
+        """Wait for room, then count one more page started."""
+        while self._full():
+            self._room.clear()
+            await self._room.wait()
+        self.pages += 1
+
+    async def ready_to_open(self) -> None:
+        """Wait until fewer than ``open_below`` pages are in the window."""
+        while self.pages >= self.open_below:
+            self._room.clear()
+            await self._room.wait()
+
+    def finished(self, size: int) -> None:
+        """A page in the window has a result of about ``size`` bytes, not handed out yet."""
+        self.held += size
+
+    def leave(self, size: int) -> None:
+        """A page was handed out (``size``: what :meth:`finished` counted, or 0)."""
+        self.pages -= 1
+        self.held -= size
+        self._room.set()
+
+
+def _result_bytes(result: PageResult) -> int:
+    """A rough size of a finished page in memory: its markdown, the blocks' text (about as
+    much again) and a fixed overhead for the objects."""
+    return 2 * len(result.markdown) + 4096
+
+
 @dataclass(frozen=True)
 class _Limits:
-    """The three bounds on work in flight.
+    """The bounds on work in flight.
 
     ``requests``: requests at the engine (``concurrency``). ``prepared``: pages rendered or at
     the engine, so rendering runs a little ahead and no further (images are the big objects).
-    ``window``: pages started but not yet handed to the consumer; finished pages are small, so
-    it is generous, and a slow page does not stall the requests behind it while the pages
-    that finished after it wait their turn to come out in order.
+    ``window``: pages started but not yet handed to the consumer (:class:`_Window`), bounded by
+    the memory of finished results, so a slow page at the head does not stop the pages behind
+    it being sent while they wait their turn to come out in order.
     """
 
     requests: asyncio.Semaphore
     prepared: asyncio.Semaphore
-    window: asyncio.Semaphore
+    window: _Window
 
     @classmethod
     def for_concurrency(cls, concurrency: int) -> _Limits:
@@ -109,7 +172,11 @@ class _Limits:
         return cls(
             asyncio.Semaphore(concurrency),
             asyncio.Semaphore(concurrency + ahead),
-            asyncio.Semaphore(4 * concurrency + ahead),
+            _Window(
+                max(WINDOW_PAGES, 4 * concurrency + ahead),
+                RESULT_BYTES_BUDGET,
+                open_below=4 * concurrency + ahead,
+            ),
         )
 
 
@@ -219,10 +286,12 @@ class Pipeline:
                 if isinstance(item, _Done):
                     break
                 if isinstance(item, asyncio.Task):
+                    size = 0
                     try:
                         result = await item
+                        size = _result_bytes(result)
                     finally:
-                        run.limits.window.release()
+                        run.limits.window.leave(size)
                     self.stats.add(result.stats)
                     current.add(result.stats)
                     if result.page.status == "failed":
@@ -261,6 +330,7 @@ class Pipeline:
     async def _produce(self, sources: list[DocumentSource], run: _Run) -> None:
         try:
             for src in sources:
+                await run.limits.window.ready_to_open()
                 try:
                     doc = run.opened = await self._open(run.renderer, src)
                 except (InputError, ConfigError) as exc:
@@ -275,8 +345,9 @@ class Pipeline:
                     continue
                 await run.out.put(DocumentStarted(doc.outline.info, tuple(numbers)))
                 for number in numbers:
-                    await run.limits.window.acquire()
+                    await run.limits.window.enter()
                     task = asyncio.create_task(self._page(run, doc, number, run.tail.add()))
+                    task.add_done_callback(functools.partial(_count_finished, run.limits.window))
                     await run.out.put(task)
                 await run.out.put(_DocEnd(doc))
                 run.opened = None
@@ -373,6 +444,12 @@ class Pipeline:
             tables=self.options.chunk.tables,
             cached=cached,
         )
+
+
+def _count_finished(window: _Window, task: asyncio.Task[PageResult]) -> None:
+    """Count a finished page's result in the window until the consumer takes it."""
+    if not task.cancelled() and task.exception() is None:
+        window.finished(_result_bytes(task.result()))
 
 
 def _geometry(image: PageImage) -> PageImage:

@@ -1,0 +1,146 @@
+"""Saturation under variance: a slow or retried page at the head of a document must not stop
+the pages behind it being sent (issue 18). Counted at the server, not timed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pymupdf
+import pytest
+
+from ocr_loaders import DeepSeekOCRReader
+from ocr_loaders.testing import FakeOCRServer, OCRReply, OCRRequest, grid_responder, loop_text
+from ocr_loaders.testing.workload import (
+    RAW_OUTPUT_TOKENS,
+    Workload,
+    fixture_token_counts,
+    page_tokens,
+    saturation,
+    workload_responder,
+)
+
+HEAD_WIDTH = 400
+"""Page 1 is narrower than the rest (points), so the server knows its requests by size."""
+PAGES, CONCURRENCY, WAIT = 40, 2, 4.0
+
+
+@dataclass
+class HeadHolder:
+    """Holds each try at page 1 until ``others`` requests for later pages arrived meanwhile;
+    the first ``loops`` tries answer a repetition loop (``finish_reason="length"``)."""
+
+    others: int = 0
+    loops: int = 0
+    tries: int = 0
+    seen_while_pending: list[int] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _arrived: threading.Condition = field(init=False)
+    _later: int = 0
+
+    def __post_init__(self) -> None:
+        self._arrived = threading.Condition(self._lock)
+
+    def __call__(self, request: OCRRequest) -> OCRReply:
+        if request.width * 792 > request.height * (HEAD_WIDTH + 100):  # a later page
+            with self._arrived:
+                self._later += 1
+                self._arrived.notify_all()
+            return grid_responder()(request)
+        with self._arrived:
+            start, self.tries = self._later, self.tries + 1
+            self._arrived.wait_for(lambda: self._later - start >= self.others, timeout=WAIT)
+            self.seen_while_pending.append(self._later - start)
+            looping = self.tries <= self.loops
+        return OCRReply(loop_text(), "length") if looping else grid_responder()(request)
+
+
+class Switchboard:
+    """The module server's responder: whatever the current test installed."""
+
+    def __init__(self) -> None:
+        self.current: HeadHolder = HeadHolder()
+
+    def __call__(self, request: OCRRequest) -> OCRReply:
+        return self.current(request)
+
+
+@pytest.fixture(scope="module")
+def board() -> Switchboard:
+    return Switchboard()
+
+
+@pytest.fixture(scope="module")
+def head_server(board: Switchboard) -> Iterator[FakeOCRServer]:
+    with FakeOCRServer(board) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def pdf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``PAGES`` pages; page 1 is ``HEAD_WIDTH`` points wide, the others 612."""
+    path = tmp_path_factory.mktemp("sat") / "head.pdf"
+    doc = pymupdf.open()
+    for i in range(PAGES):
+        page = doc.new_page(width=HEAD_WIDTH if i == 0 else 612, height=792)
+        page.insert_text((72, 100), f"Page {i + 1}", fontsize=24)
+    doc.save(path)
+    return path
+
+
+def load(server: FakeOCRServer, pdf: Path) -> list[int]:
+    reader = DeepSeekOCRReader(base_url=server.base_url, mode="pages", concurrency=CONCURRENCY)
+    docs = reader.load_data(pdf)
+    assert all(d.metadata["ocr_status"] == "ok" for d in docs)
+    return [int(d.metadata["page_start"]) for d in docs]
+
+
+def test_slow_head_page_does_not_stop_later_pages(
+    board: Switchboard, head_server: FakeOCRServer, pdf: Path
+) -> None:
+    head_server.reset_stats()
+    board.current = holder = HeadHolder(others=PAGES - 5)
+    assert load(head_server, pdf) == list(range(1, PAGES + 1))
+    # with `concurrency` 2, the requests for 35 later pages went out while page 1 was pending
+    assert holder.tries == 1
+    assert holder.seen_while_pending == [PAGES - 5]
+    assert head_server.max_in_flight >= CONCURRENCY
+
+
+def test_retries_of_one_page_do_not_block_others(
+    board: Switchboard, head_server: FakeOCRServer, pdf: Path
+) -> None:
+    head_server.reset_stats()
+    board.current = holder = HeadHolder(others=12, loops=2)
+    assert load(head_server, pdf) == list(range(1, PAGES + 1))
+    # page 1 looped twice and was retried; 12 later pages were sent during each of its tries
+    assert holder.tries == 3
+    assert holder.seen_while_pending == [12, 12, 12]
+    assert len(head_server.requests) == PAGES + 2
+
+
+def test_workload_lengths_follow_the_real_outputs(raw_outputs: Path) -> None:
+    counts = fixture_token_counts(raw_outputs)
+    clean = sorted(n for name, n in counts.items() if "repetition-loop" not in name)
+    assert tuple(clean) == RAW_OUTPUT_TOKENS
+    spec = Workload(spread=0.0, slow_every=0)
+    assert {page_tokens(spec, crc) for crc in range(200)} == set(RAW_OUTPUT_TOKENS)
+
+
+def test_saturation_reads_the_server_records(tmp_path: Path) -> None:
+    """Busy slot-time over slots, against the span: one slot, two sequential requests."""
+    path = tmp_path / "two.pdf"
+    doc = pymupdf.open()
+    for i in range(2):
+        doc.new_page().insert_text((72, 100), f"Page {i + 1}", fontsize=24)
+    doc.save(path)
+    responder = workload_responder(Workload(loop_every=0))
+    with FakeOCRServer(responder, slots=1, service_time=0.05) as srv:
+        DeepSeekOCRReader(base_url=srv.base_url, mode="pages", concurrency=2).load_data(path)
+        sat = saturation(srv.requests, 1)
+    assert sat.requests == 2
+    assert sat.peak_in_flight == 2
+    assert sat.best >= 0.1
+    assert 0 < sat.share <= 1
