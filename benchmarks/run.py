@@ -419,6 +419,26 @@ def encode_alternatives(pdf: Path, pages: int = 30) -> dict[str, tuple[float, fl
     return out
 
 
+def baseline_request(png: bytes) -> dict[str, Any]:
+    """The request a hand-written client sends for one page (the baselines' request)."""
+    url = "data:image/png;base64," + base64.b64encode(png).decode()
+    return {
+        "model": "deepseek-ai/DeepSeek-OCR",
+        "temperature": 0,
+        "max_tokens": 4000,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": url}},
+                    {"type": "text", "text": "<|grounding|>Convert the document to markdown."},
+                ],
+            }
+        ],
+        "extra_body": {"skip_special_tokens": False},
+    }
+
+
 def naive_loop(pdf: Path, url: str, pages: int) -> tuple[float, float]:
     """The seed example: render a page, send it, wait, next page (sync ``openai`` client)."""
     from openai import OpenAI
@@ -429,26 +449,7 @@ def naive_loop(pdf: Path, url: str, pages: int) -> tuple[float, float]:
     peak = 0
     for i in range(pages):
         png = doc[i].get_pixmap(dpi=144).tobytes("png")
-        client.chat.completions.create(
-            model="deepseek-ai/DeepSeek-OCR",
-            temperature=0,
-            max_tokens=4000,
-            messages=[
-                {
-                    "role": "user",
-                    "content": [  # type: ignore[list-item,misc]
-                        {
-                            "type": "image_url",
-                            "image_url": {
-                                "url": "data:image/png;base64," + base64.b64encode(png).decode()
-                            },
-                        },
-                        {"type": "text", "text": "<|grounding|>Convert the document to markdown."},
-                    ],
-                }
-            ],
-            extra_body={"skip_special_tokens": False},
-        )
+        client.chat.completions.create(**baseline_request(png))
         peak = max(peak, psutil.Process().memory_info().rss)
     return pages / (time.perf_counter() - start), peak / 2**20
 
@@ -477,30 +478,7 @@ def render_all_then_send(pdf: Path, url: str, pages: int) -> tuple[float, float]
         async def one(img: Any) -> None:
             buf = io.BytesIO()
             img.save(buf, format="PNG")
-            await client.chat.completions.create(
-                model="deepseek-ai/DeepSeek-OCR",
-                temperature=0,
-                max_tokens=4000,
-                messages=[
-                    {
-                        "role": "user",
-                        "content": [  # type: ignore[list-item,misc]
-                            {
-                                "type": "image_url",
-                                "image_url": {
-                                    "url": "data:image/png;base64,"
-                                    + base64.b64encode(buf.getvalue()).decode()
-                                },
-                            },
-                            {
-                                "type": "text",
-                                "text": "<|grounding|>Convert the document to markdown.",
-                            },
-                        ],
-                    }
-                ],
-                extra_body={"skip_special_tokens": False},
-            )
+            await client.chat.completions.create(**baseline_request(buf.getvalue()))
 
         await asyncio.gather(*(one(img) for img in images))
         await client.close()
