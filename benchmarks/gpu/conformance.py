@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
-import io
 import json
 import os
 import random
@@ -209,131 +207,39 @@ def make_inputs(work: Path, doc_pages: int) -> dict[str, Path]:
     return files
 
 
-# --- the library, with fallbacks --------------------------------------------------------------
+# --- the library: its own rendering and request building -------------------------------------
 
-USED: dict[str, str] = {}
-
-
-def _imp(name: str, *modules: str) -> Any:
-    """``name`` from the first of ``modules`` that has it (the package's layout moves)."""
-    from importlib import import_module
-
-    errors = []
-    for mod in modules:
-        try:
-            obj = getattr(import_module(mod), name)
-            USED[name] = f"{mod}.{name}"
-            return obj
-        except (ImportError, AttributeError) as exc:
-            errors.append(f"{mod}: {exc}")
-    raise ImportError(f"{name} not found ({'; '.join(errors)})")
+USED: dict[str, str] = {
+    "render": "ocr_loaders._rendering.raster.open_document(...).render(n, RenderSettings())",
+    "request": "ocr_loaders._engines.openai_compat.build_request",
+}
 
 
 def lib_pages(path: Path) -> list[Any]:
     """PageImages exactly as the library renders them (PyMuPDF 144 dpi, pixel cap)."""
+    from ocr_loaders import RenderSettings
+    from ocr_loaders._rendering.raster import open_document
+    from ocr_loaders._sources import resolve_inputs
+
+    doc = open_document(resolve_inputs([str(path)])[0])
     try:
-        settings_cls = _imp(
-            "RenderSettings", "ocr_loaders", "ocr_loaders._rendering.raster", "ocr_loaders.render"
-        )
-        resolve = _imp("resolve_inputs", "ocr_loaders._sources", "ocr_loaders.sources")
-        opener = _imp(
-            "open_document",
-            "ocr_loaders._rendering.raster",
-            "ocr_loaders._sources",
-            "ocr_loaders.sources",
-        )
-        src = resolve([str(path)])[0]
-        doc = opener(src)
-        try:
-            pages = [doc.render(n, settings_cls()) for n in range(1, doc.page_count + 1)]
-        finally:
-            doc.close()
-        USED["render"] = f"{USED['open_document']}(...).render(n, RenderSettings())"
-        return pages
-    except ImportError as exc:
-        USED["render"] = f"fallback (import failed: {exc})"
-        return _fallback_pages(path)
+        return [doc.render(n, RenderSettings()) for n in range(1, doc.page_count + 1)]
+    finally:
+        doc.close()
 
 
-def _fallback_pages(path: Path) -> list[Any]:
-    from types import SimpleNamespace
+def vision_tokens(w: int, h: int) -> int:
+    from ocr_loaders import vision_tokens as vt
 
-    import pymupdf
-    from PIL import Image
-
-    out = []
-    if path.suffix == ".pdf":
-        doc = pymupdf.open(path)
-        for page in doc:
-            pix = page.get_pixmap(matrix=pymupdf.Matrix(2, 2), alpha=False)
-            out.append(
-                SimpleNamespace(
-                    image=pix.tobytes("png"),
-                    mime="image/png",
-                    image_width=pix.width,
-                    image_height=pix.height,
-                )
-            )
-        return out
-    img = Image.open(path).convert("RGB")
-    if img.width * img.height > 4_000_000:
-        s = (4_000_000 / (img.width * img.height)) ** 0.5 * 0.999
-        img = img.resize((int(img.width * s), int(img.height * s)))
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return [
-        SimpleNamespace(
-            image=buf.getvalue(), mime="image/png", image_width=img.width, image_height=img.height
-        )
-    ]
-
-
-def vision_tokens(w: int, h: int) -> int | None:
-    try:
-        from ocr_loaders import vision_tokens as vt
-
-        return int(vt(w, h))
-    except ImportError:
-        return None
+    return int(vt(w, h))
 
 
 def lib_request(page: Any, max_model_len: int, max_tokens: int | None = None) -> dict[str, Any]:
     """``chat.completions.create`` kwargs as the library builds them."""
-    try:
-        from ocr_loaders._engines.openai_compat import EndpointSettings, Guard, build_request
+    from ocr_loaders._engines.openai_compat import EndpointSettings, Guard, build_request
 
-        s = EndpointSettings(
-            base_urls=(ARGS.base_url,), model=ARGS.model, max_model_len=max_model_len
-        )
-        USED["request"] = "ocr_loaders._engines.openai_compat.build_request"
-        return build_request(
-            page, s, "vllm", s.prompt, Guard(s.ngram_size, s.window_size), max_tokens
-        )
-    except ImportError as exc:
-        USED["request"] = f"fallback (import failed: {exc})"
-        uri = f"data:{page.mime};base64,{base64.b64encode(page.image).decode()}"
-        return {
-            "model": ARGS.model,
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "image_url", "image_url": {"url": uri}},
-                        {"type": "text", "text": PROMPT},
-                    ],
-                }
-            ],
-            "temperature": 0,
-            "max_tokens": max_tokens if max_tokens is not None else max_model_len - 1000,
-            "extra_body": {
-                "skip_special_tokens": False,
-                "vllm_xargs": {
-                    "ngram_size": 30,
-                    "window_size": 90,
-                    "whitelist_token_ids": [128821, 128822],
-                },
-            },
-        }
+    s = EndpointSettings(base_urls=(ARGS.base_url,), model=ARGS.model, max_model_len=max_model_len)
+    return build_request(page, s, "vllm", s.prompt, Guard(s.ngram_size, s.window_size), max_tokens)
 
 
 def wire_body(kwargs: dict[str, Any]) -> dict[str, Any]:

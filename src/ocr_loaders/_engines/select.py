@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from .._errors import ConfigError
 from .base import Engine
 
 if TYPE_CHECKING:  # the options sit above the engines; only their type is needed here
@@ -23,6 +24,8 @@ def make_engine(options: LoaderOptions) -> Engine:
         s = options.endpoint
         llm_options = dict(options.vllm_options)
         max_len = llm_options.pop("max_model_len", s.max_model_len)
+        if not isinstance(max_len, int):
+            raise ConfigError(f"vllm_options max_model_len must be an int, got {max_len!r}")
         inprocess: Engine = _inprocess_engine(
             InProcessSettings(
                 model=s.model,
@@ -32,7 +35,7 @@ def make_engine(options: LoaderOptions) -> Engine:
                 ngram_size=s.ngram_size,
                 window_size=s.window_size,
                 whitelist_token_ids=s.whitelist_token_ids,
-                max_model_len=int(str(max_len)),
+                max_model_len=max_len,
                 llm_options=tuple(llm_options.items()),
             )
         )
