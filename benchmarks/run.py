@@ -680,10 +680,21 @@ def main() -> None:
 
     results["total_seconds"] = time.perf_counter() - t0
     (work / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    DOC_OUT.write_text(report(results), encoding="utf-8")
+    old = DOC_OUT.read_text(encoding="utf-8") if DOC_OUT.exists() else ""
+    DOC_OUT.write_text(keep_other_sections(report(results), old), encoding="utf-8")
     write_section(section(under_variance, "python benchmarks/variance.py"))
     print(f"wrote {DOC_OUT} and {PLOT_OUT} in {results['total_seconds']:.0f} s", flush=True)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def keep_other_sections(new: str, old: str) -> str:
+    """``new`` plus the sections of ``old`` that other benchmarks wrote (a ``## `` heading
+    that ``new`` does not have), in their order: this script owns only its own sections."""
+    own = {line for line in new.splitlines() if line.startswith("## ")}
+    kept = [
+        "## " + part for part in old.split("\n## ")[1:] if "## " + part.splitlines()[0] not in own
+    ]
+    return "\n\n".join([new.rstrip("\n"), *(k.rstrip("\n") for k in kept)]) + "\n"
 
 
 def report(r: dict[str, Any]) -> str:

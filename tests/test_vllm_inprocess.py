@@ -303,3 +303,70 @@ def test_engine_vllm_option_builds_one_shared_engine(monkeypatch: pytest.MonkeyP
     assert first.settings.max_model_len == 4096 and first.settings.llm_options == ()
     with pytest.raises(ConfigError, match="engine must be"):
         LoaderOptions.from_kwargs(engine="sglang")
+
+
+def test_a_failed_start_is_tried_once_and_every_waiting_page_gets_its_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On the H200, vLLM's engine process died at start; each of the 16 pages in flight then
+    built ``vllm.LLM`` again, for 9 minutes. One failed build now fails every page at once."""
+    from ocr_loaders import EngineError
+    from ocr_loaders._engines import vllm_inprocess
+
+    builds: list[InProcessSettings] = []
+
+    def failing_build(settings: InProcessSettings) -> tuple[StandInLLM, int]:
+        builds.append(settings)
+        raise RuntimeError("Engine core initialization failed")
+
+    monkeypatch.setattr(vllm_inprocess, "check_vllm_available", lambda: None)
+    monkeypatch.setattr(vllm_inprocess, "build_llm", failing_build)
+    eng = VLLMEngine(InProcessSettings(max_batch=4), sampling=sampling)  # type: ignore[arg-type]
+
+    async def main() -> list[BaseException | object]:
+        pages = (eng.recognize(page_image(n)) for n in range(1, 9))
+        return list(await asyncio.gather(*pages, return_exceptions=True))
+
+    outcomes = asyncio.run(main())
+    assert len(builds) == 1
+    assert all(isinstance(o, EngineError) for o in outcomes)
+    assert all("Engine core initialization failed" in str(o) for o in outcomes)
+
+
+def test_the_gpu_check_asks_vllm_not_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asking ``torch.cuda`` for devices initialises CUDA here, and the engine process vLLM
+    then forks cannot use the GPU; the check goes through vLLM's NVML-based platform."""
+    import importlib.util
+    import sys
+    import types
+
+    from ocr_loaders._engines import vllm_inprocess
+
+    class Platform:
+        gpu = True
+
+        def is_cuda_alike(self) -> bool:
+            return self.gpu
+
+    class NoTorch(types.ModuleType):
+        def __getattr__(self, name: str) -> object:
+            raise AssertionError(f"torch.{name} was used by the GPU check")
+
+    platform = Platform()
+    platforms = types.ModuleType("vllm.platforms")
+    platforms.current_platform = platform  # type: ignore[attr-defined]
+    vllm = types.ModuleType("vllm")
+    vllm.platforms = platforms  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vllm", vllm)
+    monkeypatch.setitem(sys.modules, "vllm.platforms", platforms)
+    monkeypatch.setitem(sys.modules, "torch", NoTorch("torch"))
+    real_find_spec = importlib.util.find_spec
+
+    def with_vllm(name: str, *args: object) -> object:
+        return object() if name == "vllm" else real_find_spec(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(vllm_inprocess.importlib.util, "find_spec", with_vllm)
+    vllm_inprocess.check_vllm_available()  # a GPU: no error, torch untouched
+    platform.gpu = False
+    with pytest.raises(ConfigError, match="needs a CUDA GPU"):
+        vllm_inprocess.check_vllm_available()

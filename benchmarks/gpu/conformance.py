@@ -592,11 +592,11 @@ async def section_d(files: dict[str, Path]) -> None:
 
 PATCH = (
     "import dataclasses, sys\n"
-    "import ocr_loaders._engines.openai_compat as oc\n"
-    "_orig = oc.max_tokens_for\n"
+    "import ocr_loaders._engines.wire as wire\n"
+    "_orig = wire.max_tokens_for\n"
     "def _patched(page, settings, prompt):\n"
     "    return _orig(page, dataclasses.replace(settings, max_model_len={n}), prompt)\n"
-    "oc.max_tokens_for = _patched\n"
+    "wire.max_tokens_for = _patched\n"
     "from ocr_loaders._cli import main\n"
     "sys.argv = ['ocr-loaders'] + sys.argv[1:]\n"
     "main()\n"
@@ -703,8 +703,11 @@ async def section_f(files: dict[str, Path]) -> None:
         "note": "dummy (random) weights; output capped by max_tokens; engine=OpenAICompatEngine "
         "with output_retries=0, dialect vllm; pages pre-rendered (render cost separate)",
     }
-    orig = oc.max_tokens_for
-    oc.max_tokens_for = lambda page, settings, prompt: ARGS.fixed_max_tokens
+    # build_request (ocr_loaders._engines.wire) sizes max_tokens: patched there
+    import ocr_loaders._engines.wire as wire
+
+    orig = wire.max_tokens_for
+    wire.max_tokens_for = lambda *_args: ARGS.fixed_max_tokens
     try:
         settings = oc.EndpointSettings(
             base_urls=(ARGS.base_url,),
@@ -775,7 +778,7 @@ async def section_f(files: dict[str, Path]) -> None:
             save()
         await engine.aclose()
     finally:
-        oc.max_tokens_for = orig
+        wire.max_tokens_for = orig
     REPORT["f_throughput"] = res
     save()
 

@@ -98,18 +98,24 @@ class InProcessSettings:
 
 
 def check_vllm_available() -> None:
-    """Fail early, and clearly, where vLLM or a GPU is missing."""
+    """Fail early, and clearly, where vLLM or a GPU is missing.
+
+    The GPU is looked for through vLLM's platform detection (NVML), never through
+    ``torch.cuda``: asking torch for its devices initialises CUDA in this process, after which
+    the engine process vLLM forks cannot use the GPU ("Cannot re-initialize CUDA in forked
+    subprocess", seen on the H200 run).
+    """
     if importlib.util.find_spec("vllm") is None:
         raise ConfigError(
             "engine='vllm' runs DeepSeek-OCR in this process and needs vLLM: "
             "pip install 'ocr-loaders[vllm]' (Linux, NVIDIA GPU). Or serve the model and set "
             "base_url, or leave both unset for the embedded CPU engine."
         )
-    import torch  # vLLM depends on it
+    from vllm.platforms import current_platform
 
-    if not torch.cuda.is_available():
+    if not current_platform.is_cuda_alike():
         raise ConfigError(
-            "engine='vllm' needs a CUDA GPU, and this process sees none "
+            "engine='vllm' needs a CUDA GPU, and vLLM sees none "
             "(check CUDA_VISIBLE_DEVICES and the driver)"
         )
 
@@ -201,6 +207,7 @@ class VLLMEngine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._worker: asyncio.Task[None] | None = None
         self._build_lock = asyncio.Lock()
+        self._build_error: EngineError | None = None
         self.batch_sizes: list[int] = []
         """Pages in each ``generate`` call so far, in order."""
 
@@ -252,10 +259,14 @@ class VLLMEngine:
             self._build_lock = asyncio.Lock()
 
     async def _ensure_llm(self) -> None:
+        """Build ``vllm.LLM`` on first use. A build that failed is not tried again by every
+        waiting page (each try costs minutes and GPU memory): they all get its error."""
         self._bind_loop()
         if self._llm is not None:
             return
         async with self._build_lock:
+            if self._build_error is not None:
+                raise self._build_error
             if self._llm is None:
                 log.info("ocr_loaders: starting vLLM in this process (model %s)", self.model)
                 try:
@@ -263,7 +274,8 @@ class VLLMEngine:
                         build_llm, self.settings
                     )
                 except Exception as exc:
-                    raise EngineError(f"vLLM could not start {self.model}: {exc}") from exc
+                    self._build_error = EngineError(f"vLLM could not start {self.model}: {exc}")
+                    raise self._build_error from exc
 
     async def _submit(self, page: PageImage, prompt: str, guard: Guard) -> Answer:
         job = _Job(page, prompt, guard, asyncio.get_running_loop().create_future())
