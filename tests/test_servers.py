@@ -16,10 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from openai import OpenAI
 from PIL import Image
 
 from ocr_loaders import DeepSeekOCRReader, _tokens
-from ocr_loaders._defaults import FREE_PROMPT, GROUNDING_PROMPT
+from ocr_loaders._defaults import DEFAULT_MODEL, FREE_PROMPT, GROUNDING_PROMPT
 from ocr_loaders._engines.settings import EndpointSettings
 from ocr_loaders._engines.wire import (
     Guard,
@@ -29,7 +30,13 @@ from ocr_loaders._engines.wire import (
     prompt_token_bound,
     sglang_ngram_processor,
 )
-from ocr_loaders.testing import FakeOCRServer, RecordedRequest, data_url, grid_responder
+from ocr_loaders.testing import (
+    FakeOCRServer,
+    RecordedRequest,
+    data_url,
+    grid_responder,
+    static_responder,
+)
 from ocr_loaders.testing.__main__ import build_parser
 from ocr_loaders.testing.versions import CONTEXT_STYLES, ContextStyle, processor_error
 
@@ -375,3 +382,70 @@ def test_fake_clamps_silently_as_real_vllm_026_does() -> None:
     verdict = judge_context("vllm-0.26", 4096, real["prompt_tokens"], 11, real["max_tokens_sent"])
     assert verdict.error is None
     assert verdict.effective_max_tokens == real["completion_tokens"]
+
+
+REAL_RUN4 = REAL_VLLM.with_name("conformance-run4-fixed-client.json")
+
+
+def _a4_messages() -> list[dict[str, object]]:
+    """The A4 request of the real run: an image of 1190x1684 px and the grounding prompt."""
+    buf = io.BytesIO()
+    Image.new("RGB", (1190, 1684), "white").save(buf, "PNG")
+    image = {"type": "image_url", "image_url": {"url": data_url(buf.getvalue())}}
+    return [{"role": "user", "content": [image, {"type": "text", "text": GROUNDING_PROMPT}]}]
+
+
+def test_fake_counts_prompt_tokens_as_the_real_vllm_026_server_did() -> None:
+    """``/tokenize`` and ``usage.prompt_tokens`` for the same requests as on the H200: the A4
+    page with the grounding prompt (913 tokens), and the prompt alone, piece by piece."""
+    real = json.loads(REAL_RUN4.read_text())["tokenize"]
+    with FakeOCRServer(static_responder("x"), max_model_len=4096) as server:
+        root = server.base_url.removesuffix("/v1")
+        page = httpx.post(f"{root}/tokenize", json={"messages": _a4_messages()}).json()
+        text = httpx.post(
+            f"{root}/tokenize",
+            json={
+                "messages": [{"role": "user", "content": GROUNDING_PROMPT}],
+                "return_token_strs": True,
+            },
+        ).json()
+        usage = OpenAI(base_url=server.base_url, api_key="x").chat.completions.create(
+            model=DEFAULT_MODEL,
+            messages=_a4_messages(),
+            max_tokens=8,  # type: ignore[arg-type]
+        )
+    assert page["count"] == real["a4_multimodal"]["count"] == 913
+    assert page["max_model_len"] == 4096 and page["tokens"][:2] == [0, 128815]
+    assert text["count"] == real["text_only_prompt"]["count"]
+    assert text["token_strs"] == real["text_only_prompt"]["token_strs"]
+    assert usage.usage is not None and usage.usage.prompt_tokens == 913
+
+
+def test_fake_metrics_count_tokens_and_finish_reasons_as_vllm_does() -> None:
+    """The counters a real vLLM 0.26 exposes (``results/``, run 2), kept by the fake: tokens in
+    and out, answers by finish reason; nothing running when idle (the scrape is not counted)."""
+    with FakeOCRServer(static_responder("word " * 50), max_model_len=4096) as server:
+        client = OpenAI(base_url=server.base_url, api_key="x")
+        answers = [
+            client.chat.completions.create(
+                model=DEFAULT_MODEL,
+                messages=_a4_messages(),  # type: ignore[arg-type]
+                max_tokens=limit,
+            )
+            for limit in (500, 5)
+        ]
+        metrics = httpx.get(server.base_url.removesuffix("/v1") + "/metrics").text
+
+    def value(name: str) -> float:
+        line = next(x for x in metrics.splitlines() if x.startswith(name))
+        return float(line.rsplit(" ", 1)[1])
+
+    assert value("vllm:num_requests_running") == 0
+    assert value("vllm:prompt_tokens_total") == sum(
+        a.usage.prompt_tokens for a in answers if a.usage
+    )
+    assert value("vllm:generation_tokens_total") == sum(
+        a.usage.completion_tokens for a in answers if a.usage
+    )
+    assert value('vllm:request_success_total{finished_reason="stop"') == 1
+    assert value('vllm:request_success_total{finished_reason="length"') == 1

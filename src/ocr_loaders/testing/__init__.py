@@ -12,9 +12,11 @@ so it is as strict as the real servers about requests::
 
 ``POST /v1/chat/completions`` takes exactly one user message holding one ``image_url`` part (a
 base64 ``data:`` URL of a PNG, JPEG or WebP) and text. It answers a ``chat.completion`` whose
-``usage.prompt_tokens`` is ``1 (BOS) + count_tokens(prompt) + vision_tokens(w, h, model)`` for
-the image it received (:func:`expected_prompt_tokens`; a leading ``<image>\\n`` is not
-counted), and whose ``completion_tokens`` counts the raw answer (tags included). The answer is
+``usage.prompt_tokens`` is what a real vLLM counts for the image it received: BOS,
+``vision_tokens(w, h, model)``, the ``\\n`` after the image and the prompt
+(:func:`expected_prompt_tokens`; DeepSeek's prompts are counted exactly, other text closely, see
+:mod:`.tokenizer`; vLLM's ``POST /tokenize`` answers the same count), and whose
+``completion_tokens`` counts the raw answer (tags included). The answer is
 cut at ``max_tokens`` tokens with ``finish_reason="length"``; without ``max_tokens`` the budget
 is the rest of the context. Unless ``skip_special_tokens`` is ``False`` the grounding tags are
 removed from the content, as vLLM's default does. ``stream: true`` is supported (SSE, with a

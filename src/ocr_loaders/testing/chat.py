@@ -11,17 +11,18 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .._defaults import DEFAULT_MODEL
-from .._tokens import count_tokens, text_encoder, vision_tokens
+from .._tokens import text_encoder, vision_tokens
 from . import dialects
 from .capacity import Capacity
 from .faults import FAULT_HEADER, Fault, FaultPicker, parse_fault
 from .plumbing import Dropped, Handler, HTTPError, client_gone
 from .recording import RequestLog, Trace
 from .responders import OCRReply, OCRRequest, Responder
+from .tokenizer import SPECIAL_TAGS, prompt_text_tokens
 from .validation import ChatRules, ValidRequest, api_error, check_sampling, validate_chat
 from .versions import judge_context
 
-SPECIAL_TOKENS = ("<|ref|>", "<|/ref|>", "<|det|>", "<|/det|>", "<|grounding|>")
+SPECIAL_TOKENS = SPECIAL_TAGS
 """Grounding tags; DeepSeek-OCR's tokenizer marks them special, so vLLM's default
 ``skip_special_tokens=True`` removes them from the text (labels and boxes stay)."""
 EOS_TEXT = "<｜end▁of▁sentence｜>"
@@ -36,12 +37,12 @@ _STATUS_FAULTS = {
 
 
 def expected_prompt_tokens(width: int, height: int, prompt: str, model: str = DEFAULT_MODEL) -> int:
-    """``usage.prompt_tokens`` the fake server reports: BOS + prompt text + vision tokens.
+    """``usage.prompt_tokens`` the fake server reports: BOS + vision tokens + the ``\\n`` after
+    the image + the prompt, as a real vLLM server counts them (:mod:`.tokenizer`).
 
-    ``prompt`` is the text part without a leading ``<image>\\n``; text is counted with
-    tiktoken ``cl100k_base`` (the project's stand-in for DeepSeek's tokenizer).
+    ``prompt`` is the text part without a leading ``<image>\\n``.
     """
-    return 1 + count_tokens(prompt) + vision_tokens(width, height, model)
+    return 1 + prompt_text_tokens(prompt) + vision_tokens(width, height, model)
 
 
 def strip_special_tokens(text: str) -> str:
@@ -142,7 +143,7 @@ class ChatRoute:
 
         valid, body = validate_chat(settings, h.headers.get("Content-Type", ""), raw_body, trace)
         vis = vision_tokens(valid.info.width, valid.info.height, valid.model)
-        prompt_tokens = 1 + count_tokens(valid.prompt) + vis
+        prompt_tokens = 1 + prompt_text_tokens(valid.prompt) + vis
         trace.fields.update(vision_tokens=vis, prompt_tokens=prompt_tokens)
         text_tokens = prompt_tokens - vis + 1  # vLLM counts the unexpanded <image> as one
         verdict = judge_context(

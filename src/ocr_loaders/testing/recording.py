@@ -146,6 +146,7 @@ class RequestLog:
         self._seq = 0
         self._script_base = 0
         self._served = 0
+        self._totals: dict[str, int] = {}
 
     def begin(self) -> tuple[int, FaultPicker, int]:
         """Number a new request: ``(seq, fault picker, the seq the fault script counts from)``."""
@@ -160,6 +161,16 @@ class RequestLog:
             self._records.append(record)
             if record.status == 200:
                 self._served += 1
+                self._add_totals(record)
+
+    def _add_totals(self, record: RecordedRequest) -> None:
+        totals = self._totals
+        for key, value in (
+            ("prompt_tokens", record.prompt_tokens),
+            ("generation_tokens", record.completion_tokens),
+            (f"finished:{record.finish_reason or 'stop'}", 1),
+        ):
+            totals[key] = totals.get(key, 0) + value
 
     @property
     def faults(self) -> FaultPlan:
@@ -179,6 +190,7 @@ class RequestLog:
             self._seq = 0
             self._script_base = 0
             self._served = 0
+            self._totals = {}
             self._picker = FaultPicker(self._faults, self._seed)
 
     @property
@@ -192,6 +204,13 @@ class RequestLog:
         """Requests numbered so far (counting ones still in progress)."""
         with self._lock:
             return self._seq
+
+    @property
+    def totals(self) -> dict[str, int]:
+        """What vLLM's ``/metrics`` counters count over answered requests: ``prompt_tokens``,
+        ``generation_tokens`` and ``finished:<reason>`` (a copy)."""
+        with self._lock:
+            return dict(self._totals)
 
     @property
     def served(self) -> int:

@@ -1,16 +1,20 @@
 """The fake server's routes other than chat completions: health, models, version, metrics,
-SGLang's info routes, the API-key check, and the fake's own ``/_fake/stats``."""
+vLLM's ``/tokenize``, SGLang's info routes, the API-key check, and the fake's own
+``/_fake/stats``."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .._tokens import model_family
+from .._tokens import model_family, vision_tokens
 from . import dialects
+from .images import DataURLError, ImageError, ImageInfo, decode_data_url, sniff_image
 from .plumbing import Handler
 from .recording import RecordedRequest, RequestLog
+from .tokenizer import tokenize
 from .validation import ChatRules
 from .versions import server_version
 
@@ -95,6 +99,9 @@ class InfoRoutes:
                 h.send_json(200, {"reset": True})
             else:
                 h.send_json(200, self._fake_stats())
+            return
+        if server.flavor == "vllm" and path == "/tokenize" and method == "POST":
+            self._tokenize(h)
             return
         if method == "POST" and path == "/ping":  # SageMaker-style, both servers
             h.read_body()
@@ -222,11 +229,81 @@ class InfoRoutes:
         ]
 
     def _metrics(self) -> str:
+        """vLLM's Prometheus text: the gauges and counters clients read (the real server has
+        many more). Without simulated slots, "running" is every HTTP request in flight but this
+        scrape, which the real server does not count either."""
         server = self._server
         name = server.models[0]
-        running = server.slots_busy if server.slots is not None else server.in_flight
-        return (
-            f'vllm:num_requests_running{{model_name="{name}"}} {float(running)}\n'
-            f'vllm:num_requests_waiting{{model_name="{name}"}} {float(server.queued)}\n'
-            f'vllm:request_success_total{{model_name="{name}"}} {float(self._log.served)}\n'
+        running = server.slots_busy if server.slots is not None else max(0, server.in_flight - 1)
+        totals = self._log.totals
+        label = f'model_name="{name}"'
+        lines = [
+            f"vllm:num_requests_running{{{label}}} {float(running)}",
+            f"vllm:num_requests_waiting{{{label}}} {float(server.queued)}",
+            f"vllm:prompt_tokens_total{{{label}}} {float(totals.get('prompt_tokens', 0))}",
+            f"vllm:generation_tokens_total{{{label}}} {float(totals.get('generation_tokens', 0))}",
+        ]
+        for reason in ("stop", "length", "abort"):
+            count = float(totals.get(f"finished:{reason}", 0))
+            lines.append(
+                f'vllm:request_success_total{{finished_reason="{reason}",{label}}} {count}'
+            )
+        return "\n".join(lines) + "\n"
+
+    def _tokenize(self, h: Handler) -> None:
+        """vLLM's ``POST /tokenize``: ``{"model", "messages" | "prompt", "return_token_strs"}``
+        -> ``count``, ``max_model_len``, ``tokens`` (and ``token_strs`` when asked)."""
+        server = self._server
+        try:
+            body = json.loads(h.read_body() or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            model = body.get("model") or server.models[0]
+            if model not in server.models:
+                h.send_json(
+                    404,
+                    dialects.error_body(
+                        "vllm", dialects.model_not_found(model), "NotFoundError", 404, "model"
+                    ),
+                )
+                return
+            prompt, image = _tokenize_input(body)
+        except (ValueError, DataURLError, ImageError) as exc:
+            h.send_json(400, dialects.error_body("vllm", str(exc), "BadRequestError", 400))
+            return
+        vis = None if image is None else vision_tokens(image.width, image.height, model)
+        ids, strs = tokenize(prompt, vis)
+        if body.get("add_special_tokens") is False:
+            ids, strs = ids[1:], strs[1:]
+        h.send_json(
+            200,
+            {
+                "count": len(ids),
+                "max_model_len": server.max_model_len,
+                "tokens": ids,
+                "token_strs": strs if body.get("return_token_strs") else None,
+            },
         )
+
+
+def _tokenize_input(body: dict[str, Any]) -> tuple[str, ImageInfo | None]:
+    """The prompt text and the image (its size) of a ``/tokenize`` body."""
+    if "prompt" in body:
+        return str(body["prompt"]), None
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("either 'prompt' or 'messages' is required")
+    text: list[str] = []
+    image: ImageInfo | None = None
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            text.append(content)
+            continue
+        for part in content if isinstance(content, list) else []:
+            if part.get("type") == "text":
+                text.append(str(part.get("text", "")))
+            elif part.get("type") == "image_url":
+                _, data = decode_data_url(str(part.get("image_url", {}).get("url", "")))
+                image = sniff_image(data)
+    return "".join(text), image
