@@ -680,8 +680,13 @@ def main() -> None:
 
     results["total_seconds"] = time.perf_counter() - t0
     (work / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    from inspector import kept_section  # measured by benchmarks/inspector.py, kept as is
+
+    inspector = kept_section()
     DOC_OUT.write_text(report(results), encoding="utf-8")
     write_section(section(under_variance, "python benchmarks/variance.py"))
+    if inspector:
+        DOC_OUT.write_text(DOC_OUT.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + inspector)
     print(f"wrote {DOC_OUT} and {PLOT_OUT} in {results['total_seconds']:.0f} s", flush=True)
     shutil.rmtree(work, ignore_errors=True)
 

@@ -7,6 +7,7 @@ and say why. Reports open from ``file://``, as users open them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import pymupdf
 import pytest
 
 from ocr_loaders._grounding import format_grounded
+from ocr_loaders._inspect import write_inspector
 from ocr_loaders._model import Block, scale_box
 from ocr_loaders.testing import FakeOCRServer, OCRReply, OCRRequest, static_responder
 
@@ -312,3 +314,56 @@ def test_malicious_ocr_output_executes_nothing(tmp_path: Path, open_report: Any)
     assert page.errors == []
     policy = page.get_attribute("meta[http-equiv='Content-Security-Policy']", "content")
     assert "script-src 'sha256-" in policy and "unsafe-inline" not in policy
+
+
+def big_outputs(root: Path, pages: int) -> Path:
+    """What ``convert --html`` writes for a ``pages``-page PDF, made directly (no OCR run):
+    small pages, three blocks each, one chunk per page."""
+    pdf = root / "big.pdf"
+    doc = pymupdf.open()
+    for n in range(1, pages + 1):
+        doc.new_page(width=200, height=260).insert_text((20, 40), f"page {n}", fontsize=12)
+    doc.save(pdf)
+    out = root / "out"
+    (out / "big").mkdir(parents=True)
+    boxes = [[20.0, 20.0, 180.0, 50.0], [20.0, 60.0, 180.0, 150.0], [20.0, 160.0, 180.0, 240.0]]
+    details, layouts, chunks = [], [], []
+    for n in range(1, pages + 1):
+        details.append({"page": n, "status": "ok", "compression_ratio": 1.5, "risk": "fine"})
+        blocks = [
+            {"order": i, "label": "text", "text": f"block {i} of page {n}", "boxes": [b]}
+            for i, b in enumerate(boxes)
+        ]
+        layouts.append(
+            json.dumps({"page": n, "label": str(n), "width": 200, "height": 260, "blocks": blocks})
+        )
+        regions = [{"page": n, "label": "text", "bbox": b} for b in boxes]
+        meta = {"file_path": str(pdf), "chunk_index": n - 1, "page_start": n, "page_end": n}
+        meta["regions"] = json.dumps(regions)
+        chunks.append(json.dumps({"id": f"c{n}", "text": f"chunk of page {n}", "metadata": meta}))
+    digest = hashlib.sha256(pdf.read_bytes()).hexdigest()
+    stats = {"source": str(pdf), "doc_hash": digest, "pages_detail": details}
+    (out / "big.stats.json").write_text(json.dumps(stats))
+    (out / "big.jsonl").write_text("\n".join(chunks) + "\n")
+    (out / "big" / "pages.jsonl").write_text("\n".join(layouts) + "\n")
+    return out
+
+
+def test_a_long_document_loads_page_images_lazily(tmp_path: Path, open_report: Any) -> None:
+    out = big_outputs(tmp_path, 400)
+    (html_path,) = write_inspector(out)
+    assert len(list((out / "big" / "pages").iterdir())) == 400
+    page = open_report(html_path, height=900)
+    assert page.eval_on_selector_all(".box", "els => els.length") == 1200
+    requested = "() => document.querySelectorAll('#pages img[src]').length"
+    assert 1 <= page.evaluate(requested) <= 40  # the first screens only
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#page-400 img');"
+        " return i.getAttribute('src') && i.complete && i.naturalWidth > 0; }"
+    )
+    assert page.evaluate(requested) <= 80  # the pages in between were never requested
+    page.click(".chunk[data-chunk='199']")
+    lit = page.eval_on_selector_all(".box.hl", "els => els.map(e => e.dataset.page)")
+    assert lit == ["200"] * 3
+    assert page.errors == []

@@ -124,6 +124,9 @@ async def convert(
                 )
                 current = None
             elif isinstance(item, DocumentFailed):
+                if layout is not None:
+                    layout.close()
+                    layout = None
                 done.failures.append(Failure(item.source, _reason(item.error)))
                 reporter.error(f"error: {item.error}")
                 if options.on_error == "raise":
