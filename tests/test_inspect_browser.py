@@ -341,6 +341,9 @@ def big_outputs(root: Path, pages: int) -> Path:
         meta = {"file_path": str(pdf), "chunk_index": n - 1, "page_start": n, "page_end": n}
         meta["regions"] = json.dumps(regions)
         chunks.append(json.dumps({"id": f"c{n}", "text": f"chunk of page {n}", "metadata": meta}))
+    details[2] |= {"compression_ratio": 24.0, "risk": "lossy"}  # page 3
+    details[6] |= {"status": "truncated", "error": "finish_reason length"}  # page 7
+    details[8] |= {"status": "failed", "error": "server error"}  # page 9
     digest = hashlib.sha256(pdf.read_bytes()).hexdigest()
     stats = {"source": str(pdf), "doc_hash": digest, "pages_detail": details}
     (out / "big.stats.json").write_text(json.dumps(stats))
@@ -355,6 +358,13 @@ def test_a_long_document_loads_page_images_lazily(tmp_path: Path, open_report: A
     assert len(list((out / "big" / "pages").iterdir())) == 400
     page = open_report(html_path, height=900)
     assert page.eval_on_selector_all(".box", "els => els.length") == 1200
+    # the summary: counts by status, flagged pages worst first
+    counts = page.eval_on_selector_all(
+        "#status-counts .count", "els => els.map(e => e.textContent)"
+    )
+    assert {"ok: 398", "truncated: 1", "failed: 1", "risk lossy: 1"} <= set(counts)
+    flagged = page.eval_on_selector_all("#flagged button", "els => els.map(e => e.textContent)")
+    assert flagged == ["page 9: failed", "page 7: truncated", "page 3: lossy"]
     requested = "() => document.querySelectorAll('#pages img[src]').length"
     assert 1 <= page.evaluate(requested) <= 40  # the first screens only
     page.evaluate("window.scrollTo(0, document.body.scrollHeight)")

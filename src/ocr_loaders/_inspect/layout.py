@@ -85,7 +85,8 @@ def layout_line(layout: PageLayout) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def _bbox(value: Any) -> BBox:
+def as_bbox(value: Any) -> BBox:
+    """Four numbers as a box (``TypeError``/``ValueError`` if they are not)."""
     x0, y0, x1, y1 = (float(v) for v in value)
     return (x0, y0, x1, y1)
 
@@ -99,7 +100,7 @@ def parse_layout(line: str) -> PageLayout:
                 int(b["order"]),
                 str(b["label"]),
                 str(b["text"]),
-                tuple(_bbox(x) for x in b["boxes"]),
+                tuple(as_bbox(x) for x in b["boxes"]),
             )
             for b in data["blocks"]
         )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._model import BBox
-from .layout import LaidBlock, PageLayout, rounded
+from .layout import LaidBlock, PageLayout, as_bbox, rounded
 
 FLAG_ORDER = ("failed", "truncated", "lossy", "low coverage", "at risk")
 """Why a page is flagged, worst first; the summary lists flagged pages in this order."""
@@ -49,10 +49,7 @@ def _regions(meta: Mapping[str, Any]) -> list[tuple[int, str, BBox]]:
     raw = meta.get("regions", "[]")
     try:
         items = json.loads(raw) if isinstance(raw, str) else raw
-        return [
-            (int(r["page"]), str(r["label"]), rounded(tuple(float(v) for v in r["bbox"])))  # type: ignore[arg-type]
-            for r in items
-        ]
+        return [(int(r["page"]), str(r["label"]), rounded(as_bbox(r["bbox"]))) for r in items]
     except (ValueError, TypeError, KeyError):
         return []
 
