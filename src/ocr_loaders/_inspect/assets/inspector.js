@@ -243,7 +243,7 @@
     });
     if (firstChunk) { firstChunk.scrollIntoView({ block: "nearest" }); }
     var head = "Page " + p.page + ", " + (box.order === null ? "" : "block " + box.order + ", ") + box.label;
-    showDetail(head, "box " + box.bbox.map(function (v) { return v.toFixed(1); }).join(", ") + " pt",
+    showDetail(head, "box [" + box.bbox.map(function (v) { return v.toFixed(1); }).join(", ") + "] (page units)",
       box.text || "(text not kept: see the chunk)", box.chunks);
   }
 
