@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ._config import LoaderOptions
     from ._engines.base import Engine, PageHook
     from ._estimate import Estimate, estimate
+    from ._inspect import write_inspector
     from ._pipeline import DocumentFailed, DocumentFinished, DocumentStarted, Pipeline
     from ._rendering.raster import RenderSettings
     from ._stats import Totals
@@ -54,6 +55,7 @@ _LAZY = {
     "PageHook": "_engines.base",
     "Estimate": "_estimate",
     "estimate": "_estimate",
+    "write_inspector": "_inspect",
     "DocumentFailed": "_pipeline",
     "DocumentFinished": "_pipeline",
     "DocumentStarted": "_pipeline",
@@ -116,4 +118,5 @@ __all__ = [
     "parse_grounded",
     "to_markdown",
     "vision_tokens",
+    "write_inspector",
 ]

@@ -27,6 +27,7 @@ from .._errors import ConfigError, InputError, OCRLoadersError
 from .._estimate import DEFAULT_PAGES_PER_SECOND, Estimate, estimate_options
 from .._figures import figure_options
 from .convert import Converted, convert
+from .inspector import inspect_command
 from .outputs import stats_dict
 from .report import estimate_summary, estimate_table, setup_logging, stats_table
 
@@ -186,6 +187,10 @@ def convert_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the run's stats as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    html: Annotated[
+        bool,
+        typer.Option("--html", help="Also write OUT/<stem>.html, the visual inspector."),
+    ] = False,
 ) -> None:
     """Convert documents to markdown, JSONL chunks and stats, one set per input."""
     probe = Console(stderr=True)
@@ -220,7 +225,9 @@ def convert_command(
             raise typer.Exit(EXIT_USAGE)
         output.mkdir(parents=True, exist_ok=True)
         figures = figure_options(images)
-        done = asyncio.run(convert(paths, output, options, console, quiet=quiet, figures=figures))
+        done = asyncio.run(
+            convert(paths, output, options, console, quiet=quiet, figures=figures, html=html)
+        )
     except (InputError, ConfigError) as exc:
         _fail(console, exc, debug)
         raise typer.Exit(EXIT_USAGE) from None
@@ -237,6 +244,9 @@ def convert_command(
     if done.fatal is not None:
         _fail(console, done.fatal, debug)
     raise typer.Exit(exit_status(done))
+
+
+app.command("inspect")(inspect_command)
 
 
 def _fail(console: Console, exc: BaseException, debug: bool) -> None:

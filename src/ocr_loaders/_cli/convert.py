@@ -18,6 +18,7 @@ from .._config import LoaderOptions
 from .._errors import InputError, OCRLoadersError
 from .._estimate import resolve_each
 from .._figures import FigureFolder, FigureOptions
+from .._inspect import LayoutWriter, layout_path, write_report
 from .._model import PageResult, SourceInfo
 from .._pipeline import DocumentFailed, DocumentFinished, DocumentStarted
 from .._records import Record
@@ -61,9 +62,12 @@ async def convert(
     *,
     quiet: bool,
     figures: FigureOptions = CLI_FIGURES,
+    html: bool = False,
 ) -> Converted:
-    """Convert ``paths`` into ``out_dir`` (see :mod:`ocr_loaders._cli.outputs`)."""
+    """Convert ``paths`` into ``out_dir`` (see :mod:`ocr_loaders._cli.outputs`); with ``html``
+    also keep every page's blocks and write the inspector, ``OUT/<stem>.html``."""
     done = Converted()
+    layout: LayoutWriter | None = None
     sources, missing = await asyncio.to_thread(resolve_each, paths)
     for m in missing:
         done.failures.append(Failure(m.source, m.reason))
@@ -83,9 +87,13 @@ async def convert(
         async for item in run.items(sources):
             if isinstance(item, DocumentStarted):
                 current = DocOutput(out_dir, item.info, safe_stem(item.info.file_name, taken))
+                if html:
+                    layout = LayoutWriter(layout_path(out_dir, current.stem))
             elif isinstance(item, PageResult):
                 assert current is not None
                 current.page(item)
+                if layout is not None:
+                    layout.add(item.page)
                 reporter.page(item.stats)
                 if item.page.status == "failed":
                     reason = item.page.error or "failed"
@@ -96,6 +104,17 @@ async def convert(
             elif isinstance(item, DocumentFinished):
                 assert current is not None
                 current.finish(item.totals)
+                if layout is not None:
+                    layout.close()
+                    layout = None
+                    page = await asyncio.to_thread(
+                        write_report,
+                        out_dir,
+                        current.stem,
+                        password=options.password,
+                        trusted_hash=True,
+                    )
+                    reporter.line(f"{item.info.source}: inspector -> {page}")
                 done.documents.append((current.stem, item.info.source, item.totals))
                 t = item.totals
                 reporter.line(
@@ -105,6 +124,9 @@ async def convert(
                 )
                 current = None
             elif isinstance(item, DocumentFailed):
+                if layout is not None:
+                    layout.close()
+                    layout = None
                 done.failures.append(Failure(item.source, _reason(item.error)))
                 reporter.error(f"error: {item.error}")
                 if options.on_error == "raise":
@@ -113,6 +135,8 @@ async def convert(
         done.fatal = exc
     finally:
         reporter.close()
+        if layout is not None:
+            layout.close()
         if current is not None:  # stopped mid-document: keep what is done, marked partial
             done.partial = current.pages > 0
             current.abandon()
