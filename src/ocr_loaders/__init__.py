@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from ._config import LoaderOptions
     from ._engines.base import Engine, PageHook
     from ._estimate import Estimate, estimate
+    from ._folder_index import SyncPlan, SyncReport
+    from ._index_langchain import HashingEmbeddings, sync_folder_langchain
+    from ._index_llamaindex import ChunkNodes, HashingEmbedding, sync_folder_llamaindex
     from ._pipeline import DocumentFailed, DocumentFinished, DocumentStarted, Pipeline
     from ._rendering.raster import RenderSettings
     from ._stats import Totals
@@ -60,6 +63,13 @@ _LAZY = {
     "Pipeline": "_pipeline",
     "RenderSettings": "_rendering.raster",
     "Totals": "_stats",
+    "SyncPlan": "_folder_index",
+    "SyncReport": "_folder_index",
+    "ChunkNodes": "_index_llamaindex",
+    "HashingEmbedding": "_index_llamaindex",
+    "sync_folder_llamaindex": "_index_llamaindex",
+    "HashingEmbeddings": "_index_langchain",
+    "sync_folder_langchain": "_index_langchain",
 }
 """Imported on first use, so ``import ocr_loaders`` stays light (no PyMuPDF, no framework)."""
 
@@ -76,6 +86,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Block",
     "Chunk",
+    "ChunkNodes",
     "ChunkOptions",
     "Chunker",
     "ConfigError",
@@ -92,6 +103,8 @@ __all__ = [
     "Engine",
     "EngineError",
     "Estimate",
+    "HashingEmbedding",
+    "HashingEmbeddings",
     "InputError",
     "InputNotFoundError",
     "LoaderOptions",
@@ -108,12 +121,16 @@ __all__ = [
     "RawPage",
     "Region",
     "RenderSettings",
+    "SyncPlan",
+    "SyncReport",
     "Totals",
     "UnreadableInputError",
     "UnsupportedInputError",
     "chunk_pages",
     "estimate",
     "parse_grounded",
+    "sync_folder_langchain",
+    "sync_folder_llamaindex",
     "to_markdown",
     "vision_tokens",
 ]

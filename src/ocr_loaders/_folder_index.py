@@ -1,0 +1,153 @@
+"""Keeping a vector store in sync with a folder: what changed, framework-neutral and pure.
+
+A folder's state is ``{file_path: doc_hash}`` (the resolved path, as chunk metadata has it,
+and the sha256 of the bytes); an index's state is what its chunks' metadata say. The plan
+compares the two: files to OCR (new or changed), files whose chunks go (changed or removed),
+files left alone. The framework helpers (``_index_llamaindex``, ``_index_langchain``) read the
+index's state from the frameworks' own records and carry the plan out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._errors import InputNotFoundError, UnreadableInputError
+from ._sources import DocumentSource, _folder_files, hash_source
+from ._stats import Totals
+
+Metadata = Mapping[str, object]
+
+KEY_NAMESPACE = uuid.UUID("5d3f7a52-8f0e-4c41-9a57-2b0c9f1e6a10")
+"""Namespace of the store keys (:func:`store_key`); fixed, so keys never change."""
+
+
+def scan_folder(folder: str | Path) -> dict[str, str]:
+    """``{resolved file path: sha256}`` of the PDFs and images under ``folder``.
+
+    The same walk as a load of the folder (recursive, hidden entries skipped, PDF and image
+    suffixes only). An empty folder is a folder whose files were all removed: ``{}``.
+    """
+    root = Path(folder).expanduser()
+    if not root.exists():
+        raise InputNotFoundError("no such folder", path=str(folder))
+    if not root.is_dir():
+        raise UnreadableInputError("not a folder: index a folder of files", path=str(folder))
+    state: dict[str, str] = {}
+    for path in _folder_files(root):
+        try:
+            state[str(path.resolve())] = hash_source(DocumentSource(str(path), path))
+        except OSError as exc:
+            raise UnreadableInputError(f"cannot read it: {exc}", path=str(path)) from exc
+    return state
+
+
+def indexed_files(metadatas: Iterable[Metadata]) -> dict[str, frozenset[str]]:
+    """``{file_path: doc hashes}`` of the chunks an index holds (from their metadata).
+
+    More than one hash for a file means an earlier sync stopped half-way; such a file is
+    planned as changed, so its chunks are rebuilt. Chunks without the two keys are ignored.
+    """
+    found: dict[str, set[str]] = {}
+    for meta in metadatas:
+        path, digest = meta.get("file_path"), meta.get("doc_hash")
+        if isinstance(path, str) and isinstance(digest, str):
+            found.setdefault(path, set()).add(digest)
+    return {path: frozenset(hashes) for path, hashes in found.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPlan:
+    """Which files to OCR and which files' chunks to drop, each sorted by path."""
+
+    added: tuple[str, ...]
+    """In the folder, not in the index: OCR them."""
+    updated: tuple[str, ...]
+    """In both with other bytes: OCR them, drop their old chunks."""
+    removed: tuple[str, ...]
+    """In the index, gone from the folder: drop their chunks."""
+    skipped: tuple[str, ...]
+    """Unchanged: no request, no write."""
+
+    @property
+    def to_load(self) -> tuple[str, ...]:
+        """The files to OCR: new and changed ones."""
+        return tuple(sorted(self.added + self.updated))
+
+    @property
+    def unchanged(self) -> bool:
+        """Nothing to do at all."""
+        return not (self.added or self.updated or self.removed)
+
+
+def plan_sync(current: Mapping[str, str], indexed: Mapping[str, frozenset[str]]) -> SyncPlan:
+    """Compare a folder's state with an index's (see :func:`indexed_files`)."""
+    added = sorted(p for p in current if p not in indexed)
+    updated = sorted(p for p in current if p in indexed and indexed[p] != {current[p]})
+    skipped = sorted(p for p in current if p in indexed and indexed[p] == {current[p]})
+    removed = sorted(p for p in indexed if p not in current)
+    return SyncPlan(tuple(added), tuple(updated), tuple(removed), tuple(skipped))
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What one sync did: the plan's files, what failed, and the store operations."""
+
+    plan: SyncPlan
+    failed: tuple[str, ...] = ()
+    """Files to OCR that gave no chunk (unreadable; listed in ``stats.failures``). Their old
+    chunks are dropped; the next sync tries them again."""
+    written: int = 0
+    """Chunks and figures written to the vector store."""
+    deleted: int = 0
+    """Chunks and figures deleted from it (LangChain counts them exactly; LlamaIndex counts the
+    documents its docstore dropped)."""
+    stats: Totals | None = None
+    """Totals of the OCR run (``None`` when nothing needed OCR): pages, requests, failures."""
+
+    @property
+    def added(self) -> tuple[str, ...]:
+        return self.plan.added
+
+    @property
+    def updated(self) -> tuple[str, ...]:
+        return self.plan.updated
+
+    @property
+    def removed(self) -> tuple[str, ...]:
+        return self.plan.removed
+
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        return self.plan.skipped
+
+    def summary(self) -> str:
+        """One line: ``added 1, updated 1, removed 1, skipped 2 files; 9 written, 6 deleted``."""
+        failed = f", {len(self.failed)} failed" if self.failed else ""
+        return (
+            f"added {len(self.added)}, updated {len(self.updated)}, "
+            f"removed {len(self.removed)}, skipped {len(self.skipped)} files{failed}; "
+            f"{self.written} written, {self.deleted} deleted"
+        )
+
+
+def loaded_files(metadatas: Iterable[Metadata]) -> set[str]:
+    """The ``file_path`` values of loaded chunks: the files that gave at least one."""
+    return {str(m["file_path"]) for m in metadatas if "file_path" in m}
+
+
+def store_key(chunk_id: str, text: str, metadata: Metadata) -> str:
+    """A UUID for a chunk in a vector store: the same chunk id, text and metadata give the same
+    key on every run; any change gives a new one. Stores such as Qdrant take only UUIDs (or
+    integers) as ids, so the chunk id itself cannot be the key."""
+    body = json.dumps([chunk_id, text, dict(metadata)], sort_keys=True, default=str)
+    return str(uuid.uuid5(KEY_NAMESPACE, hashlib.sha256(body.encode()).hexdigest()))
+
+
+def node_key(chunk_id: str) -> str:
+    """A UUID naming the store node of a LlamaIndex chunk (its docstore tracks the content)."""
+    return str(uuid.uuid5(KEY_NAMESPACE, chunk_id))
