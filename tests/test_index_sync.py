@@ -18,7 +18,14 @@ import pymupdf
 import pytest
 
 from ocr_loaders import ConfigError, InputNotFoundError
-from ocr_loaders._folder_index import indexed_files, plan_sync, scan_folder, store_key
+from ocr_loaders._folder_index import (
+    crop_options,
+    indexed_files,
+    plan_sync,
+    prune_crops,
+    scan_folder,
+    store_key,
+)
 from ocr_loaders._hash_embedding import hashed_vector
 from ocr_loaders.testing import FakeOCRServer, OCRReply, OCRRequest
 
@@ -173,6 +180,28 @@ def test_indexed_files_and_scan(tmp_path: Path) -> None:
         scan_folder(tmp_path / "nowhere")
 
 
+def test_each_sync_crops_into_its_own_folder_and_unlinked_ones_go(tmp_path: Path) -> None:
+    options = {"images": "files", "images_dir": str(tmp_path / "crops"), "dpi": 100}
+    first = plan_sync({"/x/a.pdf": "1", "/y/a.pdf": "2"}, {})
+    second = plan_sync({"/x/a.pdf": "1", "/y/a.pdf": "3"}, {"/x/a.pdf": frozenset({"1"})})
+    one = crop_options(options, first, {"/x/a.pdf": "1", "/y/a.pdf": "2"})
+    two = crop_options(options, second, {"/x/a.pdf": "1", "/y/a.pdf": "3"})
+    assert one["dpi"] == 100 and Path(one["images_dir"]).parent == tmp_path / "crops"
+    assert Path(one["images_dir"]).name.startswith("sync-")
+    assert one["images_dir"] != two["images_dir"]  # /y/a.pdf's new crops never overwrite /x's
+    assert crop_options({"images": "inline"}, first, {}) == {"images": "inline"}
+    for made in (one, two):
+        Path(made["images_dir"]).mkdir(parents=True)
+        (Path(made["images_dir"]) / "a-p1-0.png").write_bytes(b"png")
+    (tmp_path / "crops" / "mine").mkdir()
+    linked = [{"image_path": str(Path(two["images_dir"]) / "a-p1-0.png")}, {"page": 0}]
+    assert prune_crops(options, linked) == 1
+    assert sorted(p.name for p in (tmp_path / "crops").iterdir()) == sorted(
+        ["mine", Path(two["images_dir"]).name]
+    )
+    assert prune_crops({"images": "none"}, []) == 0
+
+
 def test_stand_in_embedding_and_store_keys() -> None:
     one = hashed_vector("the granite map of alder")
     assert len(one) == 256 and abs(sum(v * v for v in one) - 1.0) < 1e-9
@@ -314,7 +343,18 @@ def test_llamaindex_folder_sync_with_qdrant(
         similarity_top_k=1,
     )
     hit = store.vector_store.query(query).nodes[0]
-    assert hit.ref_doc_id == target.ref_doc_id and Path(hit.image_path).is_file()
+    assert hit.ref_doc_id == target.ref_doc_id
+    assert all(Path(n.image_path).is_file() for n in figures)  # unchanged files' crops kept
+    assert len(list((tmp_path / "crops").glob("sync-*"))) == 2
+
+    # the last files of the first sync go: their crop folder goes with them
+    (folder / "a.pdf").unlink()
+    (folder / "d.pdf").unlink()
+    last = sync_folder_llamaindex(folder, store.pipeline, persist_dir=persist, **options)
+    assert len(last.removed) == 2 and last.stats is None
+    assert len(list((tmp_path / "crops").glob("sync-*"))) == 1
+    left = points(store.client, store.collection)
+    assert {p.payload["file_name"] for p in left} == {"b.pdf", "e.pdf"}
     assert isinstance(store.pipeline, IngestionPipeline)
 
 
@@ -444,3 +484,38 @@ def test_langchain_folder_sync_with_qdrant(
     target = next(d for d in figures if d.metadata["file_name"] == "e.pdf")
     hit = store.similarity_search(target.page_content, k=1)[0]
     assert hit.metadata["image_path"] == target.metadata["image_path"]
+    assert len(list((tmp_path / "crops").glob("sync-*"))) == 2
+
+    (folder / "a.pdf").unlink()
+    (folder / "d.pdf").unlink()
+    last = sync_folder_langchain(folder, store, records, **options)
+    assert len(last.removed) == 2 and last.stats is None and last.written == 0
+    assert len(list((tmp_path / "crops").glob("sync-*"))) == 1
+    left = points(client, "docs")
+    assert {p.payload["metadata"]["file_name"] for p in left} == {"b.pdf", "e.pdf"}
+    assert last.deleted == len(now) - len(left)
+    assert sorted(p.id for p in left) == sorted(records.list_keys())
+
+
+def test_a_file_that_cannot_be_read_is_reported_and_tried_again(
+    tmp_path: Path, qdrant: Any, ocr_server: FakeOCRServer
+) -> None:
+    from ocr_loaders import sync_folder_langchain
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    write_pdf(folder / "good.pdf", "golf file")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.7\n")  # a header and nothing else
+    store, records = lc_store(qdrant, tmp_path)
+    options = {**OPTIONS, "base_url": ocr_server.base_url}
+    first = sync_folder_langchain(folder, store, records, **options)
+    assert first.failed == (path_of(folder, "broken.pdf"),)
+    assert first.stats is not None and len(first.stats.failures) == 1
+    assert "1 failed" in first.summary()
+    stored = {p.payload["metadata"]["file_name"] for p in points(qdrant, "docs")}
+    assert stored == {"good.pdf"}
+    ocr_server.reset_stats()
+    again = sync_folder_langchain(folder, store, records, **options)
+    assert again.added == (path_of(folder, "broken.pdf"),) and again.failed == again.added
+    assert again.skipped == (path_of(folder, "good.pdf"),)
+    assert chats(ocr_server) == [] and again.written == 0

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ._errors import InputNotFoundError, UnreadableInputError
 from ._sources import DocumentSource, _folder_files, hash_source
@@ -151,3 +153,47 @@ def store_key(chunk_id: str, text: str, metadata: Metadata) -> str:
 def node_key(chunk_id: str) -> str:
     """A UUID naming the store node of a LlamaIndex chunk (its docstore tracks the content)."""
     return str(uuid.uuid5(KEY_NAMESPACE, chunk_id))
+
+
+CROPS_PREFIX = "sync-"
+
+
+def crop_options(
+    options: Mapping[str, Any], plan: SyncPlan, current: Mapping[str, str]
+) -> dict[str, Any]:
+    """Loader options for one sync: with ``images="files"``, the crops of this sync's files go
+    to a folder of their own under ``images_dir`` (``sync-<digest of the files' hashes>``).
+
+    Crop names are unique within one load only (``<stem>-p<page>-<k>.png``); a later sync
+    loading ``x.pdf`` from another folder would otherwise overwrite the crops of an unchanged
+    ``x.pdf`` that the store still links.
+    """
+    out = dict(options)
+    if out.get("images") != "files" or out.get("images_dir") is None:
+        return out
+    pairs = "\n".join(f"{p}\t{current[p]}" for p in plan.to_load)
+    digest = hashlib.sha256(pairs.encode()).hexdigest()[:16]
+    out["images_dir"] = str(Path(str(out["images_dir"])) / f"{CROPS_PREFIX}{digest}")
+    return out
+
+
+def prune_crops(options: Mapping[str, Any], current: Iterable[Metadata]) -> int:
+    """Remove the ``sync-*`` crop folders under ``images_dir`` that no current figure links
+    (those of changed and removed files); the number removed. Nothing else is touched."""
+    if options.get("images") != "files" or options.get("images_dir") is None:
+        return 0
+    root = Path(str(options["images_dir"])).resolve()
+    if not root.is_dir():
+        return 0
+    linked: set[Path] = set()
+    for meta in current:
+        image = meta.get("image_path")
+        if isinstance(image, str):
+            parents = Path(image).resolve().parents
+            linked.update(p for p in parents if p.parent == root)
+    removed = 0
+    for folder in root.glob(f"{CROPS_PREFIX}*"):
+        if folder.is_dir() and folder.resolve() not in linked:
+            shutil.rmtree(folder)
+            removed += 1
+    return removed

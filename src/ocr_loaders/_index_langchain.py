@@ -16,9 +16,11 @@ from typing import Any
 
 from ._folder_index import (
     SyncReport,
+    crop_options,
     indexed_files,
     loaded_files,
     plan_sync,
+    prune_crops,
     scan_folder,
     store_key,
 )
@@ -99,9 +101,9 @@ def sync_folder_langchain(
             ``chunk_size``, ...). Change them and the chunks change: run a full re-index.
     """
     record_manager.create_schema()
-    plan = plan_sync(
-        scan_folder(folder), indexed_files(_indexed_metadata(vector_store, record_manager))
-    )
+    state = scan_folder(folder)
+    indexed = _indexed_metadata(vector_store, record_manager)
+    plan = plan_sync(state, indexed_files(indexed))
     if plan.unchanged:
         return SyncReport(plan)
 
@@ -110,7 +112,7 @@ def sync_folder_langchain(
     docs: list[Document] = []
     stats = None
     if plan.to_load:
-        loader = DeepSeekOCRLoader(list(plan.to_load), **options)
+        loader = DeepSeekOCRLoader(list(plan.to_load), **crop_options(options, plan, state))
         docs = loader.load()
         stats = loader.last_stats
     got = loaded_files(d.metadata for d in docs)
@@ -127,6 +129,10 @@ def sync_folder_langchain(
         )
         written, deleted = result["num_added"] + result["num_updated"], result["num_deleted"]
     deleted += _drop(vector_store, record_manager, plan.removed + failed)
+    kept = set(plan.skipped)
+    prune_crops(
+        options, [m for m in indexed if m.get("file_path") in kept] + [d.metadata for d in docs]
+    )
     return SyncReport(plan, failed=failed, written=written, deleted=deleted, stats=stats)
 
 

@@ -18,10 +18,12 @@ from typing import Any
 from ._errors import ConfigError
 from ._folder_index import (
     SyncReport,
+    crop_options,
     indexed_files,
     loaded_files,
     node_key,
     plan_sync,
+    prune_crops,
     scan_folder,
 )
 from ._hash_embedding import DIM, hashed_vector
@@ -132,7 +134,8 @@ def sync_folder_llamaindex(
     docstore = pipeline.docstore
     assert docstore is not None
     before = docstore.docs
-    plan = plan_sync(scan_folder(folder), indexed_files(n.metadata for n in before.values()))
+    state = scan_folder(folder)
+    plan = plan_sync(state, indexed_files(n.metadata for n in before.values()))
     if plan.unchanged:
         return SyncReport(plan)
 
@@ -141,7 +144,7 @@ def sync_folder_llamaindex(
     fresh: list[BaseNode] = []
     stats = None
     if plan.to_load:
-        reader = DeepSeekOCRReader(**options)
+        reader = DeepSeekOCRReader(**crop_options(options, plan, state))
         fresh = list(reader.load_data(list(plan.to_load)))
         stats = reader.last_stats
     kept = set(plan.skipped)
@@ -150,6 +153,7 @@ def sync_folder_llamaindex(
     after = docstore.get_all_document_hashes().values()
     if persist_dir is not None:
         pipeline.persist(str(persist_dir))
+    prune_crops(options, (n.metadata for n in current))
     got = loaded_files(n.metadata for n in fresh)
     return SyncReport(
         plan,
