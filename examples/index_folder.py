@@ -26,7 +26,7 @@ from ocr_loaders import SyncReport
 
 
 def show(report: SyncReport, folder: Path) -> None:
-    for what in ("added", "updated", "removed", "skipped"):
+    for what in ("added", "updated", "removed", "skipped", "copies"):
         for path in getattr(report, what):
             print(f"{what:8} {Path(path).relative_to(folder.resolve())}")
     for path in report.failed:

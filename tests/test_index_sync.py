@@ -157,6 +157,20 @@ def test_plan_sorts_files_into_added_updated_removed_skipped() -> None:
     assert plan_sync({"/a": "1"}, {"/a": frozenset({"1", "0"})}).updated == ("/a",)
 
 
+def test_copies_are_indexed_once_where_chunk_ids_decide() -> None:
+    same = {"/x": "h", "/y": "h", "/z": "k"}
+    fresh = plan_sync(same, {}, one_per_content=True)
+    assert (fresh.added, fresh.copies) == (("/x", "/z"), ("/y",))
+    assert plan_sync(same, {}).added == ("/x", "/y", "/z")  # LangChain keys see the path too
+    # the store then holds /x (and /z): nothing to do, /y stays a copy
+    indexed = {"/x": frozenset({"h"}), "/z": frozenset({"k"})}
+    again = plan_sync(same, indexed, one_per_content=True)
+    assert again.unchanged and again.copies == ("/y",) and again.to_load == ()
+    # the indexed one goes: its copy is indexed in its place
+    gone = plan_sync({"/y": "h"}, {"/x": frozenset({"h"})}, one_per_content=True)
+    assert (gone.added, gone.removed, gone.copies) == (("/y",), ("/x",), ())
+
+
 def test_indexed_files_and_scan(tmp_path: Path) -> None:
     metas = [
         {"file_path": "/a", "doc_hash": "1"},
@@ -519,3 +533,24 @@ def test_a_file_that_cannot_be_read_is_reported_and_tried_again(
     assert again.added == (path_of(folder, "broken.pdf"),) and again.failed == again.added
     assert again.skipped == (path_of(folder, "good.pdf"),)
     assert chats(ocr_server) == [] and again.written == 0
+
+
+def test_identical_files_are_read_once_with_llamaindex(
+    tmp_path: Path, qdrant: Any, ocr_server: FakeOCRServer
+) -> None:
+    from ocr_loaders import sync_folder_llamaindex
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    data = write_pdf(folder / "report.pdf", "hotel file").read_bytes()
+    (folder / "report (1).pdf").write_bytes(data)  # the same download, twice
+    store = llama_store(qdrant)
+    options = {**OPTIONS, "base_url": ocr_server.base_url}
+    ocr_server.reset_stats()
+    first = sync_folder_llamaindex(folder, store.pipeline, **options)
+    assert first.copies == (path_of(folder, "report.pdf"),)
+    assert first.added == (path_of(folder, "report (1).pdf"),)
+    assert len(chats(ocr_server)) == 1
+    again = sync_folder_llamaindex(folder, store.pipeline, **options)
+    assert again.plan.unchanged and len(chats(ocr_server)) == 1
+    assert {p.payload["file_name"] for p in points(qdrant, "docs")} == {"report (1).pdf"}

@@ -74,6 +74,9 @@ class SyncPlan:
     """In the index, gone from the folder: drop their chunks."""
     skipped: tuple[str, ...]
     """Unchanged: no request, no write."""
+    copies: tuple[str, ...] = ()
+    """Byte-for-byte copies of another file of the folder, indexed once under that file's path
+    (only where chunk ids decide identity: LlamaIndex). No request, no write."""
 
     @property
     def to_load(self) -> tuple[str, ...]:
@@ -86,13 +89,32 @@ class SyncPlan:
         return not (self.added or self.updated or self.removed)
 
 
-def plan_sync(current: Mapping[str, str], indexed: Mapping[str, frozenset[str]]) -> SyncPlan:
-    """Compare a folder's state with an index's (see :func:`indexed_files`)."""
-    added = sorted(p for p in current if p not in indexed)
-    updated = sorted(p for p in current if p in indexed and indexed[p] != {current[p]})
+def plan_sync(
+    current: Mapping[str, str],
+    indexed: Mapping[str, frozenset[str]],
+    *,
+    one_per_content: bool = False,
+) -> SyncPlan:
+    """Compare a folder's state with an index's (see :func:`indexed_files`).
+
+    ``one_per_content``: chunk ids come from the bytes alone, so two identical files give the
+    same ids and a store keyed by them holds one copy. Then a file whose bytes are indexed (or
+    about to be) under another current path is a copy, not a file to OCR on every run. Only a
+    file not yet indexed can be a copy; an indexed one that changed is ``updated``.
+    """
     skipped = sorted(p for p in current if p in indexed and indexed[p] == {current[p]})
+    updated = sorted(p for p in current if p in indexed and p not in skipped)
+    owner = {current[p]: p for p in skipped + updated}
+    added: list[str] = []
+    copies: list[str] = []
+    for path in sorted(p for p in current if p not in indexed):
+        if one_per_content and current[path] in owner:
+            copies.append(path)
+        else:
+            owner.setdefault(current[path], path)
+            added.append(path)
     removed = sorted(p for p in indexed if p not in current)
-    return SyncPlan(tuple(added), tuple(updated), tuple(removed), tuple(skipped))
+    return SyncPlan(tuple(added), tuple(updated), tuple(removed), tuple(skipped), tuple(copies))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +149,14 @@ class SyncReport:
     def skipped(self) -> tuple[str, ...]:
         return self.plan.skipped
 
+    @property
+    def copies(self) -> tuple[str, ...]:
+        return self.plan.copies
+
     def summary(self) -> str:
         """One line: ``added 1, updated 1, removed 1, skipped 2 files; 9 written, 6 deleted``."""
         failed = f", {len(self.failed)} failed" if self.failed else ""
+        failed += f", {len(self.copies)} copies" if self.copies else ""
         return (
             f"added {len(self.added)}, updated {len(self.updated)}, "
             f"removed {len(self.removed)}, skipped {len(self.skipped)} files{failed}; "

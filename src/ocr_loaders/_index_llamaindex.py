@@ -135,7 +135,8 @@ def sync_folder_llamaindex(
     assert docstore is not None
     before = docstore.docs
     state = scan_folder(folder)
-    plan = plan_sync(state, indexed_files(n.metadata for n in before.values()))
+    indexed = indexed_files(n.metadata for n in before.values())
+    plan = plan_sync(state, indexed, one_per_content=True)
     if plan.unchanged:
         return SyncReport(plan)
 
