@@ -554,3 +554,18 @@ def test_identical_files_are_read_once_with_llamaindex(
     again = sync_folder_llamaindex(folder, store.pipeline, **options)
     assert again.plan.unchanged and len(chats(ocr_server)) == 1
     assert {p.payload["file_name"] for p in points(qdrant, "docs")} == {"report (1).pdf"}
+
+
+def test_sync_helpers_name_the_extra_when_a_framework_is_missing() -> None:
+    from .test_optional_imports import run
+
+    done = run("""
+        from ocr_loaders import SyncReport  # framework-free
+        for name in ("sync_folder_llamaindex", "sync_folder_langchain"):
+            try:
+                __import__("ocr_loaders", fromlist=[name]).__getattribute__(name)
+            except ImportError as exc:
+                print(exc)
+    """)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("pip install 'ocr-loaders[index]'") == 2

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ._engines.base import Engine, PageHook
     from ._estimate import Estimate, estimate
     from ._folder_index import SyncPlan, SyncReport
-    from ._index_langchain import HashingEmbeddings, sync_folder_langchain
+    from ._index_langchain import HashingEmbeddings, document_key, sync_folder_langchain
     from ._index_llamaindex import ChunkNodes, HashingEmbedding, sync_folder_llamaindex
     from ._pipeline import DocumentFailed, DocumentFinished, DocumentStarted, Pipeline
     from ._rendering.raster import RenderSettings
@@ -69,6 +69,7 @@ _LAZY = {
     "HashingEmbedding": "_index_llamaindex",
     "sync_folder_llamaindex": "_index_llamaindex",
     "HashingEmbeddings": "_index_langchain",
+    "document_key": "_index_langchain",
     "sync_folder_langchain": "_index_langchain",
 }
 """Imported on first use, so ``import ocr_loaders`` stays light (no PyMuPDF, no framework)."""
@@ -127,6 +128,7 @@ __all__ = [
     "UnreadableInputError",
     "UnsupportedInputError",
     "chunk_pages",
+    "document_key",
     "estimate",
     "parse_grounded",
     "sync_folder_langchain",
