@@ -146,3 +146,38 @@ def test_serving_scripts_carry_the_recipe_flags() -> None:
         assert flag in sglang
     for script in ("serve_vllm.sh", "serve_sglang.sh"):
         assert subprocess.run(["bash", "-n", str(EXAMPLES / script)], check=False).returncode == 0
+
+
+@pytest.mark.parametrize("framework", [[], ["--langchain"]], ids=["llamaindex", "langchain"])
+def test_index_folder_example(
+    framework: list[str],
+    server: FakeOCRServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from .conftest import make_pdf
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "sample.pdf").write_bytes((EXAMPLES / "data" / "sample.pdf").read_bytes())
+    args = [str(folder), str(tmp_path / "store"), *framework]
+    script = EXAMPLES / "index_folder.py"
+
+    out = run_script(script, args, server.base_url, tmp_path, monkeypatch, capsys)
+    assert "added    sample.pdf" in out
+    assert "added 1, updated 0, removed 0, skipped 0 files" in out
+    assert "OCR: 3 pages, 3 requests" in out
+    assert "- sample.pdf p.1 [" in out  # the filter on page 0 finds the first page
+
+    out = run_script(script, args, server.base_url, tmp_path, monkeypatch, capsys)
+    assert "skipped  sample.pdf" in out and "0 written, 0 deleted" in out
+    assert "OCR:" not in out  # nothing read again
+
+    make_pdf(folder / "notes.pdf", 1)
+    (folder / "sample.pdf").unlink()
+    out = run_script(script, args, server.base_url, tmp_path, monkeypatch, capsys)
+    assert "added    notes.pdf" in out and "removed  sample.pdf" in out
+    assert "added 1, updated 0, removed 1, skipped 0 files" in out
+    assert "OCR: 1 pages, 1 requests" in out
+    assert "- notes.pdf p.1 [" in out and "sample.pdf p." not in out

@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from ._config import LoaderOptions
     from ._engines.base import Engine, PageHook
     from ._estimate import Estimate, estimate
+    from ._folder_index import SyncPlan, SyncReport
+    from ._index_langchain import HashingEmbeddings, document_key, sync_folder_langchain
+    from ._index_llamaindex import ChunkNodes, HashingEmbedding, sync_folder_llamaindex
     from ._inspect import write_inspector
     from ._pipeline import DocumentFailed, DocumentFinished, DocumentStarted, Pipeline
     from ._rendering.raster import RenderSettings
@@ -62,6 +65,14 @@ _LAZY = {
     "Pipeline": "_pipeline",
     "RenderSettings": "_rendering.raster",
     "Totals": "_stats",
+    "SyncPlan": "_folder_index",
+    "SyncReport": "_folder_index",
+    "ChunkNodes": "_index_llamaindex",
+    "HashingEmbedding": "_index_llamaindex",
+    "sync_folder_llamaindex": "_index_llamaindex",
+    "HashingEmbeddings": "_index_langchain",
+    "document_key": "_index_langchain",
+    "sync_folder_langchain": "_index_langchain",
 }
 """Imported on first use, so ``import ocr_loaders`` stays light (no PyMuPDF, no framework)."""
 
@@ -78,6 +89,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Block",
     "Chunk",
+    "ChunkNodes",
     "ChunkOptions",
     "Chunker",
     "ConfigError",
@@ -94,6 +106,8 @@ __all__ = [
     "Engine",
     "EngineError",
     "Estimate",
+    "HashingEmbedding",
+    "HashingEmbeddings",
     "InputError",
     "InputNotFoundError",
     "LoaderOptions",
@@ -110,12 +124,17 @@ __all__ = [
     "RawPage",
     "Region",
     "RenderSettings",
+    "SyncPlan",
+    "SyncReport",
     "Totals",
     "UnreadableInputError",
     "UnsupportedInputError",
     "chunk_pages",
+    "document_key",
     "estimate",
     "parse_grounded",
+    "sync_folder_langchain",
+    "sync_folder_llamaindex",
     "to_markdown",
     "vision_tokens",
     "write_inspector",
