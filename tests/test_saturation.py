@@ -144,3 +144,26 @@ def test_saturation_reads_the_server_records(tmp_path: Path) -> None:
     assert sat.peak_in_flight == 2
     assert sat.best >= 0.1
     assert 0 < sat.share <= 1
+
+
+def test_a_streamed_loop_is_cut_and_retried_while_it_is_being_generated(tmp_path: Path) -> None:
+    """With ``stream=True`` the client stops reading an answer as soon as its end repeats:
+    the server aborts that request (its record says the client went away, so its slot was
+    freed before ``max_tokens``) and the tighter-guard retry answers the page cleanly."""
+    from ocr_loaders.testing import length_responder
+
+    doc = pymupdf.open()
+    doc.new_page(width=612, height=792)
+    pdf = tmp_path / "one.pdf"
+    doc.save(pdf)
+    # the first request loops; at 2 ms a token its ~7000 tokens would take ~14 s to finish
+    with FakeOCRServer(length_responder(requests={0}), time_per_token=0.002) as server:
+        docs = DeepSeekOCRReader(base_url=server.base_url, stream=True, mode="pages").load_data(
+            pdf
+        )
+        records = sorted(server.requests, key=lambda r: r.seq)
+    assert [r.status for r in records] == [0, 200]
+    assert "client disconnected" in records[0].error
+    assert records[0].body is not None and records[0].body.get("stream") is True
+    assert docs[0].metadata["ocr_status"] == "ok"
+    assert "The same line comes back" not in docs[0].text

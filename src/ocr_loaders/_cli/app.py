@@ -191,6 +191,10 @@ def convert_command(
         bool,
         typer.Option("--html", help="Also write OUT/<stem>.html, the visual inspector."),
     ] = False,
+    stream: Annotated[
+        bool,
+        typer.Option("--stream", help="Stream answers and stop a looping one at once."),
+    ] = False,
 ) -> None:
     """Convert documents to markdown, JSONL chunks and stats, one set per input."""
     probe = Console(stderr=True)
@@ -215,6 +219,7 @@ def convert_command(
             on_error=on_error,
             cache=not no_cache,
             cache_dir=cache_dir,
+            stream=stream,
             **({"prompt": prompt} if prompt is not None else {}),
         )
         if dry_run:

@@ -262,7 +262,9 @@ class Balancer:
         """One request to ``ep``, resent at once without the guard if SGLang refuses it."""
         prepared = self._prepare(ep.url, request, sizing)
         try:
-            return await complete(ep.client, prepared, ep.url, self.settings.timeout)
+            return await complete(
+                ep.client, prepared, ep.url, self.settings.timeout, stream=self.settings.stream
+            )
         except GuardRefused:
             self._refuse_guard(ep.url)
         except ContextTooLong as exc:
@@ -270,7 +272,9 @@ class Balancer:
             raise
         prepared = self._prepare(ep.url, request, sizing)
         try:
-            return await complete(ep.client, prepared, ep.url, self.settings.timeout)
+            return await complete(
+                ep.client, prepared, ep.url, self.settings.timeout, stream=self.settings.stream
+            )
         except ContextTooLong as exc:
             self._learn(ep.url, exc, int(prepared["max_tokens"]))
             raise

@@ -39,6 +39,10 @@ class EndpointSettings:
     backup_requests: bool = True
     """Once every page is in flight, copy requests waiting on a busy endpoint to an idle one
     (first answer wins). Off: each request is sent once."""
+    stream: bool = False
+    """Read answers as they are generated and stop one as soon as it loops: the server aborts
+    it and frees its slot, and the tighter-guard retry starts seconds, not minutes, later
+    (docs/benchmarks.md, "Saturation under variance"). Off: one JSON answer per request."""
     output_retries: int = 2
     """Extra tries for a page that hit max_tokens or came back empty: tighter guard, then
     ``Free OCR.``."""

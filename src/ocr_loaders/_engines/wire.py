@@ -19,12 +19,13 @@ import email.utils
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._defaults import ServerDialect
 from .._errors import ConfigError, EndpointError
+from .._grounding.loops import find_repetition_loop
 from .._model import PageImage
 from .._tokens import vision_tokens
 from .output_policy import Answer, Guard, TryFailed
@@ -237,38 +238,100 @@ def parse_completion(body: bytes) -> Answer:
 
 
 async def complete(
-    client: openai.AsyncOpenAI, request: dict[str, Any], url: str, timeout: float
+    client: openai.AsyncOpenAI,
+    request: dict[str, Any],
+    url: str,
+    timeout: float,
+    *,
+    stream: bool = False,
 ) -> Answer:
     """Send one request (keyword arguments of :func:`build_request`) and read the answer,
     raising one of this module's faults, or :class:`EndpointError` for a request the server
-    will never take (auth, unknown model)."""
+    will never take (auth, unknown model). ``stream``: read the answer as it is generated
+    and stop at a repetition loop (:func:`read_stream`)."""
+    import httpx
     import openai
 
     try:
+        if stream:
+            chunks = await client.chat.completions.create(
+                **request, stream=True, stream_options={"include_usage": True}
+            )
+            return await read_stream(chunks)
         raw = await client.chat.completions.with_raw_response.create(**request)
         body = raw.http_response.content
-    except openai.APITimeoutError as exc:
-        raise Retryable(f"timed out after {timeout:.0f} s") from exc
-    except openai.APIConnectionError as exc:
-        raise Retryable(f"connection failed: {_cause(exc)}", connection=True) from exc
-    except openai.APIStatusError as exc:
+    except openai.APIError as exc:
+        raise _fault(exc, url, timeout) from exc
+    except httpx.HTTPError as exc:  # a stream cut mid-answer surfaces as httpx's own error
+        raise Retryable(f"the answer stream broke: {_cause(exc)}", connection=True) from exc
+    return parse_completion(body)
+
+
+LOOP_CHECK_CHARS = 2000
+"""A streamed answer is checked for a repetition loop each time it grows by this much."""
+LOOP_WINDOW = 4000
+"""How much of the answer's end each check reads (a loop runs to the end)."""
+
+
+async def read_stream(chunks: AsyncIterable[Any]) -> Answer:
+    """Read a streamed answer. When its end is a repetition loop the stream is closed at once
+    (the server aborts the request and frees its slot) and the answer so far comes back with
+    ``finish_reason="length"``, as if it had run to ``max_tokens``: the output policy then
+    retries it with a tighter guard seconds, not minutes, later."""
+    parts: list[str] = []
+    finish: str | None = None
+    usage: Any = None
+    size = checked = 0
+    try:
+        async for chunk in chunks:
+            usage = getattr(chunk, "usage", None) or usage
+            for choice in getattr(chunk, "choices", None) or []:
+                piece = getattr(choice.delta, "content", None) if choice.delta else None
+                if piece:
+                    parts.append(piece)
+                    size += len(piece)
+                finish = choice.finish_reason or finish
+            if size - checked >= LOOP_CHECK_CHARS:
+                checked = size
+                text = "".join(parts)
+                if find_repetition_loop(text[-LOOP_WINDOW:]) is not None:
+                    return Answer(text, "length", None, None)
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            await close()
+    if finish is None:
+        raise Retryable("the answer stream ended without a finish reason")
+    return Answer(
+        text="".join(parts),
+        finish_reason=finish,
+        prompt_tokens=getattr(usage, "prompt_tokens", None),
+        completion_tokens=getattr(usage, "completion_tokens", None),
+    )
+
+
+def _fault(exc: openai.APIError, url: str, timeout: float) -> Exception:
+    """This module's fault for an error of the OpenAI client (one map for every path)."""
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError):
+        return Retryable(f"timed out after {timeout:.0f} s")
+    if isinstance(exc, openai.APIConnectionError):
+        return Retryable(f"connection failed: {_cause(exc)}", connection=True)
+    if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         message = _error_message(exc)
         if status == 429 or status >= 500 or status == 408:
-            raise Retryable(
-                f"HTTP {status}: {message}", delay=retry_after(exc.response.headers)
-            ) from exc
+            return Retryable(f"HTTP {status}: {message}", delay=retry_after(exc.response.headers))
         if status == 400:
             if GUARD_REFUSED in message:
-                raise GuardRefused(message) from exc
+                return GuardRefused(message)
             refusal = context_refusal(message)
             if refusal is not None:
-                raise refusal from exc
-            raise PageFailure(f"HTTP 400: {message}", 1) from exc
-        raise EndpointError(f"{url} rejected the request: HTTP {status}: {message}") from exc
-    except openai.APIError as exc:  # unreadable bodies and other protocol faults
-        raise Retryable(f"bad response ({exc})") from exc
-    return parse_completion(body)
+                return refusal
+            return PageFailure(f"HTTP 400: {message}", 1)
+        return EndpointError(f"{url} rejected the request: HTTP {status}: {message}")
+    return Retryable(f"bad response ({exc})")  # unreadable bodies and other protocol faults
 
 
 GUARD_REFUSED = "not configured to enable custom logit processor"

@@ -20,7 +20,8 @@ base64 ``data:`` URL of a PNG, JPEG or WebP) and text. It answers a ``chat.compl
 cut at ``max_tokens`` tokens with ``finish_reason="length"``; without ``max_tokens`` the budget
 is the rest of the context. Unless ``skip_special_tokens`` is ``False`` the grounding tags are
 removed from the content, as vLLM's default does. ``stream: true`` is supported (SSE, with a
-usage chunk when ``stream_options.include_usage``).
+usage chunk when ``stream_options.include_usage``); with ``time_per_token`` the content goes out
+while it is "generated", and a client that stops reading aborts the request and frees its slot.
 
 Facts imitated, and where they were read (vLLM and SGLang repositories on GitHub):
 

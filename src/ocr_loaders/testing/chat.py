@@ -171,25 +171,29 @@ class ChatRoute:
             trace.seq,
             budget,
         )
-        content, finish, completion_tokens = self._serve(
-            request, valid, fault, trace, functools.partial(client_gone, h)
+
+        def stream_frames(content: str, finish: str, completion_tokens: int) -> list[bytes]:
+            usage = (prompt_tokens, completion_tokens) if valid.include_usage else None
+            events = dialects.stream_events(flavor, valid.model, content, finish, usage)
+            frames = [
+                b"data: " + json.dumps(e, ensure_ascii=False).encode() + b"\n\n" for e in events
+            ]
+            return [*frames, b"data: [DONE]\n\n"]
+
+        gone = functools.partial(client_gone, h)
+        paced = valid.stream and settings.time_per_token > 0
+        content, finish, completion_tokens, rest = self._serve(
+            request, valid, fault, trace, gone, stream_frames if paced else None, h
         )
         trace.fields.update(
             content=content, finish_reason=finish, completion_tokens=completion_tokens
         )
         trace.status = 200
+        if paced:  # the content went out while it was "generated"; the end goes now
+            return functools.partial(h.end_event_stream, rest)
         if valid.stream:
-            events = dialects.stream_events(
-                flavor,
-                valid.model,
-                content,
-                finish,
-                (prompt_tokens, completion_tokens) if valid.include_usage else None,
-            )
-            frames = [
-                b"data: " + json.dumps(e, ensure_ascii=False).encode() + b"\n\n" for e in events
-            ]
-            return functools.partial(h.send_event_stream, [*frames, b"data: [DONE]\n\n"])
+            frames = stream_frames(content, finish, completion_tokens)
+            return functools.partial(h.send_event_stream, frames)
         return functools.partial(
             h.send_json,
             200,
@@ -247,11 +251,16 @@ class ChatRoute:
         fault: Fault,
         trace: Trace,
         gone: Callable[[], bool],
-    ) -> tuple[str, str, int]:
-        """Hold a slot, run the responder, shape the answer: (content, finish, tokens).
+        stream_frames: Callable[[str, str, int], list[bytes]] | None = None,
+        h: Handler | None = None,
+    ) -> tuple[str, str, int, list[bytes]]:
+        """Hold a slot, run the responder, shape the answer: (content, finish, tokens, frames
+        still to send).
 
         A client that disconnects while its request is queued or in service has the request
-        aborted and its slot freed, as vLLM and SGLang do.
+        aborted and its slot freed, as vLLM and SGLang do. With ``stream_frames`` (a streamed
+        request on a server whose tokens take time) the content frames go out while the tokens
+        are "generated", so a client that stops reading mid-answer frees the slot at once.
         """
         settings, capacity = self._settings, self._capacity
         queued_at = time.monotonic()
@@ -269,8 +278,29 @@ class ChatRoute:
                     if fault == "length":
                         reply = OCRReply(reply.text or "x", "length", reply.delay)
                 raw, finish, n_tokens = shape_reply(reply, request.max_tokens)
-                capacity.wait(reply.delay + settings.time_per_token * n_tokens, gone)
+                skip = valid.skip_special_tokens is not False
+                content = strip_special_tokens(raw) if skip else raw
+                generating = settings.time_per_token * n_tokens
+                if stream_frames is None or h is None:
+                    capacity.wait(reply.delay + generating, gone)
+                    return content, finish, n_tokens, []
+                capacity.wait(reply.delay, gone)
+                rest = self._pace(h, stream_frames(content, finish, n_tokens), generating, gone)
+                return content, finish, n_tokens, rest
             finally:
                 trace.fields["service_ended"] = time.monotonic()
-        skip = valid.skip_special_tokens is not False
-        return (strip_special_tokens(raw) if skip else raw), finish, n_tokens
+
+    def _pace(
+        self, h: Handler, frames: list[bytes], seconds: float, gone: Callable[[], bool]
+    ) -> list[bytes]:
+        """Send a stream's head and its content frames spread over ``seconds``; return the
+        frames that end it (finish, usage, ``[DONE]``)."""
+        n = sum(1 for f in frames[1:] if b'"content":' in f)
+        h.start_event_stream()
+        h.write_event(frames[0])
+        if not n:
+            self._capacity.wait(seconds, gone)
+        for frame in frames[1 : 1 + n]:
+            self._capacity.wait(seconds / n, gone)
+            h.write_event(frame)
+        return frames[1 + n :]

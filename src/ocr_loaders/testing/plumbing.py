@@ -214,17 +214,35 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_event_stream(self, frames: Sequence[bytes]) -> None:
         """A 200 ``text/event-stream`` answer, chunked, one chunk per frame."""
+        self.start_event_stream()
+        self.end_event_stream(frames)
+
+    def start_event_stream(self) -> None:
+        """The head of a 200 ``text/event-stream`` answer whose frames follow over time."""
         try:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream; charset=utf-8")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            for frame in frames:
-                self.wfile.write(f"{len(frame):x}\r\n".encode() + frame + b"\r\n")
-            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
         except OSError as exc:
             self.close_connection = True
             raise Dropped(str(exc)) from None
+
+    def write_event(self, frame: bytes) -> None:
+        """One frame of a started event stream, sent now."""
+        try:
+            self.wfile.write(f"{len(frame):x}\r\n".encode() + frame + b"\r\n")
+            self.wfile.flush()
+        except OSError as exc:
+            self.close_connection = True
+            raise Dropped(str(exc)) from None
+
+    def end_event_stream(self, frames: Sequence[bytes]) -> None:
+        """The last frames of a started event stream, and its end."""
+        for frame in frames:
+            self.write_event(frame)
+        self.write_event(b"")  # the chunked encoding's terminating zero-length chunk
 
     def reset(self) -> None:
         """Close the connection with a TCP RST and no response."""
