@@ -188,3 +188,61 @@ def test_base_install_imports_without_ray() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "pip install 'ocr-loaders[ray]'" in done.stdout
+
+
+def test_ray_data_llm_rows_follow_the_recipe(tmp_path: Path) -> None:
+    """The in-process option's request and answer rows (the processor itself needs GPUs)."""
+    import pyarrow as pa
+
+    from ocr_loaders._cache import read_entry
+    from ocr_loaders.ray._job import job_spec
+    from ocr_loaders.ray._llm import LOGITS_PROCESSOR, answer, engine_kwargs, request
+    from ocr_loaders.ray._rows import page_row
+    from ocr_loaders.ray._stages import plan, render
+
+    pdf = make_pdf(tmp_path / "one.pdf", 1)
+    spec = job_spec({"engine": "vllm", "cache_dir": str(tmp_path / "cache")})
+    assert spec.engine.name == "vllm" and spec.hook is None
+    doc = pa.Table.from_pylist([{"doc": "0", "name": str(pdf), "path": str(pdf), "uri": ""}])
+    [row] = render(plan(doc, spec), spec).to_pylist()
+    assert row["png"].startswith(b"\x89PNG") and not row["cached"]
+    asked = request(row, spec)
+    [message] = asked["messages"]
+    image, text = message["content"]
+    assert image["image_url"]["url"].startswith("data:image/png;base64,")
+    assert text == {"type": "text", "text": spec.options.prompt}
+    sampling = asked["sampling_params"]
+    assert sampling["temperature"] == 0.0 and sampling["skip_special_tokens"] is False
+    assert sampling["extra_args"]["ngram_size"] == spec.options.endpoint.ngram_size
+    assert 16 <= sampling["max_tokens"] < spec.options.endpoint.max_model_len
+    kwargs = engine_kwargs(spec, {"gpu_memory_utilization": 0.8})
+    assert kwargs["logits_processors"] == [LOGITS_PROCESSOR]
+    assert kwargs["enable_prefix_caching"] is False and kwargs["gpu_memory_utilization"] == 0.8
+    said = "<|ref|>title<|/ref|><|det|>[[10, 10, 900, 80]]<|/det|>\n# Heading"
+    out = answer({**asked, "generated_text": said, "num_input_tokens": 300}, spec)
+    assert set(out) == set(page_row())
+    _image, raw = read_entry(row["cache_key"], out["entry"])
+    assert (raw.text, raw.engine, raw.prompt_tokens) == (said, "vllm", 300)
+    assert SharedCache(str(tmp_path / "cache")).get(row["cache_key"]) == out["entry"]
+    failed = answer({**asked, "generated_text": "", "__inference_error__": "CUDA OOM"}, spec)
+    assert read_entry(row["cache_key"], failed["entry"])[1].error == "CUDA OOM"
+
+
+FIGURE_PAGE = (
+    "<|ref|>image<|/ref|><|det|>[[100, 100, 500, 500]]<|/det|>\n"
+    "<|ref|>image_caption<|/ref|><|det|>[[100, 510, 500, 540]]<|/det|>\nFigure 1: A chart.\n"
+    "<|ref|>text<|/ref|><|det|>[[100, 600, 900, 700]]<|/det|>\nBody text of the page."
+)
+
+
+def test_figure_rows_match_the_loader(ray_session: None, tmp_path: Path) -> None:
+    from ocr_loaders.testing import static_responder
+
+    pdf = make_pdf(tmp_path / "figures.pdf", 2)
+    with FakeOCRServer(static_responder(FIGURE_PAGE)) as srv:
+        rows = read_documents(str(pdf), base_url=srv.base_url, images="inline").take_all()
+        expected = loader_chunks(str(pdf), srv.base_url, images="inline")
+    assert ray_chunks(rows) == expected
+    figures = [r for r in rows if r["figure_index"] >= 0]
+    assert len(figures) == 2 and all(r["image_base64"] for r in figures)
+    assert {r["text"] for r in figures} == {"Figure 1: A chart."}

@@ -62,6 +62,7 @@ def read_documents(
     workers: int = 1,
     render_tasks: int | None = None,
     pages_per_task: int = 8,
+    ocr_batch: int | None = None,
     stats: RunStats | None = None,
     gpus: int = 1,
     shuffle: Literal["sort", "hash"] = "sort",
@@ -76,7 +77,8 @@ def read_documents(
     reaches, or a URI) keeps every answered page, so a job started again sends only the
     missing pages. ``workers``: OCR actors, each with up to ``concurrency`` requests in
     flight; ``render_tasks``: the most render tasks at once (default: as Ray sees fit);
-    ``pages_per_task``: pages per render task. ``stats``: a :class:`RunStats` the documents
+    ``pages_per_task``: pages per render task; ``ocr_batch``: pages per call of an OCR actor
+    (default ``concurrency``). ``stats``: a :class:`RunStats` the documents
     report to. ``shuffle``: how pages are grouped by document: ``sort`` (tasks; the default,
     quick to start) or ``hash`` (Ray's aggregator actors, for very large jobs).
     ``engine="vllm"``: DeepSeek-OCR in-process on ``gpus`` GPU actors through
@@ -109,12 +111,20 @@ def read_documents(
             images, spec, gpus=gpus, batch_size=spec.options.concurrency, extra=vllm_options
         )
     else:
+        # calls of `concurrency` pages, two at a time: the actor's loop keeps up to
+        # `concurrency` requests in flight over both (measured: smaller calls, more of them at
+        # once, were 2-3x slower here; docs/scale-out.md)
+        per_call = ocr_batch or spec.options.concurrency
+        calls = 2 * -(-spec.options.concurrency // per_call)
+        pool = ray.data.ActorPoolStrategy(
+            size=workers, max_concurrent_calls_per_actor=calls, max_tasks_in_flight_per_actor=calls
+        )
         answers = images.map_batches(
             Recognizer,
-            batch_size=spec.options.concurrency,
+            batch_size=per_call,
             batch_format="pyarrow",
             fn_constructor_kwargs={"spec": spec},
-            compute=ray.data.ActorPoolStrategy(size=workers, max_concurrent_calls_per_actor=2),
+            compute=pool,
             num_cpus=0.5,
         )
     partitions = max(1, min(len(rows), 64))

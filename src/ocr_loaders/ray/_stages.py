@@ -174,10 +174,10 @@ def _rendered(row: Row, outline: DocumentOutline, key: str, spec: JobSpec) -> Ro
 class Recognizer:
     """One OCR actor: an engine and an event loop on a thread of its own.
 
-    Ray Data calls it with batches of rendered pages, from up to a few threads at once
+    Ray Data calls it with batches of rendered pages from a few threads at once
     (``max_concurrent_calls_per_actor``); every page of every call goes to the one loop, where
-    at most ``concurrency`` requests are in flight, so the next batch fills slots as the
-    previous one drains. Answers that succeeded go to the page cache at once."""
+    at most ``concurrency`` requests are in flight, so the next batch fills the slots the
+    previous one frees. Answers that succeeded go to the page cache at once."""
 
     def __init__(self, spec: JobSpec) -> None:
         self.spec = spec
