@@ -20,6 +20,7 @@ with no service time: the figures docs/scale-out.md sizes a cluster from.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import time
@@ -116,7 +117,9 @@ def section(r: dict[str, Any]) -> str:
 ({r["origin"]}) against the fake server in its own process simulating {SLOTS} slots x
 {SERVICE:.0f} s ({SLOTS / SERVICE:.0f} pages/s); Ray on this machine (`ray.init(num_cpus=2)`,
 started and warmed once: {r["ray_start_s"]} s to start, {r["warmup_s"]} s for a first 4-page
-job that starts the worker processes). Sizing from these numbers: docs/scale-out.md.
+job that starts the worker processes). The machine's 1-minute load average was
+{r["load"][0]} at the start and {r["load"][1]} at the end (other jobs share its 2 cores):
+compare rows of one run, not runs. Sizing from these numbers: docs/scale-out.md.
 
 {chr(10).join(lines)}
 
@@ -153,6 +156,7 @@ def main() -> None:
     small = work / "small.pdf"
     make_long_pdf(small, 4)
     result: dict[str, Any] = {"machine": machine(), "origin": origin, "ray": []}
+    load_before = os.getloadavg()[0]
     with fake_server(SLOTS, SERVICE) as (url, _proc):
         run = run_cli(pdf, url, work / "cli", "--concurrency", str(IN_FLIGHT), "--no-cache")
         result["cli"] = {
@@ -174,6 +178,7 @@ def main() -> None:
     with fake_server(256, 0.0) as (url, _proc):
         result["stage_pages"] = 60
         result["stage_costs_ms"] = stage_costs(pdf, url, 60)
+    result["load"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
     print(json.dumps(result, indent=2))
     write_section(section(result))
 

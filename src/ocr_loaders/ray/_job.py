@@ -13,6 +13,7 @@ Ray Data's streaming executor then bounds the pages in flight between stages.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Sequence
@@ -41,7 +42,8 @@ def job_spec(options: dict[str, Any]) -> JobSpec:
     cache_root = options.pop("cache_dir", None)
     if options.pop("cache", False) and cache_root is None:
         cache_root = default_cache_dir()
-    loader = LoaderOptions.from_kwargs(**options)
+    # Ray Data draws its own progress; a bar per assembling worker would only garble logs
+    loader = dataclasses.replace(LoaderOptions.from_kwargs(**options), show_progress=False)
     cache = SharedCache(os.fspath(cache_root)) if cache_root is not None else None
     if loader.engine == "vllm":
         s = loader.endpoint
