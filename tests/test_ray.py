@@ -17,7 +17,7 @@ import pymupdf
 import pytest
 from PIL import Image
 
-from ocr_loaders import DeepSeekOCRLoader
+from ocr_loaders import ConfigError, DeepSeekOCRLoader
 from ocr_loaders.testing import FakeOCRServer, FaultPlan
 
 from .conftest import chats, make_pdf
@@ -156,6 +156,16 @@ def test_uri_inputs_parquet_and_a_vector_store(
     stored = store.get_by_ids([rows[0]["id"]])[0]
     assert stored.metadata["page_label"] == rows[0]["page_label"]
     assert "figure_index" not in stored.metadata
+    from llama_index.core import MockEmbedding, VectorStoreIndex
+
+    index = VectorStoreIndex([], embed_model=MockEmbedding(embed_dim=8))
+    assert add_to_vector_store(ds, index, batch_size=3) == len(rows)
+    assert set(index.docstore.docs) == {r["id"] for r in rows}
+    node = index.docstore.get_node(rows[0]["id"])
+    assert node.metadata["doc_hash"] == rows[0]["doc_hash"]
+    assert "regions" in node.excluded_embed_metadata_keys
+    with pytest.raises(ConfigError, match="VectorStore"):
+        add_to_vector_store(ds, object())
 
 
 def test_missing_input_is_a_project_error(ray_session: None, tmp_path: Path) -> None:
