@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .._cache import default_cache_dir
 from .._config import LoaderOptions
@@ -30,6 +30,9 @@ from ._inputs import document_rows
 from ._stages import EngineFacts, JobSpec, Recognizer, engine_facts, plan, render
 from ._stats import RunStats
 from ._store import SharedCache
+
+if TYPE_CHECKING:
+    from ray.data import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +72,7 @@ def read_documents(
     gpus: int = 1,
     shuffle: Literal["sort", "hash"] = "sort",
     **options: Any,
-) -> Any:
+) -> Dataset:
     """A ``ray.data.Dataset`` of chunk rows: ``id``, ``text`` and the flat chunk metadata.
 
     ``paths_or_uris``: local files, folders and globs (as the loaders take them) and
@@ -106,6 +109,7 @@ def read_documents(
         batch_format="pyarrow",
         concurrency=render_tasks,
     )
+    answers: Dataset
     if spec.engine.name == "vllm":
         from ._llm import llm_stage
 
