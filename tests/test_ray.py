@@ -5,10 +5,10 @@ One ``ray.init(num_cpus=2)`` for the module: starting Ray is the slow part on a 
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,31 +101,78 @@ def test_same_chunks_as_the_loader_every_page_accounted_for(
     assert long_pages == set(range(1, 101))
 
 
+def settled(server: FakeOCRServer, cache: SharedCache, quiet: float = 2.0) -> tuple[int, int]:
+    """(chat requests received, pages cached) once neither has changed for ``quiet`` seconds:
+    a killed job's workers may still be finishing for a moment."""
+    last, since = (-1, -1), time.monotonic()
+    while time.monotonic() - since < quiet:
+        now = (len(chats(server)), cache.count())
+        if now != last:
+            last, since = now, time.monotonic()
+        time.sleep(0.1)
+    return last
+
+
 def test_killed_midway_then_rerun_sends_only_the_missing_pages(
     ray_session: None, tmp_path: Path
 ) -> None:
-    pdf = make_pdf(tmp_path / "resume.pdf", 12)
-    cache = tmp_path / "shared-cache"
-    faults = FaultPlan(script=("ok",) * 5, error_500=1.0)  # the GPU box dies after 5 pages
-    with FakeOCRServer(faults=faults) as broken:
-        options = {"base_url": broken.base_url, "max_attempts": 1, "cache_dir": str(cache)}
-        # the job stops (no endpoint answers: EndpointUnavailableError in a worker), or ends
-        # with the pages after the 5th failed, depending on how fast the balancer gives up
-        with contextlib.suppress(Exception):
-            read_documents(str(pdf), concurrency=4, **options).take_all()
-    done_before = SharedCache(str(cache)).count()
-    assert 1 <= done_before <= 5
-    with FakeOCRServer() as healthy:
+    """The job's driver is killed (SIGKILL) after a few pages; the same job started again
+    with the same cache sends exactly the pages not in the cache."""
+    pdf = make_pdf(tmp_path / "resume.pdf", 24)
+    cache = SharedCache(str(tmp_path / "shared-cache"))
+    address = ray.get_runtime_context().gcs_address
+    with FakeOCRServer(slots=2, service_time=0.3) as srv:
+        job = textwrap.dedent(f"""
+            import ray, ray.data
+            ray.init(address={address!r}, log_to_driver=False)
+            ray.data.DataContext.get_current().enable_progress_bars = False
+            from ocr_loaders.ray import read_documents
+            read_documents(
+                {str(pdf)!r}, base_url={srv.base_url!r}, cache_dir={cache.root!r}, concurrency=2
+            ).take_all()
+            print("finished")
+        """)
+        driver = subprocess.Popen([sys.executable, "-c", job], stdout=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while len(chats(srv)) < 6 and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        driver.kill()
+        stdout, _ = driver.communicate()
+        assert "finished" not in stdout  # killed midway, not done
+        sent, done_before = settled(srv, cache)
+        assert 1 <= done_before < 24 and sent >= done_before
+        srv.reset_stats()
         stats = RunStats()
         rows = read_documents(
-            str(pdf), base_url=healthy.base_url, cache_dir=str(cache), stats=stats
+            str(pdf), base_url=srv.base_url, cache_dir=cache.root, stats=stats
         ).take_all()
-        assert len(chats(healthy)) == 12 - done_before  # only the missing pages
-        expected = loader_chunks(str(pdf), healthy.base_url)
+        assert len(chats(srv)) == 24 - done_before  # only the missing pages
+        expected = loader_chunks(str(pdf), srv.base_url)
     assert [(r[0], r[1]) for r in ray_chunks(rows)] == [(e[0], e[1]) for e in expected]
     totals = stats.totals()
-    assert (totals.pages, totals.pages_cached) == (12, done_before)
-    assert SharedCache(str(cache)).count() == 12
+    assert (totals.pages, totals.pages_ok, totals.pages_cached) == (24, 24, done_before)
+    assert cache.count() == 24
+
+
+def test_a_failing_endpoint_leaves_its_pages_for_the_rerun(
+    ray_session: None, tmp_path: Path
+) -> None:
+    pdf = make_pdf(tmp_path / "flaky.pdf", 6)
+    cache = SharedCache(str(tmp_path / "cache"))
+    faults = FaultPlan(script=("ok", "ok", "500", "500", "500", "500"))
+    with FakeOCRServer(faults=faults) as srv:
+        stats = RunStats()
+        options = {"base_url": srv.base_url, "cache_dir": cache.root, "max_attempts": 1}
+        read_documents(str(pdf), concurrency=1, stats=stats, **options).take_all()
+        totals = stats.totals()
+        assert (totals.pages, totals.pages_ok, totals.pages_failed) == (6, 2, 4)
+        assert [f.page for f in totals.failures] == [3, 4, 5, 6]
+        assert cache.count() == 2  # failed pages are not cached
+        srv.reset_stats()
+        srv.faults = None
+        read_documents(str(pdf), stats=stats, **options).take_all()
+        assert len(chats(srv)) == 4
+    assert stats.totals().pages_ok == 6
 
 
 def test_uri_inputs_parquet_and_a_vector_store(
