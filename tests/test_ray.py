@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from ocr_loaders import ConfigError, DeepSeekOCRLoader
-from ocr_loaders.testing import FakeOCRServer, FaultPlan
+from ocr_loaders.testing import FakeOCRServer, FaultPlan, grid_responder
 
 from .conftest import chats, make_pdf
 
@@ -183,7 +183,11 @@ def test_uri_inputs_parquet_and_a_vector_store(
 
     folder, _ = inputs
     uri = (folder / "scan.tif").as_uri()
-    ds = read_documents([uri, str(folder / "photo.png")], base_url=server.base_url).materialize()
+    with FakeOCRServer(grid_responder()) as second:  # requests go to the least-loaded endpoint
+        urls = f"{server.base_url},{second.base_url}"
+        ds = read_documents([uri, str(folder / "photo.png")], base_url=urls).materialize()
+        assert len(chats(server)) >= 1 and len(chats(second)) >= 1
+        assert len(chats(server)) + len(chats(second)) == 4
     out = tmp_path / "parquet"
     ds.write_parquet(str(out))
     import pyarrow.parquet as pq
