@@ -6,11 +6,27 @@ just recognized, came from the cache or could not be rendered at all.
 
 from __future__ import annotations
 
-from ._engines.base import Engine
+from typing import Protocol
+
 from ._grounding import ImageLink, parse_page, to_markdown
 from ._model import Page, PageImage, PageResult, PageStats, PageStatus, RawPage, SourceInfo
 from ._sources import DocumentOutline
 from ._stats import page_stats
+
+
+class AnsweredBy(Protocol):
+    """What assembling a page needs of the engine that answered it: its names, not the engine
+    itself (every :class:`~ocr_loaders._engines.base.Engine` has them), so a page assembles
+    the same away from the engine, e.g. on another machine of a Ray cluster."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def prompt(self) -> str: ...
 
 
 def build_page(image: PageImage, raw: RawPage) -> Page:
@@ -55,7 +71,7 @@ def failed_page_image(outline: DocumentOutline, number: int) -> PageImage:
     )
 
 
-def failed_answer(engine: Engine, error: str) -> RawPage:
+def failed_answer(engine: AnsweredBy, error: str) -> RawPage:
     """The answer of a page the engine never produced text for (unrenderable, engine bug)."""
     return RawPage(
         text="",
@@ -71,7 +87,7 @@ def page_result(
     info: SourceInfo,
     image: PageImage,
     raw: RawPage,
-    engine: Engine,
+    engine: AnsweredBy,
     *,
     model: str,
     tables: str,

@@ -54,6 +54,27 @@ _PLACEHOLDER_SOURCE = SourceInfo(
 )
 
 
+def entry_bytes(key: str, image: PageImage, raw: RawPage) -> bytes:
+    """The stored form of one page answer: JSON of the answer and the page geometry (no
+    pixels). Every cache store writes this, so their entries are interchangeable."""
+    geometry = {k: v for k, v in asdict(image).items() if k not in ("source", "image", "hint")}
+    return json.dumps(
+        {"version": FORMAT_VERSION, "key": key, "image": geometry, "raw": asdict(raw)},
+        ensure_ascii=False,
+    ).encode("utf-8")
+
+
+def read_entry(key: str, data: bytes) -> tuple[PageImage, RawPage]:
+    """The (image geometry, answer) stored by :func:`entry_bytes`; ``ValueError`` (or a
+    ``TypeError``/``KeyError``) for an entry that is stale or damaged. The image's ``source``
+    is a placeholder: the caller knows the document."""
+    entry = json.loads(data.decode("utf-8"))
+    if entry.get("version") != FORMAT_VERSION or entry.get("key") != key:
+        raise ValueError("stale entry")
+    image = PageImage(source=_PLACEHOLDER_SOURCE, image=b"", hint=None, **entry["image"])
+    return image, RawPage(**entry["raw"])
+
+
 class PageCache:
     """A folder of cached page answers. Thread-safe; safe across processes."""
 
@@ -74,11 +95,7 @@ class PageCache:
         """The cached (image geometry, answer) for ``key``, or ``None``."""
         path = self._path(key)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if data.get("version") != FORMAT_VERSION or data.get("key") != key:
-                raise ValueError("stale entry")
-            image = PageImage(source=_PLACEHOLDER_SOURCE, image=b"", hint=None, **data["image"])
-            raw = RawPage(**data["raw"])
+            image, raw = read_entry(key, path.read_bytes())
         except FileNotFoundError:
             self.misses += 1
             return None
@@ -93,11 +110,7 @@ class PageCache:
 
     def put(self, key: str, image: PageImage, raw: RawPage) -> None:
         """Store an answer atomically; evict old entries when over the size cap."""
-        geometry = {k: v for k, v in asdict(image).items() if k not in ("source", "image", "hint")}
-        payload = json.dumps(
-            {"version": FORMAT_VERSION, "key": key, "image": geometry, "raw": asdict(raw)},
-            ensure_ascii=False,
-        ).encode("utf-8")
+        payload = entry_bytes(key, image, raw)
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
