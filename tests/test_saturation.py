@@ -158,9 +158,7 @@ def test_a_streamed_loop_is_cut_and_retried_while_it_is_being_generated(tmp_path
     doc.save(pdf)
     # the first request loops; at 2 ms a token its ~7000 tokens would take ~14 s to finish
     with FakeOCRServer(length_responder(requests={0}), time_per_token=0.002) as server:
-        docs = DeepSeekOCRReader(base_url=server.base_url, stream=True, mode="pages").load_data(
-            pdf
-        )
+        docs = DeepSeekOCRReader(base_url=server.base_url, stream=True, mode="pages").load_data(pdf)
         records = sorted(server.requests, key=lambda r: r.seq)
     assert [r.status for r in records] == [0, 200]
     assert "client disconnected" in records[0].error
