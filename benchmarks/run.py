@@ -99,7 +99,7 @@ def make_long_pdf(path: Path, pages: int) -> str:
 
 @contextmanager
 def fake_server(
-    slots: int, service: float, jitter: float = 0.0, seed: int = 0
+    slots: int, service: float, jitter: float = 0.0, seed: int = 0, responder: str = "grid"
 ) -> Iterator[tuple[str, Any]]:
     """A capacity-simulating server process; yields its base URL and the process."""
     cmd = [
@@ -117,7 +117,7 @@ def fake_server(
         "--seed",
         str(seed),
         "--responder",
-        "grid",
+        responder,
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
@@ -680,8 +680,14 @@ def main() -> None:
 
     results["total_seconds"] = time.perf_counter() - t0
     (work / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    from figures import current_section  # issue 12's section, measured on its own
+    from figures import write_section as write_figures
+
+    figures_section = current_section()
     DOC_OUT.write_text(report(results), encoding="utf-8")
     write_section(section(under_variance, "python benchmarks/variance.py"))
+    if figures_section:
+        write_figures(figures_section)
     print(f"wrote {DOC_OUT} and {PLOT_OUT} in {results['total_seconds']:.0f} s", flush=True)
     shutil.rmtree(work, ignore_errors=True)
 

@@ -21,7 +21,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 from ._assemble import failed_answer, failed_page_image, page_result
@@ -127,6 +127,8 @@ class _Run:
     out: asyncio.Queue[_Queued]
     opened: OpenDocument | None = None
     """The document being queued: open, its :class:`_DocEnd` not queued yet."""
+    cutting: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    """One page's crops cut at a time: each decodes a whole page image (memory)."""
 
 
 class Pipeline:
@@ -337,7 +339,8 @@ class Pipeline:
                 if image is None:
                     async with run.limits.prepared:
                         image = await doc.render(number, self.options.render, None)
-                crops = await asyncio.to_thread(cut_image, image.image, targets, settings)
+                async with run.cutting:
+                    crops = await asyncio.to_thread(cut_image, image.image, targets, settings)
         except PageRenderError as exc:  # the page keeps its text and captions, and no link
             log.warning("%s page %d: figures not cropped (%s)", result.doc.source, number, exc)
             return result

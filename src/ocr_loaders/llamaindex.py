@@ -48,11 +48,13 @@ class DeepSeekOCRReader(BaseReader, Adapter):
         api_key: bearer token (``DEEPSEEK_OCR_API_KEY``).
         **options: see docs/usage.md (``pages``, ``password``, ``concurrency``, ``dpi``,
             ``chunk_size``, ``chunk_overlap``, ``mode``, ``on_error``, ``show_progress``,
-            ``cache``, ``images``, ``images_dir``, ...).
+            ``cache``, ``images``, ``images_dir``, ``figure_dpi``, ``figure_format``,
+            ``crop_blocks``, ...).
 
     With ``images="files"`` (crops written under ``images_dir``) or ``"inline"`` (base64 in
-    the node), each figure also comes back as an ``ImageNode`` after the page's chunks
-    (docs/metadata.md); the default ``"none"`` returns ``Document`` chunks only.
+    the node), each figure also comes back as an ``ImageNode`` after the page's chunks, its
+    ``PARENT`` the chunk that shows it (docs/metadata.md); the default ``"none"`` returns
+    ``Document`` chunks only.
 
     After a load, :attr:`last_stats` holds the run's totals (see docs/stats.md), with the
     files and pages that failed in ``last_stats.failures``. With ``on_error="raise"`` the

@@ -112,7 +112,8 @@ def cut_image(
     if not targets or not image:
         return ()
     with Image.open(io.BytesIO(image)) as opened:
-        picture = opened.convert("RGB")
+        opened.load()
+        picture = opened if opened.mode == "RGB" else opened.convert("RGB")  # no copy
     out = []
     for index, box in targets:
         piece = picture.crop(pixel_box(box, picture.width, picture.height))
