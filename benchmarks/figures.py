@@ -78,9 +78,9 @@ class Measured:
 
 
 def crop_costs(pdf: Path, pages: int = 30) -> dict[str, tuple[float, float]]:
-    """CPU ms and KiB per figure, in this process, for the crop paths themselves: cut from
-    the 144 dpi page image the engine saw (PNG, JPEG), and the box re-rendered at 288 dpi
-    from the open PDF (``figure_dpi``), on the same pages and box."""
+    """CPU ms and KiB per figure, in this process, for the crop paths themselves, on the same
+    pages and box: a PDF's box rendered from the open document at the 144 dpi sent (PNG,
+    JPEG) and at 288 dpi (``figure_dpi``), and an image input's cut from the image sent."""
     import time
 
     from ocr_loaders._rendering.crops import CropSettings, clip_pdf, cut_image
@@ -91,17 +91,21 @@ def crop_costs(pdf: Path, pages: int = 30) -> dict[str, tuple[float, float]]:
     targets = ((0, FIGURE_BOX),)
     images = [doc.render(n, RenderSettings()).image for n in range(1, pages + 1)]
     variants: dict[str, tuple[CropSettings, Callable[[CropSettings, int], Any]]] = {
-        "cut from the sent image, PNG": (
+        "PDF: the box rendered at 144 dpi (as sent), PNG": (
+            CropSettings(),
+            lambda s, n: clip_pdf(doc, n, targets, s, 2.0),
+        ),
+        "PDF: the box rendered at 144 dpi, JPEG": (
+            CropSettings(image_format="jpeg"),
+            lambda s, n: clip_pdf(doc, n, targets, s, 2.0),
+        ),
+        "PDF: the box rendered at 288 dpi (`figure_dpi=288`), PNG": (
+            CropSettings(dpi=288),
+            lambda s, n: clip_pdf(doc, n, targets, s, 4.0),
+        ),
+        "image input: cut from the image sent (decoding it), PNG": (
             CropSettings(),
             lambda s, n: cut_image(images[n - 1], targets, s),
-        ),
-        "cut from the sent image, JPEG": (
-            CropSettings(image_format="jpeg"),
-            lambda s, n: cut_image(images[n - 1], targets, s),
-        ),
-        "re-rendered at 288 dpi, PNG": (
-            CropSettings(dpi=288),
-            lambda s, n: clip_pdf(doc, n, targets, s),
         ),
     }
     out = {}
@@ -234,8 +238,9 @@ own process, `--no-cache --concurrency 32`, the median of {repeat} runs (spread 
 
 **Cost per figure, the crop itself**, in one process (CPU time, the mean over
 {min(30, pages)} pages of the lecture notes; the box is 80 % x 40 % of the page, about
-980 x 630 px at the 144 dpi sent). Cutting from the sent image includes decoding that page
-image (most of it); re-rendering renders only the box.
+980 x 630 px at the 144 dpi sent). A PDF's crops are rendered in the render worker, just the
+box; an image input's are cut from the image sent, which is decoded again for it (here the
+same 144 dpi page rendering stands in for a scan of that size).
 
 | crop | CPU ms per figure | KiB per figure |
 |---|---|---|

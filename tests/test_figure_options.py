@@ -285,3 +285,33 @@ def test_cli_crop_options(tmp_path: Path, server: FakeOCRServer) -> None:
     assert _links(md) == ["r/images/r-p1-0.jpg"]
     bad = run_cli(*args, "--figure-format", "gif", env=env)
     assert bad.returncode == 2 and "figure_format" in bad.stderr + bad.stdout
+
+
+def test_a_crop_that_cannot_be_rendered_leaves_the_caption_and_no_link(
+    tmp_path: Path,
+    server: FakeOCRServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from ocr_loaders._errors import PageRenderError
+    from ocr_loaders._rendering import thread
+
+    def broken(*_args: object) -> None:
+        raise PageRenderError("clip failed", path="r.pdf", page=1)
+
+    monkeypatch.setattr(thread, "clip_pdf", broken)
+    pdf = _pdf(tmp_path / "r.pdf")
+    folder = tmp_path / "crops"
+    docs = DeepSeekOCRLoader(
+        pdf,
+        base_url=server.base_url,
+        images="files",
+        images_dir=folder,
+        figure_dpi=300,
+        render_workers=0,
+    ).load()
+    assert docs and not any("image_path" in d.metadata for d in docs)
+    assert not folder.exists()
+    text = "\n".join(d.page_content for d in docs)
+    assert not _links(text) and text.count(CAPTION) == 1
+    assert "figures not cropped" in caplog.text and "clip failed" in caplog.text

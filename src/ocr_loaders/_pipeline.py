@@ -41,7 +41,7 @@ from ._limits import Limits, Tail, count_finished, result_bytes
 from ._model import PageImage, PageResult, RawPage, SourceInfo
 from ._passwords import password_for
 from ._rendering import OpenDocument, Renderer, make_renderer
-from ._rendering.crops import CropSettings, crop_targets, cut_image
+from ._rendering.crops import CropSettings, crop_targets, crop_zoom, cut_image
 from ._sources import DocumentSource, Input, describe, resolve_inputs
 from ._stats import Failure, StatsAccumulator, Totals
 
@@ -128,7 +128,7 @@ class _Run:
     opened: OpenDocument | None = None
     """The document being queued: open, its :class:`_DocEnd` not queued yet."""
     cutting: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
-    """One page's crops cut at a time: each decodes a whole page image (memory)."""
+    """One image input's crops cut at a time: each decodes a whole page image (memory)."""
 
 
 class Pipeline:
@@ -322,9 +322,10 @@ class Pipeline:
     async def _cropped(
         self, run: _Run, doc: OpenDocument, result: PageResult, image: PageImage | None
     ) -> PageResult:
-        """``result`` with its crops, when the load wants them: re-rendered from the PDF at
-        ``figure_dpi``, else cut from the image the engine saw. A page from the cache has no
-        image: it is rendered again (no request), so a re-run crops exactly as the first."""
+        """``result`` with its crops, when the load wants them. A PDF's are rendered in the
+        renderer (just the boxes, at ``figure_dpi`` or the resolution sent), pages from the
+        cache too, so a re-run crops exactly as the first; an image input's are cut from the
+        image the engine saw (a cached one is decoded again, no request)."""
         settings = self.crops
         if settings is None or result.page.status == "failed":
             return result
@@ -333,8 +334,9 @@ class Pipeline:
             return result
         number = result.page.number
         try:
-            if settings.dpi is not None and result.doc.kind == "pdf":
-                crops = await doc.crop(number, targets, settings)
+            if result.doc.kind == "pdf":
+                zoom = crop_zoom(settings, result.page)
+                crops = await doc.crop(number, targets, settings, zoom)
             else:
                 if image is None:
                     async with run.limits.prepared:

@@ -38,10 +38,10 @@ class OpenDocument(Protocol):
         ...
 
     async def crop(
-        self, number: int, targets: tuple[CropTarget, ...], settings: CropSettings
+        self, number: int, targets: tuple[CropTarget, ...], settings: CropSettings, zoom: float
     ) -> tuple[Crop, ...]:
-        """Blocks of PDF page ``number`` re-rendered at ``settings.dpi``, just their boxes
-        (see :func:`~ocr_loaders._rendering.crops.clip_pdf`); raises
+        """Blocks of PDF page ``number`` rendered at ``zoom`` pixels per point, just their
+        boxes (see :func:`~ocr_loaders._rendering.crops.clip_pdf`); raises
         :class:`~ocr_loaders._errors.PageRenderError` like :meth:`render`."""
         ...
 

@@ -1,13 +1,14 @@
 """Crops of layout blocks: figures, and on request tables and equations.
 
-A crop is cut one of two ways, both in the block's box mapped exactly as ``regions`` are
+Each crop is the block's box, mapped exactly as ``regions`` are
 (:func:`~ocr_loaders._model.scale_box`, in the frame a viewer shows):
 
-* from the page image the engine saw (:func:`cut_image`): the default, and always for image
-  inputs (PNG, JPEG, TIFF: their pixels are all there is, so they are never upscaled);
-* re-rendered from the PDF at ``figure_dpi``, just the box (:func:`clip_pdf`): sharper than the
-  sent image. It runs where the document is already open (the render worker), so no document
-  is re-opened per figure.
+* PDF pages: just the box rendered from the PDF (:func:`clip_pdf`) where the document is
+  already open (the render worker; no document is opened again per figure), at the resolution
+  the page was sent at, or at ``figure_dpi`` (sharper). A page answered from the cache is
+  cropped the same way, without rendering the whole page again.
+* Image inputs (PNG, JPEG, TIFF): cut from the image the engine saw (:func:`cut_image`); their
+  pixels are all there is, so ``figure_dpi`` does not apply and nothing is upscaled.
 
 Crops are PNG (no row filters, fast deflate, like the pages sent) or JPEG.
 """
@@ -42,7 +43,7 @@ class CropSettings:
     blocks: tuple[str, ...] = ("image",)
     """Labels of the blocks cropped, from :data:`CROP_BLOCKS`."""
     dpi: int | None = None
-    """PDF pages: re-render each box at this resolution; ``None``: cut from the sent image."""
+    """PDF pages: render each box at this resolution; ``None``: the resolution sent."""
     image_format: CropFormat = "png"
     jpeg_quality: int = 90
     max_pixels: int = 16_000_000
@@ -123,12 +124,16 @@ def cut_image(
 
 
 def clip_pdf(
-    doc: RasterDocument, number: int, targets: Sequence[CropTarget], settings: CropSettings
+    doc: RasterDocument,
+    number: int,
+    targets: Sequence[CropTarget],
+    settings: CropSettings,
+    zoom: float,
 ) -> tuple[Crop, ...]:
-    """Each target re-rendered from page ``number`` of an open PDF at ``settings.dpi``."""
-    assert settings.dpi is not None
+    """Each target rendered from page ``number`` of an open PDF at ``zoom`` pixels per point
+    (``figure_dpi / 72``, or the zoom the page was sent at)."""
     try:
-        return _clips(doc.pdf_page(number), targets, settings.dpi, settings)
+        return _clips(doc.pdf_page(number), targets, zoom, settings)
     except PageRenderError:
         raise
     except Exception as exc:
@@ -137,8 +142,15 @@ def clip_pdf(
         ) from exc
 
 
+def crop_zoom(settings: CropSettings, page: Page) -> float:
+    """Pixels per point of a PDF page's crops: ``figure_dpi``, else the page's as sent."""
+    if settings.dpi is not None:
+        return settings.dpi / 72.0
+    return page.image_width / page.width if page.width > 0 else 2.0
+
+
 def _clips(
-    page: Any, targets: Sequence[CropTarget], dpi: int, settings: CropSettings
+    page: Any, targets: Sequence[CropTarget], scale: float, settings: CropSettings
 ) -> tuple[Crop, ...]:
     import pymupdf
 
@@ -148,7 +160,7 @@ def _clips(
         clip = pymupdf.Rect(*scale_box(box, frame.width, frame.height)) & frame
         if clip.is_empty:
             continue
-        zoom, _ = fit_scale(clip.width, clip.height, dpi / 72.0, settings.max_pixels)
+        zoom, _ = fit_scale(clip.width, clip.height, scale, settings.max_pixels)
         pix = page.get_pixmap(
             matrix=pymupdf.Matrix(zoom, zoom), clip=clip, alpha=False, colorspace=pymupdf.csRGB
         )

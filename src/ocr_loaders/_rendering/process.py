@@ -60,6 +60,7 @@ class _Crop:
     number: int
     targets: tuple[CropTarget, ...]
     settings: CropSettings
+    zoom: float
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ def _handle(docs: dict[str, RasterDocument], request: object) -> _Reply:
         image = docs[request.key].render(request.number, request.settings, request.hook)
         return _Reply("ok", image=image)
     if isinstance(request, _Crop):
-        crops = clip_pdf(docs[request.key], request.number, request.targets, request.settings)
+        doc = docs[request.key]
+        crops = clip_pdf(doc, request.number, request.targets, request.settings, request.zoom)
         return _Reply("ok", crops=crops)
     if isinstance(request, _Close):
         if request.key in docs:
@@ -294,9 +296,11 @@ class RenderPool:
         number: int,
         targets: tuple[CropTarget, ...],
         settings: CropSettings,
+        zoom: float,
         timeout: float | None,
     ) -> tuple[Crop, ...]:
-        return self._call(key, number, _Crop(key, number, targets, settings), timeout).crops
+        request = _Crop(key, number, targets, settings, zoom)
+        return self._call(key, number, request, timeout).crops
 
     def _call(
         self, key: str, number: int, request: _Render | _Crop, timeout: float | None
@@ -387,11 +391,11 @@ class RemoteDocument:
         )
 
     async def crop(
-        self, number: int, targets: tuple[CropTarget, ...], settings: CropSettings
+        self, number: int, targets: tuple[CropTarget, ...], settings: CropSettings, zoom: float
     ) -> tuple[Crop, ...]:
         r = self._renderer
         return await r.threads.run(
-            r.pool.crop, self.key, number, targets, settings, r.render_timeout
+            r.pool.crop, self.key, number, targets, settings, zoom, r.render_timeout
         )
 
     async def close(self) -> None:

@@ -54,9 +54,9 @@ class ThreadDocument:
         return await self._thread.run(self._doc.render, number, settings, hook)
 
     async def crop(
-        self, number: int, targets: tuple[CropTarget, ...], settings: CropSettings
+        self, number: int, targets: tuple[CropTarget, ...], settings: CropSettings, zoom: float
     ) -> tuple[Crop, ...]:
-        return await self._thread.run(clip_pdf, self._doc, number, targets, settings)
+        return await self._thread.run(clip_pdf, self._doc, number, targets, settings, zoom)
 
     async def close(self) -> None:
         await self._thread.run(self._doc.close)
