@@ -1,6 +1,6 @@
 """Figure crops: what one costs, and that a load without crops costs what it did (issue 12).
 
-    python benchmarks/figures.py                                # ~3 minutes on 2 cores
+    python benchmarks/figures.py                                # ~7 minutes on 2 cores
     python benchmarks/figures.py --baseline-src ../other/src    # the same runs on another checkout
 
 Both rewrite this benchmark's section of docs/benchmarks.md. Every run is the CLI in its own
@@ -185,12 +185,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             grid = {"none": (None, long_pdf, url, VARIANTS["none"])}
             if args.baseline_src is not None:
                 grid["none (baseline)"] = (args.baseline_src, long_pdf, url, VARIANTS["none"])
-            headline = interleaved(grid, work, max(2, args.repeat - 1))
+            headline = interleaved(grid, work, args.repeat)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    command = " ".join(
-        ["python benchmarks/figures.py", *(argv if argv is not None else sys.argv[1:])]
-    )
+    command = f"python benchmarks/figures.py --pages {args.pages} --repeat {args.repeat}" + (
+        " --baseline-src MAIN/src" if args.baseline_src is not None else ""
+    )  # MAIN: a checkout of the main branch (the path is this machine's business)
     text = section(per_figure, cost, headline, args.pages, args.long_pages, args.repeat, command)
     write_section(text)
     print(f"wrote {SECTION!r} in {DOC_OUT}", flush=True)
@@ -232,9 +232,10 @@ def section(
     ]
     return f"""{SECTION}
 
-Reproduce with `{command}` (about 3 minutes; `--baseline-src` runs the same CLI from another
-checkout's `src`, e.g. the main branch, interleaved with this one). Every run is the CLI in its
-own process, `--no-cache --concurrency 32`, the median of {repeat} runs (spread in brackets).
+Reproduce with `{command}` (about 10 minutes on this
+machine; `--baseline-src` runs the same CLI from another checkout's `src`, here `MAIN` a
+checkout of the main branch, interleaved with this one). Every run is the CLI in its own
+process, `--no-cache --concurrency 32`, the median of {repeat} runs (spread in brackets).
 
 **Cost per figure, the crop itself**, in one process (CPU time, the mean over
 {min(30, pages)} pages of the lecture notes; the box is 80 % x 40 % of the page, about

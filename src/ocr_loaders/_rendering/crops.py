@@ -164,7 +164,8 @@ def _clips(
         pix = page.get_pixmap(
             matrix=pymupdf.Matrix(zoom, zoom), clip=clip, alpha=False, colorspace=pymupdf.csRGB
         )
-        data = encode_rgb(pix.samples_mv, pix.width, pix.height, settings)
-        out.append(Crop(index, data, pix.width, pix.height))
+        if pix.width and pix.height:  # a box thinner than a pixel has no crop
+            data = encode_rgb(pix.samples_mv, pix.width, pix.height, settings)
+            out.append(Crop(index, data, pix.width, pix.height))
         del pix
     return tuple(out)
