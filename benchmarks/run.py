@@ -99,7 +99,7 @@ def make_long_pdf(path: Path, pages: int) -> str:
 
 @contextmanager
 def fake_server(
-    slots: int, service: float, jitter: float = 0.0, seed: int = 0
+    slots: int, service: float, jitter: float = 0.0, seed: int = 0, responder: str = "grid"
 ) -> Iterator[tuple[str, Any]]:
     """A capacity-simulating server process; yields its base URL and the process."""
     cmd = [
@@ -117,7 +117,7 @@ def fake_server(
         "--seed",
         str(seed),
         "--responder",
-        "grid",
+        responder,
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

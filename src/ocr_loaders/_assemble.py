@@ -109,7 +109,6 @@ def page_result(
         engine=engine.name,
         model=engine.model,
         markdown=markdown,
-        figure_image=image.image if any(b.label == "image" for b in page.blocks) else b"",
     )
 
 

@@ -69,8 +69,8 @@ class Window:
 
 def result_bytes(result: PageResult) -> int:
     """A rough size of a finished page in memory: its markdown, the blocks' text (about as
-    much again) and a fixed overhead for the objects."""
-    return 2 * len(result.markdown) + 4096
+    much again), its crops and a fixed overhead for the objects."""
+    return 2 * len(result.markdown) + sum(len(c.data) for c in result.crops) + 4096
 
 
 @dataclass(frozen=True)

@@ -193,6 +193,17 @@ class PageStats:
 
 
 @dataclass(frozen=True, slots=True)
+class Crop:
+    """One block cut out of a page (a figure; on request a table or an equation), encoded."""
+
+    block: int
+    """Index of the block in ``Page.blocks``."""
+    data: bytes
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
 class PageResult:
     """One finished page as the pipeline yields it: parsed page, accounting, provenance."""
 
@@ -202,8 +213,8 @@ class PageResult:
     engine: str
     model: str
     markdown: str
-    figure_image: bytes = b""
-    """The image the engine saw, kept only when the page has ``image`` blocks (for crops)."""
+    crops: tuple[Crop, ...] = ()
+    """The page's crops, when the load asked for them (``images="files"`` or ``"inline"``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 from ._assemble import failed_answer, failed_page_image, page_result
@@ -41,6 +41,7 @@ from ._limits import Limits, Tail, count_finished, result_bytes
 from ._model import PageImage, PageResult, RawPage, SourceInfo
 from ._passwords import password_for
 from ._rendering import OpenDocument, Renderer, make_renderer
+from ._rendering.crops import CropSettings, crop_targets, crop_zoom, cut_image
 from ._sources import DocumentSource, Input, describe, resolve_inputs
 from ._stats import Failure, StatsAccumulator, Totals
 
@@ -126,13 +127,20 @@ class _Run:
     out: asyncio.Queue[_Queued]
     opened: OpenDocument | None = None
     """The document being queued: open, its :class:`_DocEnd` not queued yet."""
+    cutting: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
+    """One image input's crops cut at a time: each decodes a whole page image (memory)."""
 
 
 class Pipeline:
-    """Runs a load. ``stats`` holds the run's running totals (see :meth:`run_totals`)."""
+    """Runs a load. ``stats`` holds the run's running totals (see :meth:`run_totals`).
 
-    def __init__(self, options: LoaderOptions) -> None:
+    With ``crops``, each page's blocks of those labels are cropped (``PageResult.crops``),
+    pages answered from the cache included (their crops are rendered again; no request).
+    """
+
+    def __init__(self, options: LoaderOptions, crops: CropSettings | None = None) -> None:
         self.options = options
+        self.crops = crops
         self.stats = StatsAccumulator(model=options.model)
         self._cache: PageCache | None = None
         if options.cache:
@@ -287,7 +295,9 @@ class Pipeline:
             hit = await asyncio.to_thread(self._cache.get, cache_key)
             if hit is not None:
                 image, raw = hit
-                return self._result(info, replace(image, source=info), raw, engine, cached=True)
+                cached = self._result(info, replace(image, source=info), raw, engine, cached=True)
+                handed()  # no request for this page
+                return await self._cropped(run, doc, cached, None)
         async with run.limits.prepared:  # rendered pages waiting for a request slot are few
             try:
                 image = await doc.render(number, self.options.render, engine.page_hook)
@@ -307,7 +317,36 @@ class Pipeline:
         result = self._result(info, image, raw, engine, cached=False)
         if self._cache is not None and cache_key is not None and result.page.status != "failed":
             await asyncio.to_thread(self._cache.put, cache_key, _geometry(image), raw)
-        return result
+        return await self._cropped(run, doc, result, image)
+
+    async def _cropped(
+        self, run: _Run, doc: OpenDocument, result: PageResult, image: PageImage | None
+    ) -> PageResult:
+        """``result`` with its crops, when the load wants them. A PDF's are rendered in the
+        renderer (just the boxes, at ``figure_dpi`` or the resolution sent), pages from the
+        cache too, so a re-run crops exactly as the first; an image input's are cut from the
+        image the engine saw (a cached one is decoded again, no request)."""
+        settings = self.crops
+        if settings is None or result.page.status == "failed":
+            return result
+        targets = crop_targets(result.page, settings.blocks)
+        if not targets:
+            return result
+        number = result.page.number
+        try:
+            if result.doc.kind == "pdf":
+                zoom = crop_zoom(settings, result.page)
+                crops = await doc.crop(number, targets, settings, zoom)
+            else:
+                if image is None:
+                    async with run.limits.prepared:
+                        image = await doc.render(number, self.options.render, None)
+                async with run.cutting:
+                    crops = await asyncio.to_thread(cut_image, image.image, targets, settings)
+        except PageRenderError as exc:  # the page keeps its text and captions, and no link
+            log.warning("%s page %d: figures not cropped (%s)", result.doc.source, number, exc)
+            return result
+        return replace(result, crops=crops)
 
     def _result(
         self, info: SourceInfo, image: PageImage, raw: RawPage, engine: Engine, *, cached: bool

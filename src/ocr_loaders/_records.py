@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ._figures import MIMETYPE, Figure
+from ._figures import Figure
 from ._model import Chunk, PageResult, Region, SourceInfo
 
 Scalar = str | int | float | bool
@@ -49,6 +49,7 @@ EXCLUDED_FROM_EMBEDDING = (
     "image_height",
     "image_path",
     "image_base64",
+    "crop_paths",
 )
 """Keys kept out of the text LlamaIndex embeds and shows the LLM (bulky or numeric)."""
 
@@ -133,7 +134,8 @@ def figure_record(
     """The record of one figure: its caption as text, the chunk keys, and its image.
 
     ``image_path`` (a written crop) or ``image_base64`` (``inline``), with ``image_mimetype``;
-    ``block_types`` is ``image`` and ``regions`` holds the figure's box. ``index`` numbers
+    ``block_types`` is the block's label (``image``, ``table`` or ``equation``) and
+    ``regions`` holds its box. ``index`` numbers
     the document's figures (``chunk_index``; ``figure_index`` is the index on the page).
     """
     chunk = Chunk(
@@ -141,13 +143,13 @@ def figure_record(
         index=index,
         page_start=figure.page,
         page_end=figure.page,
-        labels=("image",),
+        labels=(figure.label,),
         heading="",
-        regions=(Region(figure.page, "image", figure.bbox),),
+        regions=(Region(figure.page, figure.label, figure.bbox),),
     )
     meta = chunk_metadata(figure.doc, chunk, pages)
     meta["figure_index"] = figure.index
-    meta["image_mimetype"] = MIMETYPE
+    meta["image_mimetype"] = figure.mime
     meta["image_width"] = figure.width
     meta["image_height"] = figure.height
     if figure.path:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from contextlib import aclosing
@@ -28,7 +29,7 @@ from ._chunking import Chunker, ChunkOptions
 from ._config import LoaderOptions
 from ._errors import OCRLoadersError
 from ._figures import Figure, FigureFolder, FigureOptions, StemNames, crop_figures
-from ._model import Block, Chunk, Page, PageResult, SourceInfo
+from ._model import Block, Chunk, Crop, Page, PageResult, SourceInfo
 from ._pipeline import (
     DocumentFailed,
     DocumentFinished,
@@ -95,6 +96,7 @@ class _DocumentChunks:
         chunk can still hold goes out as it is."""
         out: list[Record] = []
         for record in records:
+            at = len(out)
             out.append(record)
             chunk, waiting = record.chunk, []
             for fig in self._pending:
@@ -102,6 +104,8 @@ class _DocumentChunks:
                 if chunk.page_start <= fig.figure.page <= chunk.page_end and _shows(record, fig):
                     meta = {**fig.metadata, "chunk_id": record.id, "heading": chunk.heading}
                     out.append(dataclasses.replace(fig, metadata=meta))
+                    if fig.figure.label != "image" and fig.figure.path:
+                        out[at] = record = _with_crop(record, fig.figure.path)
                 elif chunk.page_start > fig.figure.page:
                     out.append(fig)
                 else:
@@ -143,7 +147,7 @@ class Run:
         self.figures = figures
         self._place = place or figures.place
         self._stems = StemNames()
-        self.pipeline = Pipeline(options)
+        self.pipeline = Pipeline(options, figures.wanted)
         self.documents: list[Totals] = []
         self._cleanup = CleanupCounts()
 
@@ -189,16 +193,14 @@ class Run:
                     yield event
 
     async def _crops(self, result: PageResult) -> tuple[PageResult, list[Figure]]:
-        """The page's figures (cropped, written where asked) and its markdown linking them;
-        the page image is let go either way."""
-        if not result.figure_image:
+        """The page's figures (written where asked) and its markdown linking them; the
+        crops' bytes are let go once written."""
+        if not result.crops:
             return result, []
-        image, result = result.figure_image, dataclasses.replace(result, figure_image=b"")
-        if self.figures.mode == "none" or result.page.status == "failed":
-            return result, []
+        crops, result = result.crops, dataclasses.replace(result, crops=())
         folder = self._place(result.doc) if self.figures.mode == "files" else None
         stem = self._stems(result.doc)
-        figures = await asyncio.to_thread(_cut, result, image, stem, folder, self.figures.mode)
+        figures = await asyncio.to_thread(_figures, result, crops, stem, folder, self.figures)
         links = {f.index: f.link for f in figures if f.link}
         if links:
             markdown = page_markdown(
@@ -251,21 +253,41 @@ def _with_text(records: list[Record]) -> list[Record]:
 
 
 def _shows(chunk: Record, figure: Record) -> bool:
-    """Whether a chunk's text holds a figure: its link, or else its caption."""
-    assert figure.figure is not None
-    if figure.figure.link:
-        return f"]({figure.figure.link})" in chunk.text
+    """Whether a chunk holds a figure: its link, else its caption; a table or an equation:
+    its box among the chunk's regions."""
+    f = figure.figure
+    assert f is not None
+    if f.link:
+        return f"]({f.link})" in chunk.text
+    if f.label != "image":
+        return any(
+            r.page == f.page
+            and r.label == f.label
+            and all(abs(a - b) < 0.5 for a, b in zip(r.bbox, f.bbox, strict=True))
+            for r in chunk.chunk.regions
+        )
     return bool(figure.text) and figure.text in chunk.text
 
 
-def _cut(
-    result: PageResult, image: bytes, stem: str, folder: FigureFolder | None, mode: str
+def _with_crop(record: Record, path: str) -> Record:
+    """A chunk with one more crop of a table or equation it holds (``crop_paths``)."""
+    paths = json.loads(str(record.metadata.get("crop_paths", "[]")))
+    meta = {**record.metadata, "crop_paths": json.dumps([*paths, path], ensure_ascii=False)}
+    return dataclasses.replace(record, metadata=meta)
+
+
+def _figures(
+    result: PageResult,
+    crops: tuple[Crop, ...],
+    stem: str,
+    folder: FigureFolder | None,
+    options: FigureOptions,
 ) -> list[Figure]:
-    """Crop a page's figures and write them under ``folder`` (when given)."""
-    figures = crop_figures(result.doc, result.page, image, stem)
+    """A page's crops as figures, written under ``folder`` (when given)."""
+    figures = crop_figures(result.doc, result.page, crops, stem, options.crops)
     if folder is not None:
         figures = [folder.write(f) for f in figures]
-    if mode != "inline":  # the crop's bytes are on disk: do not keep them
+    if options.mode != "inline":  # the crop's bytes are on disk: do not keep them
         figures = [dataclasses.replace(f, data=b"") if f.path else f for f in figures]
     return figures
 

@@ -44,7 +44,8 @@ class DeepSeekOCRLoader(BaseLoader, Adapter):
         model, api_key: as the environment variables ``DEEPSEEK_OCR_MODEL`` / ``_API_KEY``.
         **options: see docs/usage.md (``password`` may map file names to passwords;
             ``show_progress=True`` draws a progress bar on stderr; ``images`` and
-            ``images_dir`` add a ``Document`` per figure).
+            ``images_dir`` add a ``Document`` per figure; ``figure_dpi``,
+            ``figure_format`` and ``crop_blocks`` say how and what is cropped).
 
     After a load, :attr:`last_stats` holds the run's totals (see docs/stats.md), with the
     files and pages that failed in ``last_stats.failures``. With ``on_error="raise"`` the

@@ -21,7 +21,13 @@ from ._sources import DocumentSource, Input, resolve_inputs
 
 try:
     from llama_index.core.readers.base import BaseReader
-    from llama_index.core.schema import Document, ImageNode
+    from llama_index.core.schema import (
+        Document,
+        ImageNode,
+        NodeRelationship,
+        ObjectType,
+        RelatedNodeInfo,
+    )
 except ImportError as exc:  # pragma: no cover - exercised by test_optional_imports
     raise ImportError(
         "DeepSeekOCRReader needs LlamaIndex: pip install 'ocr-loaders[llamaindex]'"
@@ -42,11 +48,13 @@ class DeepSeekOCRReader(BaseReader, Adapter):
         api_key: bearer token (``DEEPSEEK_OCR_API_KEY``).
         **options: see docs/usage.md (``pages``, ``password``, ``concurrency``, ``dpi``,
             ``chunk_size``, ``chunk_overlap``, ``mode``, ``on_error``, ``show_progress``,
-            ``cache``, ``images``, ``images_dir``, ...).
+            ``cache``, ``images``, ``images_dir``, ``figure_dpi``, ``figure_format``,
+            ``crop_blocks``, ...).
 
     With ``images="files"`` (crops written under ``images_dir``) or ``"inline"`` (base64 in
-    the node), each figure also comes back as an ``ImageNode`` after the page's chunks
-    (docs/metadata.md); the default ``"none"`` returns ``Document`` chunks only.
+    the node), each figure also comes back as an ``ImageNode`` after the page's chunks, its
+    ``PARENT`` the chunk that shows it (docs/metadata.md); the default ``"none"`` returns
+    ``Document`` chunks only.
 
     After a load, :attr:`last_stats` holds the run's totals (see docs/stats.md), with the
     files and pages that failed in ``last_stats.failures``. With ``on_error="raise"`` the
@@ -182,11 +190,22 @@ def to_document(record: Record) -> Document:
 
 def to_image_node(record: Record) -> ImageNode:
     """A figure's ``ImageNode``: caption as text, the crop as ``image_path`` (a file) or
-    ``image`` (base64), ``image_mimetype``, and the chunk metadata (base64 kept out of it)."""
+    ``image`` (base64), ``image_mimetype``, and the chunk metadata (base64 kept out of it).
+
+    The text chunk that shows the figure (``chunk_id``) is its ``PARENT``
+    (``node.parent_node``), a hierarchy's relation: the figure is part of that chunk.
+    ``SOURCE`` is left unset: it names the document a node was split from (``ref_doc_id``),
+    and an ingestion pipeline replaces every node of one ``ref_doc_id`` together, which would
+    make a chunk and its figures evict each other."""
     meta = dict(record.metadata)
     image = meta.pop("image_base64", None)
     keys = [k for k in EXCLUDED_FROM_EMBEDDING if k in meta]
+    relationships = {}
+    if "chunk_id" in meta:
+        parent = RelatedNodeInfo(node_id=str(meta["chunk_id"]), node_type=ObjectType.DOCUMENT)
+        relationships[NodeRelationship.PARENT] = parent
     return ImageNode(
+        relationships=relationships,
         id_=record.id,
         text=record.text,
         image=str(image) if image is not None else None,

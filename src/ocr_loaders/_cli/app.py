@@ -163,6 +163,14 @@ def convert_command(
     images: Annotated[
         str, typer.Option(help="Figure crops: files (OUT/<stem>/images/), inline or none.")
     ] = "files",
+    figure_dpi: Annotated[
+        int | None,
+        typer.Option(help="Re-render PDF crops at this resolution (default: the --dpi sent)."),
+    ] = None,
+    figure_format: Annotated[str, typer.Option(help="Crop format: png or jpeg.")] = "png",
+    crop_blocks: Annotated[
+        str, typer.Option(help="Blocks to crop, comma-separated: image, table, equation.")
+    ] = "image",
     chunk_size: Annotated[int, typer.Option(help="Max tokens per chunk.")] = 512,
     chunk_overlap: Annotated[int, typer.Option(help="Tokens of overlap.")] = 0,
     dpi: Annotated[int, typer.Option(help="Render resolution for PDF pages.")] = 144,
@@ -229,7 +237,9 @@ def convert_command(
             _print(console, "error: missing option '-o' / '--output' (the output folder)")
             raise typer.Exit(EXIT_USAGE)
         output.mkdir(parents=True, exist_ok=True)
-        figures = figure_options(images)
+        figures = figure_options(
+            images, figure_dpi=figure_dpi, figure_format=figure_format, crop_blocks=crop_blocks
+        )
         done = asyncio.run(
             convert(paths, output, options, console, quiet=quiet, figures=figures, html=html)
         )

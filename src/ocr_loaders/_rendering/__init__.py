@@ -13,8 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from .._engines.base import PageHook
-from .._model import PageImage
+from .._model import Crop, PageImage
 from .._sources import DocumentOutline, DocumentSource
+from .crops import CropSettings, CropTarget
 from .raster import RenderSettings
 
 if TYPE_CHECKING:
@@ -34,6 +35,14 @@ class OpenDocument(Protocol):
     ) -> PageImage:
         """Page ``number`` (1-based) as the image an engine receives; a page that cannot be
         rendered raises :class:`~ocr_loaders._errors.PageRenderError`."""
+        ...
+
+    async def crop(
+        self, number: int, targets: tuple[CropTarget, ...], settings: CropSettings, zoom: float
+    ) -> tuple[Crop, ...]:
+        """Blocks of PDF page ``number`` rendered at ``zoom`` pixels per point, just their
+        boxes (see :func:`~ocr_loaders._rendering.crops.clip_pdf`); raises
+        :class:`~ocr_loaders._errors.PageRenderError` like :meth:`render`."""
         ...
 
     async def close(self) -> None:

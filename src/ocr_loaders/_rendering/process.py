@@ -27,8 +27,9 @@ from typing import IO, Any, Literal
 
 from .._engines.base import PageHook
 from .._errors import InputError, PageRenderError, UnreadableInputError
-from .._model import PageImage
+from .._model import Crop, PageImage
 from .._sources import DocumentOutline, DocumentSource, describe
+from .crops import CropSettings, CropTarget, clip_pdf
 from .raster import RasterDocument, RenderSettings, open_document
 from .thread import Offload
 
@@ -54,22 +55,32 @@ class _Render:
 
 
 @dataclass(frozen=True)
+class _Crop:
+    key: str
+    number: int
+    targets: tuple[CropTarget, ...]
+    settings: CropSettings
+    zoom: float
+
+
+@dataclass(frozen=True)
 class _Close:
     key: str
 
 
-_Request = _Open | _Render | _Close
+_Request = _Open | _Render | _Crop | _Close
 """What the parent asks a worker; each request gets one :class:`_Reply`."""
 
 
 @dataclass(frozen=True)
 class _Reply:
-    """``ok`` with the rendered image (if any), ``error`` raised in the parent, or ``dead``:
-    the pipe broke (made up by the parent's reader thread, never sent)."""
+    """``ok`` with the rendered image or crops (if any), ``error`` raised in the parent, or
+    ``dead``: the pipe broke (made up by the parent's reader thread, never sent)."""
 
     status: Literal["ok", "error", "dead"]
     image: PageImage | None = None
     error: BaseException | None = None
+    crops: tuple[Crop, ...] = ()
 
 
 def _write_frame(stream: IO[bytes], obj: _Request | _Reply) -> None:
@@ -122,6 +133,10 @@ def _handle(docs: dict[str, RasterDocument], request: object) -> _Reply:
     if isinstance(request, _Render):
         image = docs[request.key].render(request.number, request.settings, request.hook)
         return _Reply("ok", image=image)
+    if isinstance(request, _Crop):
+        doc = docs[request.key]
+        crops = clip_pdf(doc, request.number, request.targets, request.settings, request.zoom)
+        return _Reply("ok", crops=crops)
     if isinstance(request, _Close):
         if request.key in docs:
             docs.pop(request.key).close()
@@ -183,7 +198,7 @@ class _Worker:
         self.opened = set()
         return proc
 
-    def call(self, request: _Request, timeout: float | None) -> PageImage | None:
+    def call(self, request: _Request, timeout: float | None) -> _Reply:
         if self.proc is None or self.proc.poll() is not None:
             self.proc = self._start()
         stdin = self.proc.stdin
@@ -202,7 +217,7 @@ class _Worker:
             raise ChildProcessError(f"render worker died ({reply.error})")
         if reply.error is not None:
             raise reply.error
-        return reply.image
+        return reply
 
     def kill(self) -> None:
         proc, self.proc = self.proc, None
@@ -271,14 +286,32 @@ class RenderPool:
         hook: PageHook | None,
         timeout: float | None,
     ) -> PageImage:
+        image = self._call(key, number, _Render(key, number, settings, hook), timeout).image
+        assert image is not None
+        return image
+
+    def crop(
+        self,
+        key: str,
+        number: int,
+        targets: tuple[CropTarget, ...],
+        settings: CropSettings,
+        zoom: float,
+        timeout: float | None,
+    ) -> tuple[Crop, ...]:
+        request = _Crop(key, number, targets, settings, zoom)
+        return self._call(key, number, request, timeout).crops
+
+    def _call(
+        self, key: str, number: int, request: _Render | _Crop, timeout: float | None
+    ) -> _Reply:
+        """One request about page ``number`` on a worker that has the document open."""
         doc = self._docs[key]
         worker = self._checkout()
         try:
             if key not in worker.opened:
                 self._ensure_open(worker, doc, timeout)
-            image = worker.call(_Render(key, number, settings, hook), timeout)
-            assert image is not None
-            return image
+            return worker.call(request, timeout)
         except TimeoutError:
             raise PageRenderError(
                 f"rendering took longer than {timeout:.0f} s; skipped",
@@ -355,6 +388,14 @@ class RemoteDocument:
         r = self._renderer
         return await r.threads.run(
             r.pool.render, self.key, number, settings, hook, r.render_timeout
+        )
+
+    async def crop(
+        self, number: int, targets: tuple[CropTarget, ...], settings: CropSettings, zoom: float
+    ) -> tuple[Crop, ...]:
+        r = self._renderer
+        return await r.threads.run(
+            r.pool.crop, self.key, number, targets, settings, zoom, r.render_timeout
         )
 
     async def close(self) -> None:

@@ -308,6 +308,12 @@ class RasterDocument:
             return render_pdf_page(self._handle, self.outline, number, settings, hook)
         return render_image_frame(self._handle, self.outline, number, settings)
 
+    def pdf_page(self, number: int) -> Any:
+        """Page ``number`` (1-based) of an open PDF, as a ``pymupdf.Page``."""
+        if self.info.kind != "pdf":
+            raise PageRenderError("not a PDF page", path=self.info.source, page=number)
+        return self._handle[number - 1]
+
     def _refresh(self, number: int) -> None:
         """Swap the handle for a fresh one on the same, unchanged document."""
         assert self._reopen is not None

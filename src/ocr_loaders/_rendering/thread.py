@@ -14,8 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from .._engines.base import PageHook
-from .._model import PageImage
+from .._model import Crop, PageImage
 from .._sources import DocumentOutline, DocumentSource
+from .crops import CropSettings, CropTarget, clip_pdf
 from .raster import RasterDocument, RenderSettings, open_document
 
 P = ParamSpec("P")
@@ -51,6 +52,11 @@ class ThreadDocument:
         self, number: int, settings: RenderSettings, hook: PageHook | None
     ) -> PageImage:
         return await self._thread.run(self._doc.render, number, settings, hook)
+
+    async def crop(
+        self, number: int, targets: tuple[CropTarget, ...], settings: CropSettings, zoom: float
+    ) -> tuple[Crop, ...]:
+        return await self._thread.run(clip_pdf, self._doc, number, targets, settings, zoom)
 
     async def close(self) -> None:
         await self._thread.run(self._doc.close)
