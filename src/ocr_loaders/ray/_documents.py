@@ -16,15 +16,16 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .._assemble import page_result
-from .._errors import PageFailedError
-from .._model import PageResult
+from .._errors import PageFailedError, PageRenderError
+from .._model import PageImage, PageResult
 from .._pipeline import DocumentFinished, DocumentStarted, Event, Inputs, Pipeline
 from .._records import Metadata, Record
+from .._rendering.crops import clip_pdf, crop_targets, crop_zoom, cut_image
 from .._run import Run
 from .._sources import DocumentOutline
 from .._stats import Failure, Totals
 from ._rows import DocumentError, Row, decode_outline, decode_page, from_table
-from ._stages import JobSpec
+from ._stages import JobSpec, _document
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -70,6 +71,7 @@ CHUNK_COLUMNS: dict[str, Any] = {
     "page_header": "",
     "page_footer": "",
     "page_joins": "",
+    "crop_paths": "",  # a chunk holding cropped tables or equations (crop_blocks); else empty
     **FIGURE_DEFAULTS,
 }
 """The columns of the dataset ``read_documents`` returns: ``id``, ``text`` and the flat
@@ -146,8 +148,34 @@ def page_results(rows: list[Row], spec: JobSpec) -> tuple[DocumentOutline, list[
         )
         if result.stats.finished_at:  # the wall clock, comparable across hosts
             result = replace(result, stats=replace(result.stats, finished_at=row["finished"]))
-        out.append(result)
+        out.append(_cropped(result, image, row, outline, spec))
     return outline, out
+
+
+def _cropped(
+    result: PageResult, image: PageImage, row: Row, outline: DocumentOutline, spec: JobSpec
+) -> PageResult:
+    """``result`` with its figure crops, made as the single-process pipeline makes them: a
+    PDF's boxes rendered from the document at ``figure_dpi`` or the zoom the page was sent
+    at, an image input's cut from the page image (rendered again for a cached page)."""
+    settings = spec.figures.wanted
+    if settings is None or result.page.status == "failed":
+        return result
+    targets = crop_targets(result.page, settings.blocks)
+    if not targets:
+        return result
+    number = result.page.number
+    try:
+        doc = _document(row, outline, spec)
+        if result.doc.kind == "pdf":
+            crops = clip_pdf(doc, number, targets, settings, crop_zoom(settings, result.page))
+        else:
+            page_image = image.image or doc.render(number, spec.options.render, None).image
+            crops = cut_image(page_image, targets, settings)
+    except PageRenderError as exc:  # the page keeps its text and captions, and no link
+        log.warning("%s page %d: figures not cropped (%s)", result.doc.source, number, exc)
+        return result
+    return replace(result, crops=crops)
 
 
 def assemble(batch: pa.Table, spec: JobSpec, stats: Any | None) -> pa.Table:

@@ -29,6 +29,8 @@ class _Rows(Protocol):
 def row_metadata(row: Row) -> dict[str, Any]:
     """A chunk row's metadata as the loaders give it (no figure keys on a chunk)."""
     meta = {k: v for k, v in row.items() if k in CHUNK_COLUMNS and k not in ("id", "text")}
+    if not meta.get("crop_paths"):  # the loaders set it only on chunks that have crops
+        meta.pop("crop_paths", None)
     if meta.get("figure_index", -1) == -1:
         for key in FIGURE_DEFAULTS:
             meta.pop(key, None)
