@@ -38,11 +38,12 @@ from ._errors import (
     PageRenderError,
 )
 from ._limits import Limits, Tail, count_finished, result_bytes
-from ._model import PageImage, PageResult, RawPage, SourceInfo
+from ._model import PageImage, PageResult, PageVerification, RawPage, SourceInfo
 from ._passwords import password_for
 from ._rendering import OpenDocument, Renderer, make_renderer
 from ._sources import DocumentSource, Input, describe, resolve_inputs
 from ._stats import Failure, StatsAccumulator, Totals
+from ._verify import Verifier, split_hint
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,9 @@ class Pipeline:
     def __init__(self, options: LoaderOptions) -> None:
         self.options = options
         self.stats = StatsAccumulator(model=options.model)
+        self.verifier = Verifier(
+            options.verification, model=options.model, tables=options.chunk.tables
+        )
         self._cache: PageCache | None = None
         if options.cache:
             self._cache = PageCache(options.cache_dir, max_bytes=options.cache_max_bytes)
@@ -287,10 +291,13 @@ class Pipeline:
             hit = await asyncio.to_thread(self._cache.get, cache_key)
             if hit is not None:
                 image, raw = hit
-                return self._result(info, replace(image, source=info), raw, engine, cached=True)
+                image = replace(image, source=info)
+                checked = self.verifier.check(image, raw)
+                return self._result(info, image, raw, engine, cached=True, verification=checked)
         async with run.limits.prepared:  # rendered pages waiting for a request slot are few
             try:
-                image = await doc.render(number, self.options.render, engine.page_hook)
+                hook = self.verifier.hook(engine.page_hook)
+                image = split_hint(await doc.render(number, self.options.render, hook))
             except PageRenderError as exc:  # logged with the other failed pages (ocr_loaders._run)
                 image = failed_page_image(doc.outline, number)
                 raw = failed_answer(engine, exc.reason)
@@ -304,13 +311,21 @@ class Pipeline:
                 except Exception as exc:  # an engine bug must not lose the page silently
                     log.exception("%s page %d: engine failed", info.source, number)
                     raw = failed_answer(engine, f"{type(exc).__name__}: {exc}")
-        result = self._result(info, image, raw, engine, cached=False)
+                raw, verification = await self.verifier.verify(engine, image, raw)
+        result = self._result(info, image, raw, engine, cached=False, verification=verification)
         if self._cache is not None and cache_key is not None and result.page.status != "failed":
             await asyncio.to_thread(self._cache.put, cache_key, _geometry(image), raw)
         return result
 
     def _result(
-        self, info: SourceInfo, image: PageImage, raw: RawPage, engine: Engine, *, cached: bool
+        self,
+        info: SourceInfo,
+        image: PageImage,
+        raw: RawPage,
+        engine: Engine,
+        *,
+        cached: bool,
+        verification: PageVerification | None = None,
     ) -> PageResult:
         return page_result(
             info,
@@ -320,12 +335,13 @@ class Pipeline:
             model=self.options.model,
             tables=self.options.chunk.tables,
             cached=cached,
+            verification=verification,
         )
 
 
 def _geometry(image: PageImage) -> PageImage:
     """What the cache keeps of a page image: its geometry, not its pixels."""
-    return replace(image, image=b"", hint=None)
+    return replace(image, image=b"", hint=None, text_layer=None)
 
 
 async def _discard(out: asyncio.Queue[_Queued]) -> None:

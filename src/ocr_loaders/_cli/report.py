@@ -126,6 +126,8 @@ COLUMNS = (
     "text tok",
     "ratio",
     ">10x",
+    "flagged",
+    "repaired",
     "sec",
     "note",
 )
@@ -143,6 +145,8 @@ def _row(name: str, t: Totals, note: str = "") -> list[str]:
         str(t.text_tokens),
         f"{t.compression_ratio:.2f}",
         str(t.pages_over_10x),
+        str(t.verification.pages_flagged),
+        str(t.verification.pages_repaired),
         f"{t.seconds:.2f}" if t.seconds < 10 else f"{t.seconds:.1f}",
         note,
     ]

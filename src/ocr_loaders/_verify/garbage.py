@@ -1,0 +1,133 @@
+"""Is a text layer worth trusting? Character-class statistics over its words.
+
+Scanners and old OCR tools bake an invisible text layer into scanned PDFs; a poor one reads
+like ``«POAH «3E*»CM tanntxim``. Such a layer is no ground truth for the cross-check, and the
+local engine must OCR the page rather than index it. A layer is *garbage* when too many of
+its words are implausible:
+
+* unreadable characters (U+FFFD, private use, control, unassigned code points);
+* symbols inside a word (``3E*»CM``), other than the joiners real words carry (``-'.,/:``
+  and the like) and mathematical symbols;
+* letters of two scripts in one word (Latin with Cyrillic or Greek), or digits and letters
+  interleaved more than once (``t3x4m``);
+* a case pattern no language writes (``tAnNt``: lower, upper, lower again);
+* long Latin words with no vowel, or five consonants in a row (``xkcdwrt``).
+
+Real pages, even dense mathematics and tables, stay well under the threshold
+(docs/verification.md gives the measured rates).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+GARBAGE_SHARE = 0.3
+"""A layer with more implausible words than this share is garbage."""
+MIN_WORDS = 8
+"""Too few words to judge: such a layer is kept (it rarely matters either way)."""
+BAD_CHAR_SHARE = 0.10
+
+_EDGE_PUNCT = "\"'`([{<«»„“”‘’)]}>.,;:!?¡¿…·•*–—-"
+_JOINERS = frozenset("-'’.,/:&+%_@#°‐‑·")
+_VOWELS = frozenset("aeiouyàáâãäåæèéêëìíîïòóôõöøùúûüýÿœ")
+_CONSONANT_RUN = re.compile(r"[bcdfghjklmnpqrstvwxz]{5,}")
+_DIGIT_LETTER = re.compile(r"(?:\d[^\W\d_]|[^\W\d_]\d)")
+
+
+def _bad_char(ch: str) -> bool:
+    if ch == "\ufffd":
+        return True
+    cat = unicodedata.category(ch)
+    return cat in ("Co", "Cs", "Cn") or (cat == "Cc" and ch not in "\t\n\r")
+
+
+def _script(ch: str) -> str:
+    """``latin``, ``cyrillic``, ``greek`` or ``other`` for a letter."""
+    if ch < "\u0250":
+        return "latin"
+    if "\u0370" <= ch < "\u0400":
+        return "greek"
+    if "\u0400" <= ch < "\u0530":
+        return "cyrillic"
+    return "other"
+
+
+def _odd_case(alpha: str) -> bool:
+    """Lower case, then upper, then lower again (``tAnNt``)."""
+    lower_seen = upper_after_lower = False
+    for ch in alpha:
+        if ch.islower():
+            if upper_after_lower:
+                return True
+            lower_seen = True
+        elif ch.isupper() and lower_seen:
+            upper_after_lower = True
+    return False
+
+
+def implausible(word: str) -> bool:
+    """True when ``word`` (one whitespace-separated piece of a text layer) looks like
+    mis-recognised text (see the module docstring)."""
+    core = word.strip(_EDGE_PUNCT)
+    if len(core) < 2:
+        return False
+    for ch in core:
+        if _bad_char(ch):
+            return True
+        if not ch.isalnum() and ch not in _JOINERS:
+            cat = unicodedata.category(ch)
+            if cat != "Sm" and not cat.startswith("M"):
+                return True
+    letters = [ch for ch in core if ch.isalpha()]
+    if not letters:
+        return False
+    if len({_script(ch) for ch in letters} - {"other"}) > 1:
+        return True
+    if len(_DIGIT_LETTER.findall(core)) > 1:
+        return True
+    alpha = "".join(letters)
+    if _odd_case(alpha):
+        return True
+    lower = alpha.lower()
+    latin = len(lower) >= 4 and all(_script(ch) == "latin" for ch in lower)
+    return latin and (not any(ch in _VOWELS for ch in lower) or bool(_CONSONANT_RUN.search(lower)))
+
+
+@dataclass(frozen=True, slots=True)
+class LayerQuality:
+    """How a text layer reads: words judged, implausible words, unreadable characters."""
+
+    words: int
+    implausible: int
+    chars: int
+    bad_chars: int
+
+    @property
+    def share(self) -> float:
+        return self.implausible / self.words if self.words else 0.0
+
+    @property
+    def garbage(self) -> bool:
+        if self.chars and self.bad_chars > BAD_CHAR_SHARE * self.chars:
+            return True
+        return self.words >= MIN_WORDS and self.share > GARBAGE_SHARE
+
+
+def layer_quality(words: Iterable[str]) -> LayerQuality:
+    """The quality figures of a text layer given as its whitespace-separated words."""
+    n = odd = chars = bad = 0
+    for word in words:
+        chars += len(word)
+        bad += sum(1 for ch in word if _bad_char(ch))
+        if len(word.strip(_EDGE_PUNCT)) >= 2:
+            n += 1
+            odd += implausible(word)
+    return LayerQuality(n, odd, chars, bad)
+
+
+def is_garbage_text(text: str) -> bool:
+    """:func:`layer_quality` of a whole text says garbage."""
+    return layer_quality(text.split()).garbage

@@ -1,0 +1,104 @@
+"""Read a PDF page's text layer for the cross-check, where the page is already open.
+
+:func:`layered_hook` wraps the engine's own page hook: the render worker calls it on the open
+PyMuPDF page and it returns :class:`LayeredHint` (the engine's hint and the :class:`TextLayer`),
+which the pipeline splits again (:func:`split_hint`). Words come in the displayed frame of
+``regions`` (points, top-left origin, ``/Rotate`` applied), so a block's box picks the words
+inside it exactly as ``regions`` are mapped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+from .._engines.base import PageHook
+from .._model import PageImage
+from .garbage import layer_quality
+from .words import LayerWord, tokens
+
+LayerState = Literal["usable", "none", "garbage", "scan"]
+
+SCAN_COVERAGE = 0.5
+"""A page mostly covered by one image..."""
+SCAN_MIN_WORDS = 30
+"""...with fewer words than this carries a stamp or a page number over a scan: no reference."""
+
+
+@dataclass(frozen=True, slots=True)
+class TextLayer:
+    """A page's text layer: its words, and whether it can serve as ground truth.
+
+    ``state``: ``usable``; ``none`` (no text: a scan, an image); ``garbage`` (a poor OCR layer,
+    see :mod:`.garbage`); ``scan`` (a few words over a page-sized image).
+    """
+
+    words: tuple[LayerWord, ...]
+    state: LayerState
+
+    @property
+    def usable(self) -> bool:
+        return self.state == "usable"
+
+
+NO_LAYER = TextLayer((), "none")
+
+
+@dataclass(frozen=True, slots=True)
+class LayeredHint:
+    """What :func:`layered_hook` returns: the engine's own hint and the page's text layer."""
+
+    engine: Any
+    layer: TextLayer
+
+
+def _image_coverage(page: Any) -> float:
+    """Share of the page covered by its largest image."""
+    area = max(float(page.rect.width * page.rect.height), 1e-6)
+    best = 0.0
+    for info in page.get_image_info():
+        x0, y0, x1, y1 = info["bbox"]
+        best = max(best, max(0.0, x1 - x0) * max(0.0, y1 - y0))
+    return min(1.0, best / area)
+
+
+def read_text_layer(page: Any) -> TextLayer:
+    """The words of an open ``pymupdf.Page`` in the displayed frame, and their verdict."""
+    import pymupdf
+
+    rot = page.rotation_matrix
+    width, height = float(page.rect.width), float(page.rect.height)
+    raw = page.get_text("words", flags=pymupdf.TEXT_MEDIABOX_CLIP)
+    words: list[LayerWord] = []
+    lines: dict[tuple[int, int], int] = {}
+    for x0, y0, x1, y1, text, block, line, _n in raw:
+        r = pymupdf.Rect(x0, y0, x1, y1) * rot
+        box = (max(0.0, r.x0), max(0.0, r.y0), min(width, r.x1), min(height, r.y1))
+        number = lines.setdefault((block, line), len(lines))
+        words.append(LayerWord(str(text), box, number))
+    if not any(tokens(w.text) for w in words):
+        return NO_LAYER
+    if layer_quality(w.text for w in words).garbage:
+        return TextLayer(tuple(words), "garbage")
+    if len(words) < SCAN_MIN_WORDS and _image_coverage(page) >= SCAN_COVERAGE:
+        return TextLayer(tuple(words), "scan")
+    return TextLayer(tuple(words), "usable")
+
+
+def layered_hook(engine_hook: PageHook | None, page: Any) -> LayeredHint:
+    """The page hook the pipeline hands the renderer when verifying: the engine's hook (if
+    any) and :func:`read_text_layer`. A layer that cannot be read is no layer."""
+    hint = engine_hook(page) if engine_hook is not None else None
+    try:
+        layer = read_text_layer(page)
+    except Exception:  # a broken content stream: the page is simply unverified
+        layer = NO_LAYER
+    return LayeredHint(hint, layer)
+
+
+def split_hint(image: PageImage) -> PageImage:
+    """``image`` with a :class:`LayeredHint` split into the engine's hint and ``text_layer``."""
+    hint = image.hint
+    if isinstance(hint, LayeredHint):
+        return replace(image, hint=hint.engine, text_layer=hint.layer)
+    return image
