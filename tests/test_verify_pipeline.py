@@ -191,7 +191,8 @@ def test_dropped_and_invented_text_is_flagged_with_a_warning(
     assert {r.metadata["verification"] for r in records} == {"flagged"}
     coverage = records[0].metadata["text_coverage"]
     assert isinstance(coverage, float) and 0.4 < coverage < 0.6
-    assert "page 1: the OCR text holds" in caplog.text
+    assert "1 of 1 page(s) flagged by the text-layer check" in caplog.text
+    assert "1 (56% covered, 0% unsupported)" in caplog.text
     records, run = load(pdf, LayerEngine("invent"))
     stats = run.pipeline.stats.pages[0]
     assert stats.verification == "flagged" and stats.text_coverage == 1.0
@@ -335,3 +336,16 @@ def test_a_garbage_layer_is_not_trusted_and_force_ocr_ocrs(tmp_path: Path) -> No
     assert extract_page(doc[1]).source == "text"
     assert extract_page(doc[1], force_ocr=True).source == "ocr"
     doc.close()
+
+
+def test_cached_pages_are_still_verified(tmp_path: Path) -> None:
+    pdf = tmp_path / "doc.pdf"
+    write_pdf(pdf)
+    first_engine, again_engine = LayerEngine("drop"), LayerEngine("drop")
+    _r, first = load(pdf, first_engine, cache=True, cache_dir=tmp_path / "cache")
+    records, again = load(pdf, again_engine, cache=True, cache_dir=tmp_path / "cache")
+    assert again_engine.requests == 0 and again.pipeline.stats.pages[0].cached
+    before, after = first.pipeline.stats.pages[0], again.pipeline.stats.pages[0]
+    assert (after.verification, after.text_coverage) == (before.verification, before.text_coverage)
+    assert after.verification == "flagged"
+    assert records[0].metadata["verification"] == "flagged"

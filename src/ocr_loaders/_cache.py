@@ -24,6 +24,7 @@ from typing import Any
 from ._model import PageImage, RawPage, SourceInfo
 from ._rendering.raster import RenderSettings
 from ._sources import DocumentOutline, DocumentSource, hash_source, source_info
+from ._verify.textlayer import layer_from_json, layer_to_json
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,11 @@ class PageCache:
             data = json.loads(path.read_text(encoding="utf-8"))
             if data.get("version") != FORMAT_VERSION or data.get("key") != key:
                 raise ValueError("stale entry")
-            image = PageImage(source=_PLACEHOLDER_SOURCE, image=b"", hint=None, **data["image"])
+            geometry = dict(data["image"])
+            layer = layer_from_json(geometry.pop("text_layer", None))
+            image = PageImage(
+                source=_PLACEHOLDER_SOURCE, image=b"", hint=None, text_layer=layer, **geometry
+            )
             raw = RawPage(**data["raw"])
         except FileNotFoundError:
             self.misses += 1
@@ -93,7 +98,10 @@ class PageCache:
 
     def put(self, key: str, image: PageImage, raw: RawPage) -> None:
         """Store an answer atomically; evict old entries when over the size cap."""
-        geometry = {k: v for k, v in asdict(image).items() if k not in ("source", "image", "hint")}
+        skip = ("source", "image", "hint", "text_layer")
+        geometry = {k: v for k, v in asdict(image).items() if k not in skip}
+        if image.text_layer is not None:  # so a cached page is still verified (verify)
+            geometry["text_layer"] = layer_to_json(image.text_layer)
         payload = json.dumps(
             {"version": FORMAT_VERSION, "key": key, "image": geometry, "raw": asdict(raw)},
             ensure_ascii=False,

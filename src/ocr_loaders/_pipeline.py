@@ -43,7 +43,7 @@ from ._passwords import password_for
 from ._rendering import OpenDocument, Renderer, make_renderer
 from ._sources import DocumentSource, Input, describe, resolve_inputs
 from ._stats import Failure, StatsAccumulator, Totals
-from ._verify import Verifier, split_hint
+from ._verify import Verifier, flagged_summary, split_hint
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +189,9 @@ class Pipeline:
                 elif isinstance(item, _DocEnd):
                     await item.doc.close()
                     self.stats.documents += 1
+                    flagged = flagged_summary(item.doc.outline.info.source, current.pages)
+                    if flagged:
+                        log.warning("%s", flagged)
                     yield DocumentFinished(item.doc.outline.info, current.totals())
                 elif isinstance(item, DocumentFailed):
                     self.stats.documents_failed += 1
@@ -340,8 +343,8 @@ class Pipeline:
 
 
 def _geometry(image: PageImage) -> PageImage:
-    """What the cache keeps of a page image: its geometry, not its pixels."""
-    return replace(image, image=b"", hint=None, text_layer=None)
+    """What the cache keeps of a page image: its geometry and text layer, not its pixels."""
+    return replace(image, image=b"", hint=None)
 
 
 async def _discard(out: asyncio.Queue[_Queued]) -> None:

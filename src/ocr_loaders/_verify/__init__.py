@@ -8,7 +8,7 @@ the request budget; ``apply``: one page through it all.
 
 from __future__ import annotations
 
-from .apply import Verifier
+from .apply import Verifier, flagged_summary
 from .policy import VERIFY_MODES, RepairBudget, VerifyMode, VerifySettings
 from .textlayer import TextLayer, split_hint
 
@@ -19,5 +19,6 @@ __all__ = [
     "Verifier",
     "VerifyMode",
     "VerifySettings",
+    "flagged_summary",
     "split_hint",
 ]

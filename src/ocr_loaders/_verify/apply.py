@@ -19,7 +19,7 @@ from dataclasses import replace
 from .._assemble import build_page, page_markdown
 from .._engines.base import Engine, PageHook
 from .._grounding import format_grounded, parse_page
-from .._model import Block, Page, PageImage, PageVerification, RawPage
+from .._model import Block, Page, PageImage, PageStats, PageVerification, RawPage
 from .._stats import risk_band
 from .._tokens import count_tokens, vision_tokens
 from .gapfill import fill_gaps
@@ -203,8 +203,24 @@ class Verifier:
         return after.coverage > before.coverage
 
 
+def flagged_summary(source: str, pages: Sequence[PageStats]) -> str:
+    """One line naming a document's flagged pages (empty when none), for a warning."""
+    flagged = [s for s in pages if s.verification == "flagged"]
+    if not flagged:
+        return ""
+    shown = ", ".join(
+        f"{s.page} ({100 * s.text_coverage:.0f}% covered, {100 * s.unsupported:.0f}% unsupported)"
+        for s in flagged[:10]
+    )
+    more = f" and {len(flagged) - 10} more" if len(flagged) > 10 else ""
+    return (
+        f"{source}: {len(flagged)} of {len(pages)} page(s) flagged by the text-layer check "
+        f"(OCR text vs the PDF's own text): {shown}{more}"
+    )
+
+
 def _warn(image: PageImage, v: PageVerification) -> None:
-    log.warning(
+    log.info(
         "%s page %d: the OCR text holds %.0f%% of the PDF's text layer and %.0f%% of its "
         "words are not in it; flagged (verification)",
         image.source.source,

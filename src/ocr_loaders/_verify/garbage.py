@@ -7,9 +7,9 @@ its words are implausible:
 
 * unreadable characters (U+FFFD, private use, control, unassigned code points);
 * symbols inside a word (``3E*»CM``), other than the joiners real words carry (``-'.,/:``
-  and the like) and mathematical symbols;
-* letters of two scripts in one word (Latin with Cyrillic or Greek), or digits and letters
-  interleaved more than once (``t3x4m``);
+  and the like) and what formulas hold (mathematical symbols, brackets, primes);
+* Latin and Cyrillic letters in one word (Greek is left alone: mathematics mixes it with
+  Latin), or digits and letters interleaved more than once outside a formula (``t3x4m``);
 * a case pattern no language writes (``tAnNt``: lower, upper, lower again);
 * long Latin words with no vowel, or five consonants in a row (``xkcdwrt``).
 
@@ -24,7 +24,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-GARBAGE_SHARE = 0.3
+GARBAGE_SHARE = 0.2
 """A layer with more implausible words than this share is garbage."""
 MIN_WORDS = 8
 """Too few words to judge: such a layer is kept (it rarely matters either way)."""
@@ -32,6 +32,7 @@ BAD_CHAR_SHARE = 0.10
 
 _EDGE_PUNCT = "\"'`([{<«»„“”‘’)]}>.,;:!?¡¿…·•*–—-"
 _JOINERS = frozenset("-'’.,/:&+%_@#°‐‑·")
+_MATH_MARKS = frozenset("′″‴◦∘·•")
 _VOWELS = frozenset("aeiouyàáâãäåæèéêëìíîïòóôõöøùúûüýÿœ")
 _CONSONANT_RUN = re.compile(r"[bcdfghjklmnpqrstvwxz]{5,}")
 _DIGIT_LETTER = re.compile(r"(?:\d[^\W\d_]|[^\W\d_]\d)")
@@ -68,32 +69,39 @@ def _odd_case(alpha: str) -> bool:
     return False
 
 
+def _odd_inner(ch: str) -> bool:
+    """A character no real word carries inside it (mathematics allowed: symbols, brackets,
+    primes, modifier marks)."""
+    if ch.isalnum() or ch in _JOINERS or ch in _MATH_MARKS:
+        return False
+    return unicodedata.category(ch) not in ("Sm", "Sk", "Ps", "Pe", "Mn", "Mc", "Me")
+
+
 def implausible(word: str) -> bool:
     """True when ``word`` (one whitespace-separated piece of a text layer) looks like
     mis-recognised text (see the module docstring)."""
     core = word.strip(_EDGE_PUNCT)
     if len(core) < 2:
         return False
-    for ch in core:
-        if _bad_char(ch):
-            return True
-        if not ch.isalnum() and ch not in _JOINERS:
-            cat = unicodedata.category(ch)
-            if cat != "Sm" and not cat.startswith("M"):
-                return True
+    if any(_bad_char(ch) or _odd_inner(ch) for ch in core):
+        return True
     letters = [ch for ch in core if ch.isalpha()]
     if not letters:
         return False
-    if len({_script(ch) for ch in letters} - {"other"}) > 1:
+    if {"latin", "cyrillic"} <= {_script(ch) for ch in letters}:
         return True
-    if len(_DIGIT_LETTER.findall(core)) > 1:
+    mathy = any(unicodedata.category(ch) in ("Sm", "Ps", "Pe") for ch in core)
+    if not mathy and len(_DIGIT_LETTER.findall(core)) > 1:
         return True
-    alpha = "".join(letters)
-    if _odd_case(alpha):
-        return True
-    lower = alpha.lower()
-    latin = len(lower) >= 4 and all(_script(ch) == "latin" for ch in lower)
-    return latin and (not any(ch in _VOWELS for ch in lower) or bool(_CONSONANT_RUN.search(lower)))
+    for part in re.split(r"[-‐‑/]", core):
+        alpha = "".join(ch for ch in part if ch.isalpha())
+        if _odd_case(alpha):
+            return True
+        lower = alpha.lower()
+        latin = len(lower) >= 4 and all(_script(ch) == "latin" for ch in lower)
+        if latin and (not any(ch in _VOWELS for ch in lower) or _CONSONANT_RUN.search(lower)):
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,25 @@ def layered_hook(engine_hook: PageHook | None, page: Any) -> LayeredHint:
     return LayeredHint(hint, layer)
 
 
+def layer_to_json(layer: TextLayer) -> dict[str, Any]:
+    """A compact JSON form of a text layer (for the page cache)."""
+    return {
+        "state": layer.state,
+        "words": [[w.text, *(round(v, 2) for v in w.bbox), w.line] for w in layer.words],
+    }
+
+
+def layer_from_json(data: Any) -> TextLayer | None:
+    """The inverse of :func:`layer_to_json`; ``None`` for anything else."""
+    if not isinstance(data, dict) or data.get("state") not in ("usable", "none", "garbage", "scan"):
+        return None
+    words = tuple(
+        LayerWord(str(t), (float(x0), float(y0), float(x1), float(y1)), int(line))
+        for t, x0, y0, x1, y1, line in data.get("words", [])
+    )
+    return TextLayer(words, data["state"])
+
+
 def split_hint(image: PageImage) -> PageImage:
     """``image`` with a :class:`LayeredHint` split into the engine's hint and ``text_layer``."""
     hint = image.hint
