@@ -208,3 +208,23 @@ def test_the_run_budget_is_exact() -> None:
         assert budget.spent <= 0.2 * budget.pages
     assert granted == budget.spent == 10  # floor(0.2 * 50)
     assert not budget.take(1)
+
+
+def test_a_made_up_block_is_flagged_even_when_the_page_share_is_small() -> None:
+    korean = "한국어 텍스트와 표가 있는 문서입니다 " * 20  # ~240 character tokens
+    words = words_on_lines(korean)
+    blocks = [
+        block(korean, (0, 0, 999, 500), 0),
+        block("The committee postponed its ruling on the harbour expansion", (0, 600, 999, 700), 1),
+    ]
+    found = check_page(words, blocks, 600, 800)
+    assert found.unsupported < 0.25 and found.invented == 1
+    assert verdict(found, VerifySettings()) == "flagged"
+
+
+def test_denser_pages_get_more_bands_within_the_page_limit() -> None:
+    from ocr_loaders._verify.tiling import bands_for
+
+    assert bands_for(3.0, 5.0, 4) == 2  # never fewer than two
+    assert bands_for(14.0, 5.0, 4) == 3
+    assert bands_for(40.0, 5.0, 4) == 4  # capped by repair_max_requests

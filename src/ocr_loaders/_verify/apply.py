@@ -26,7 +26,7 @@ from .gapfill import fill_gaps
 from .matching import PageCheck, check_page
 from .policy import RepairBudget, VerifySettings, risk_reasons, verdict
 from .textlayer import TextLayer, layered_hook
-from .tiling import plan_tiles, stitch, tile_image, to_page
+from .tiling import bands_for, plan_tiles, stitch, tile_image, to_page
 from .words import LayerToken, layer_tokens
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,8 @@ class Verifier:
         if self.settings.verify != "repair" or raw.error or not image.image_width:
             return raw, first
         page = build_page(image, raw)
-        risk = risk_band(self._ratio(image, page))
+        ratio = self._ratio(image, page)
+        risk = risk_band(ratio)
         layer = image.text_layer if first.layer == "usable" else None
         lt = layer_tokens(layer.words) if layer is not None else None
         found = (
@@ -99,7 +100,11 @@ class Verifier:
         blocks: Sequence[Block] = page.blocks
         method: list[str] = []
         extra, seconds = 0, 0.0
-        tiles = await asyncio.to_thread(plan_tiles, image)
+        # the page's density: the answer's, scaled up by the share of the layer it missed
+        density = ratio / max(found.coverage, 0.3) if found is not None else ratio
+        most = self.settings.repair_max_requests
+        bands = bands_for(density, self.settings.repair_tile_ratio, most)
+        tiles = await asyncio.to_thread(plan_tiles, image, bands)
         if len(tiles) > self.settings.repair_max_requests or not self.budget.take(len(tiles)):
             log.info(
                 "%s page %d: at risk (%s), no tiles: %d requests needed, %d left to the page, "

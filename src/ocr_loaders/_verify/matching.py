@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from .._model import BBox, Block
 from .words import LayerToken, LayerWord, layer_tokens, tokens
 
+INVENTED_MIN_TOKENS = 8
+INVENTED_SUPPORT = 0.1
 BOX_MARGIN = 0.01
 """Slack around a block's box when picking the layer words inside it, as a share of the
 page's larger side: model boxes are drawn on a 0..999 grid and a little loose or tight."""
@@ -43,6 +45,11 @@ class PageCheck:
     blocks: tuple[BlockCheck, ...]
     missed_words: tuple[int, ...]
     """Indices of layer words outside every block's box."""
+    invented: int = 0
+    """Blocks of at least :data:`INVENTED_MIN_TOKENS` tokens nearly none of which (under
+    :data:`INVENTED_SUPPORT`) the layer holds: text the page does not have at all. A page
+    share can hide one (a made-up English sentence on a Korean page of a thousand
+    characters); a block cannot."""
 
     @property
     def coverage(self) -> float:
@@ -104,4 +111,10 @@ def check_page(
         found = overlap(inside, Counter(block_tokens[j])) if total else 0
         checks.append(BlockCheck(block.index, total, found / total if total else 1.0))
     missed = tuple(i for i, o in enumerate(owner) if o < 0 and tokens(words[i].text))
-    return PageCheck(len(layer), sum(ocr_counts.values()), matched, tuple(checks), missed)
+    invented = sum(
+        1
+        for toks in block_tokens
+        if len(toks) >= INVENTED_MIN_TOKENS
+        and sum(t in layer_counts for t in toks) < INVENTED_SUPPORT * len(toks)
+    )
+    return PageCheck(len(layer), sum(ocr_counts.values()), matched, tuple(checks), missed, invented)

@@ -25,6 +25,9 @@ class VerifySettings:
     """A page with a larger share of OCR words absent from the text layer is flagged."""
     repair_max_requests: int = 4
     """Extra requests one page may spend on repair (tiles)."""
+    repair_tile_ratio: float = 5.0
+    """Text tokens per vision token each tile should carry (half the ``at_risk`` band's 10):
+    a denser page is cut into more bands, within ``repair_max_requests``."""
     repair_budget: float = 0.2
     """Extra requests the whole run may spend, as a share of its pages started so far (0.2:
     20 % more requests; a repair by tiles needs 2, so a run repairs its first page once it has
@@ -42,6 +45,8 @@ class VerifySettings:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be within [0, 1], got {value!r}")
+        if not isinstance(self.repair_tile_ratio, (int, float)) or self.repair_tile_ratio <= 0:
+            raise ConfigError(f"repair_tile_ratio must be > 0, got {self.repair_tile_ratio!r}")
         if not isinstance(self.repair_max_requests, int) or self.repair_max_requests < 0:
             raise ConfigError(
                 f"repair_max_requests must be an int >= 0, got {self.repair_max_requests!r}"
@@ -49,11 +54,12 @@ class VerifySettings:
 
 
 def verdict(check: PageCheck, settings: VerifySettings) -> VerificationStatus:
-    """``ok`` or ``flagged`` for a page with a usable text layer."""
+    """``ok`` or ``flagged`` for a page with a usable text layer: flagged below the coverage
+    threshold, above the unsupported one, or with a block the page does not hold at all."""
     if check.layer_tokens == 0:
         return "ok"
     low = check.coverage < settings.verify_min_coverage
-    made_up = check.unsupported > settings.verify_max_unsupported
+    made_up = check.unsupported > settings.verify_max_unsupported or check.invented > 0
     return "flagged" if low or made_up else "ok"
 
 
@@ -71,7 +77,7 @@ def risk_reasons(
     if check is not None and check.layer_tokens:
         if check.coverage < settings.verify_min_coverage:
             reasons.append("coverage")
-        if check.unsupported > settings.verify_max_unsupported:
+        if check.unsupported > settings.verify_max_unsupported or check.invented:
             reasons.append("unsupported")
     return tuple(reasons)
 

@@ -2,17 +2,19 @@
 
 A tile carries a smaller share of the page's text for a comparable number of vision tokens
 (each tile is scaled up to the page image's longer side), which is what a page that lost
-text to compression needs. Tiles are horizontal bands (top and bottom halves; a 2 x 2 grid
-for poster-sized pages), each cut edge moved to the nearest blank pixel row or column so no
-text line is cut in two. Blocks come back in page coordinates; a block read in two tiles
-(inside the overlap) is kept once, and a paragraph split by the cut loses the lines the upper
-tile already read. Reading order: tile by tile, top to bottom (row-major for a grid).
+text to compression needs. Tiles are horizontal bands (two, or more for a denser page: as
+many as bring each band to the target density, within the page's request limit; poster-sized
+pages are also cut down the middle), each cut edge moved to the nearest blank pixel row or
+column so no text line is cut in two. Blocks come back in page coordinates; a block read in
+two tiles (inside the overlap) is kept once, and a paragraph split by the cut loses the lines
+the upper tile already read. Reading order: tile by tile, top to bottom (row-major for a grid).
 """
 
 from __future__ import annotations
 
 import difflib
 import io
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,8 +71,15 @@ def _cuts(profile: Sequence[float], size: int, parts: int) -> list[tuple[int, in
     return spans
 
 
-def plan_tiles(image: PageImage) -> list[Tile]:
-    """The tiles of a page image (see the module docstring)."""
+def bands_for(density: float, target: float, most: int) -> int:
+    """Horizontal bands that bring ``density`` (text tokens per vision token of the whole
+    page) down to ``target`` per tile, at least 2, at most ``most``."""
+    return max(2, min(most, math.ceil(density / target))) if target > 0 else 2
+
+
+def plan_tiles(image: PageImage, bands: int = 2) -> list[Tile]:
+    """The tiles of a page image: ``bands`` horizontal bands (see the module docstring);
+    a poster-sized page is also cut down the middle, into ``2 x max(2, bands // 2)``."""
     import numpy as np
     from PIL import Image
 
@@ -81,9 +90,10 @@ def plan_tiles(image: PageImage) -> list[Tile]:
     cols_profile = ink.sum(axis=0).tolist()
     poster = image.source.kind == "pdf" and max(image.width, image.height) > POSTER_SIDE_PT
     cols = 2 if poster else 1
+    rows = max(2, bands // 2) if poster else max(2, bands)
     h, w = gray.shape
     tiles = []
-    for r, (y0, y1) in enumerate(_cuts(rows_profile, h, 2)):
+    for r, (y0, y1) in enumerate(_cuts(rows_profile, h, rows)):
         for c, (x0, x1) in enumerate(_cuts(cols_profile, w, cols)):
             tiles.append(Tile(x0, y0, x1, y1, r, c))
     return tiles

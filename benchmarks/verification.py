@@ -1,0 +1,676 @@
+"""Verification (issue 13): detection, repair and cost of the text-layer cross-check.
+
+    python benchmarks/verification.py           # ~30 min on 2 shared cores the first time
+                                                # (real OCR), minutes once its OCR cache is warm
+    python benchmarks/verification.py --quick   # fewer pages
+    python benchmarks/verification.py --no-cpu  # skip the CPU comparison on run.py's document
+
+It rewrites its section of docs/benchmarks.md and prints the figures. Needs the shared corpus
+(``../shared/corpus``); without it, it says so and exits 0.
+
+1. **Detection.** The fake server answers every page from its real content (the local-engine
+   responder: RapidOCR on the image the loader sent) over the corpus's digital PDFs, once
+   clean and once with content faults (``ContentFaultPlan``: dropped blocks, a truncated
+   answer, made-up sentences, another page's text, each at a set rate). Precision and recall
+   of the ``flagged`` pages against the injected faults; the share of correct pages flagged.
+2. **Repair.** The compression stand-in: whole-page answers holding more than
+   ``COMPRESS_RATIO`` text tokens per vision token lose ``COMPRESS_DROP`` of their words;
+   tiles (half the text for as many vision tokens) answer fully. ``verify="repair"`` (budget
+   2.0, so every affected page may be re-read): coverage of the affected pages after repair
+   against their clean reading; boxes inside the page, lines duplicated from the overlap,
+   lines out of order. Then with the default budget (0.2): extra requests against the bound.
+3. **Garbage layers.** Every page of the digital corpus (false alarms) and the same pages'
+   words mangled as a poor OCR layer would be (detections).
+4. **Cost.** Client CPU per page of ``benchmarks/run.py``'s CLI run (the long German
+   document, the grid responder) with ``--verify off`` and ``--verify flag``, alternated.
+
+OCR answers are cached on disk by image hash (``$TMPDIR/ocr-loaders-verify-bench``): the
+responder is deterministic, so a second run measures the same thing in minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import itertools
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pymupdf
+
+from ocr_loaders._config import LoaderOptions
+from ocr_loaders._model import PageResult
+from ocr_loaders._pipeline import Pipeline
+from ocr_loaders._verify.textlayer import read_text_layer
+from ocr_loaders._verify.words import tokens
+from ocr_loaders.testing import FakeOCRServer
+from ocr_loaders.testing.content_faults import ContentFaultPlan, ContentFaultResponder
+from ocr_loaders.testing.responders import OCRReply, OCRRequest, local_responder
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus"
+DOC_OUT = ROOT / "docs" / "benchmarks.md"
+SECTION = "## Verification against the text layer"
+CACHE = Path(tempfile.gettempdir()) / "ocr-loaders-verify-bench"
+
+# (file, pages, password): the digital PDFs of the corpus with a text layer
+DOCUMENTS: tuple[tuple[str, str | None, str | None], ...] = (
+    ("digital_google_docs_example.pdf", None, None),
+    ("digital_2col_dpr_paper_2p.pdf", None, None),
+    ("digital_dmca_us_copyright_office_18p.pdf", None, None),
+    ("cjk_ko_text_with_tables.pdf", None, None),
+    ("table_nics_firearm_checks.pdf", None, None),
+    ("rotated_nics_firearm_checks_rot90.pdf", None, None),
+    ("encrypted_aes128_userpw_1234.pdf", None, "1234"),
+    ("long_geotopo_math_de_117p.pdf", "1,5,10,20,40,80", None),
+)
+QUICK = {"digital_dmca_us_copyright_office_18p.pdf": "1-6", "long_geotopo_math_de_117p.pdf": "5,40"}
+RATES = {"drop_blocks": 0.12, "truncate_text": 0.12, "made_up": 0.12, "other_page": 0.12}
+SHARE = 0.4
+COMPRESS_RATIO = 0.4
+TILE_RATIO = COMPRESS_RATIO / 2
+"""``repair_tile_ratio`` for the stand-in: half its threshold, as the default 5.0 is half the
+``at_risk`` band's 10 for DeepSeek-OCR."""
+COMPRESS_DROP = 0.4
+
+
+Base = Callable[[OCRRequest], OCRReply]
+
+
+class CachedResponder:
+    """The local-engine responder with its answers kept on disk by image hash."""
+
+    def __init__(self) -> None:
+        self.inner = local_responder()
+        CACHE.mkdir(parents=True, exist_ok=True)
+        self.misses = 0
+
+    def __call__(self, request: OCRRequest) -> OCRReply:
+        path = CACHE / (hashlib.sha1(request.image).hexdigest() + ".txt")
+        if path.is_file():
+            return OCRReply(path.read_text(encoding="utf-8"))
+        self.misses += 1
+        reply = self.inner(request)
+        path.write_text(reply.text, encoding="utf-8")
+        return reply
+
+
+class LayerResponder:
+    """Answers from the page's real content without OCR noise: the local engine's reading of
+    the PDF's own text layer, for every page of ``docs`` and each of its tiles, found by the
+    image's hash (rendering is deterministic, so the loader sends these very bytes)."""
+
+    def __init__(self, docs: Sequence[tuple[Path, str | None, str | None]]) -> None:
+        from ocr_loaders._engines.local import recognize_page_data
+        from ocr_loaders._engines.local_textlayer import extract_page
+        from ocr_loaders._grounding import format_grounded, parse_grounded
+        from ocr_loaders._model import Block, model_box, scale_box
+        from ocr_loaders._rendering.raster import RenderSettings, open_document
+        from ocr_loaders._sources import PageSelection, resolve_inputs
+        from ocr_loaders._verify.tiling import plan_tiles, tile_image
+
+        self.answers: dict[str, str] = {}
+        for path, pages, password in docs:
+            doc = open_document(resolve_inputs([path])[0], password)
+            try:
+                for n in doc.outline.page_numbers(PageSelection.parse(pages)):
+                    image = doc.render(n, RenderSettings(), extract_page)
+                    text = recognize_page_data(image.hint)
+                    self.answers[_key(image.image)] = text
+                    blocks = parse_grounded(text)
+                    tiles = [t for bands in (2, 3, 4) for t in plan_tiles(image, bands)]
+                    for tile in tiles:
+                        part = tile_image(image, tile)
+                        sx = image.width / image.image_width
+                        sy = image.height / image.image_height
+                        ox, oy = tile.x0 * sx, tile.y0 * sy
+                        mine = []
+                        for b in blocks:
+                            boxes = [scale_box(box, image.width, image.height) for box in b.boxes]
+                            if not boxes:
+                                continue
+                            cx = (boxes[0][0] + boxes[0][2]) / 2 - ox
+                            cy = (boxes[0][1] + boxes[0][3]) / 2 - oy
+                            if 0 <= cx <= part.width and 0 <= cy <= part.height:
+                                moved = tuple(
+                                    model_box(
+                                        (x0 - ox, y0 - oy, x1 - ox, y1 - oy),
+                                        part.width,
+                                        part.height,
+                                    )
+                                    for x0, y0, x1, y1 in boxes
+                                )
+                                mine.append(Block(b.label, moved, b.text, len(mine)))
+                        self.answers[_key(part.image)] = format_grounded(mine)
+            finally:
+                doc.close()
+
+    def __call__(self, request: OCRRequest) -> OCRReply:
+        return OCRReply(self.answers[_key(request.image)])
+
+
+def _key(image: bytes) -> str:
+    return hashlib.sha1(image).hexdigest()
+
+
+def page_crcs(docs: Sequence[tuple[Path, str | None, str | None]]) -> dict[str, int]:
+    """CRC-32 of the image the loader sends for every page (rendering is deterministic), by
+    page name: which request was which page, whatever retries and tiles came in between."""
+    from ocr_loaders._rendering.raster import RenderSettings, open_document
+    from ocr_loaders._sources import PageSelection, resolve_inputs
+
+    out: dict[str, int] = {}
+    for path, pages, password in docs:
+        doc = open_document(resolve_inputs([path])[0], password)
+        try:
+            for n in doc.outline.page_numbers(PageSelection.parse(pages)):
+                out[f"{path.name} p{n}"] = zlib.crc32(doc.render(n, RenderSettings()).image)
+        finally:
+            doc.close()
+    return out
+
+
+@dataclass
+class Load:
+    results: list[PageResult]
+    faults: dict[int, str]
+    """The content fault of the first request of each image (by CRC-32)."""
+    requests: int
+    seconds: float
+
+
+def load(
+    docs: Sequence[tuple[Path, str | None, str | None]],
+    base: Base,
+    plan: ContentFaultPlan,
+    **options: Any,
+) -> Load:
+    """Every document through the loader against a fake server with ``plan``'s faults, one
+    request at a time (so requests come in page order, each page's tiles right after it)."""
+    responder = ContentFaultResponder(base, plan)
+    results: list[PageResult] = []
+    start = time.perf_counter()
+    with FakeOCRServer(responder, slots=1) as server:
+        for path, pages, password in docs:
+            opts = LoaderOptions.from_kwargs(
+                base_url=server.base_url,
+                concurrency=1,
+                render_workers=0,
+                pages=pages,
+                password=password,
+                **options,
+            )
+
+            async def run(o: LoaderOptions = opts, p: Path = path) -> None:
+                async for event in Pipeline(o).events([p]):
+                    if isinstance(event, PageResult):
+                        results.append(event)
+
+            asyncio.run(run())
+    first: dict[int, str] = {}
+    for _seq, crc, fault in sorted(responder.log):
+        first.setdefault(crc, fault)
+    return Load(results, first, len(responder.log), time.perf_counter() - start)
+
+
+def name(r: PageResult) -> str:
+    return f"{r.doc.file_name} p{r.page.number}"
+
+
+# --- 1. detection ---------------------------------------------------------------------------
+
+
+def detection(
+    docs: Sequence[tuple[Path, str | None, str | None]], base: Base, crcs: dict[str, int]
+) -> dict[str, Any]:
+    clean = load(docs, base, ContentFaultPlan())
+    faulty = load(docs, base, ContentFaultPlan(**RATES, share=SHARE, seed=13))
+    tp = fp = fn = 0
+    ok_pages = ok_flagged = 0
+    by_fault: dict[str, list[int]] = {}
+    cut = []
+    for r in faulty.results:
+        fault = faulty.faults[crcs[name(r)]]
+        if r.stats.verification == "unverified":
+            continue
+        if fault == "ok" and r.page.status != "ok":  # the server cut it: not a correct answer
+            cut.append(f"{name(r)} ({r.page.status}, {r.stats.verification})")
+            continue
+        flagged = r.stats.verification == "flagged"
+        hit = by_fault.setdefault(fault, [0, 0])
+        hit[0] += flagged
+        hit[1] += 1
+        if fault == "ok":
+            ok_pages += 1
+            ok_flagged += flagged
+        elif flagged:
+            tp += 1
+        else:
+            fn += 1
+            print(
+                f"  missed: {name(r)} {fault} coverage {r.stats.text_coverage} "
+                f"unsupported {r.stats.unsupported}",
+                flush=True,
+            )
+        if flagged and fault == "ok":
+            fp += 1
+    clean_verified = [
+        r for r in clean.results if r.stats.verification != "unverified" and r.page.status == "ok"
+    ]
+    clean_flagged = [r for r in clean_verified if r.stats.verification == "flagged"]
+    for r in clean_flagged:
+        print(
+            f"  clean page flagged: {name(r)} coverage {r.stats.text_coverage} "
+            f"unsupported {r.stats.unsupported}",
+            flush=True,
+        )
+    coverages = [r.stats.text_coverage for r in clean_verified]
+    return {
+        "pages": len(faulty.results),
+        "verified": len(clean_verified),
+        "unverified": [name(r) for r in clean.results if r.stats.verification == "unverified"],
+        "precision": tp / (tp + fp) if tp + fp else 1.0,
+        "recall": tp / (tp + fn) if tp + fn else 1.0,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "ok_flagged": ok_flagged,
+        "ok_pages": ok_pages,
+        "clean_flagged": len(clean_flagged),
+        "clean_pages": len(clean_verified),
+        "clean_coverage": statistics.fmean(coverages) if coverages else 0.0,
+        "clean_coverage_min": min(coverages, default=0.0),
+        "clean_unsupported": statistics.fmean(r.stats.unsupported for r in clean_verified),
+        "by_fault": by_fault,
+        "ratios": {name(r): r.stats.compression_ratio for r in clean.results},
+        "cut": cut,
+        "clean_cut": [
+            f"{name(r)} ({r.page.status}, {r.stats.verification})"
+            for r in clean.results
+            if r.page.status != "ok"
+        ],
+        "clean_flagged_pages": [
+            f"{name(r)} ({r.stats.text_coverage:.2f} covered)" for r in clean_flagged
+        ],
+        "clean_results": clean.results,
+    }
+
+
+# --- 2. repair ------------------------------------------------------------------------------
+
+
+def _lines(r: PageResult) -> list[tuple[str, ...]]:
+    out = []
+    for b in r.page.blocks:
+        for line in b.text.splitlines():
+            toks = tuple(tokens(line))
+            if len(toks) >= 4:
+                out.append(toks)
+    return out
+
+
+def _order_breaks(repaired: list[tuple[str, ...]], clean: list[tuple[str, ...]]) -> int:
+    """Lines of the repaired page that come before a line they followed in the clean reading."""
+    where = {line: i for i, line in enumerate(clean)}
+    seq = [where[line] for line in repaired if line in where]
+    return sum(1 for a, b in itertools.pairwise(seq) if b < a)
+
+
+def repair(
+    docs: Sequence[tuple[Path, str | None, str | None]],
+    base: Base,
+    clean: list[PageResult],
+    crcs: dict[str, int],
+) -> dict[str, Any]:
+    plan = ContentFaultPlan(compress_ratio=COMPRESS_RATIO, compress_drop=COMPRESS_DROP, seed=13)
+    before = {name(r): r for r in clean}
+    out: dict[str, Any] = {}
+    for label, options in (
+        ("tiles", {"verify": "repair", "repair_budget": 2.0}),
+        ("tiles+gap_fill", {"verify": "repair", "repair_budget": 2.0, "gap_fill": True}),
+    ):
+        run = load(docs, base, plan, repair_tile_ratio=TILE_RATIO, **options)
+        affected = [
+            r
+            for r in run.results
+            if run.faults[crcs[name(r)]] == "compress" and r.stats.text_coverage >= 0
+        ]
+        recovered, absolute, dupes, breaks, outside = [], [], 0, 0, 0
+        for r in affected:
+            c = before[name(r)]
+            recovered.append(min(1.0, r.stats.text_coverage / c.stats.text_coverage))
+            absolute.append(r.stats.text_coverage)
+            lines, clean_lines = _lines(r), _lines(c)
+            dupes += max(
+                0, (len(lines) - len(set(lines))) - (len(clean_lines) - len(set(clean_lines)))
+            )
+            breaks += _order_breaks(lines, clean_lines) - _order_breaks(clean_lines, clean_lines)
+            for region in r.page.regions():
+                x0, y0, x1, y1 = region.bbox
+                if not (
+                    0 <= x0 <= x1 <= r.page.width + 1e-6 and 0 <= y0 <= y1 <= r.page.height + 1e-6
+                ):
+                    outside += 1
+        out[label] = {
+            "affected": len(affected),
+            "repaired": sum(r.stats.verification == "repaired" for r in affected),
+            "methods": sorted({r.stats.repair_method for r in affected}),
+            "before": statistics.fmean(
+                r.stats.text_coverage - r.stats.coverage_gain for r in affected
+            )
+            if affected
+            else 0.0,
+            "recovered_mean": statistics.fmean(recovered) if recovered else 0.0,
+            "recovered_min": min(recovered, default=0.0),
+            "coverage_mean": statistics.fmean(absolute) if absolute else 0.0,
+            "duplicated_lines": dupes,
+            "order_breaks": breaks,
+            "boxes_outside": outside,
+            "extra_requests": sum(r.stats.extra_requests for r in run.results),
+            "pages": len(run.results),
+            "seconds": run.seconds,
+        }
+        for r in affected:
+            c = before[name(r)]
+            print(
+                f"  {label}: {name(r)} clean {c.stats.text_coverage:.3f} final "
+                f"{r.stats.text_coverage:.3f} ({r.stats.repair_method or 'not repaired'})",
+                flush=True,
+            )
+    budget = load(docs, base, plan, verify="repair", repair_tile_ratio=TILE_RATIO)  # budget 0.2
+    extra = sum(r.stats.extra_requests for r in budget.results)
+    out["budget"] = {
+        "pages": len(budget.results),
+        "extra_requests": extra,
+        "bound": int(0.2 * len(budget.results) + 1e-9),
+        "requests_sent": budget.requests,
+        "repaired": sum(r.stats.verification == "repaired" for r in budget.results),
+    }
+    return out
+
+
+# --- 3. garbage layers ----------------------------------------------------------------------
+
+
+def mangle(word: str, rng: random.Random) -> str:
+    """A word as a poor OCR layer writes it: letters swapped for look-alikes and symbols."""
+    swaps = "«»*|¦~^¢3015lrnIOe"
+    chars = list(word)
+    for i in range(len(chars)):
+        if rng.random() < 0.3:
+            chars[i] = rng.choice(swaps)
+        elif rng.random() < 0.15:
+            chars[i] = chars[i].swapcase()
+    return "".join(chars)
+
+
+def garbage(paths: Sequence[tuple[Path, str | None]]) -> dict[str, Any]:
+    from ocr_loaders._verify.garbage import layer_quality
+
+    pages = alarms = detected = 0
+    rng = random.Random(5)
+    alarm_pages = []
+    for path, password in paths:
+        with pymupdf.open(path) as doc:
+            if password:
+                doc.authenticate(password)
+            for page in doc:
+                layer = read_text_layer(page)
+                if layer.state == "none":
+                    continue
+                pages += 1
+                if layer.state == "garbage":
+                    alarms += 1
+                    alarm_pages.append(f"{path.name} p{page.number + 1}")
+                mangled = [mangle(w.text, rng) for w in layer.words]
+                detected += layer_quality(mangled).garbage
+    return {
+        "pages": pages,
+        "false_alarms": alarms,
+        "alarm_pages": alarm_pages,
+        "detected": detected,
+    }
+
+
+# --- 4. CPU -----------------------------------------------------------------------------------
+
+
+def cpu(pages: int = 120, rounds: int = 3) -> dict[str, Any]:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from run import SERVICE, SLOTS, fake_server, make_long_pdf, run_cli
+
+    work = Path(tempfile.mkdtemp(prefix="ocr-verify-cpu-"))
+    pdf = work / "long.pdf"
+    make_long_pdf(pdf, pages)
+    per_page: dict[str, list[float]] = {"off": [], "flag": []}
+    with fake_server(SLOTS, SERVICE) as (url, _proc):
+        for i in range(rounds):
+            for mode in ("off", "flag") if i % 2 == 0 else ("flag", "off"):
+                r = run_cli(
+                    pdf,
+                    url,
+                    work / f"o-{mode}-{i}",
+                    "--concurrency",
+                    "64",
+                    "--no-cache",
+                    "--verify",
+                    mode,
+                )
+                per_page[mode].append(r.cpu_s / r.pages * 1000)
+                print(f"  cpu {mode}: {per_page[mode][-1]:.1f} ms/page", flush=True)
+    # the cross-check's own work per page, in this process, on the same document
+    from ocr_loaders._grounding import format_grounded, parse_grounded
+    from ocr_loaders._verify.matching import check_page
+    from ocr_loaders.testing.responders import grid_page
+
+    spent = 0.0
+    with pymupdf.open(pdf) as doc:
+        n = min(60, doc.page_count)
+        for i in range(n):
+            page = doc[i]
+            t = time.process_time()
+            layer = read_text_layer(page)
+            answer = parse_grounded(format_grounded(grid_page(1190, 1684, "image/png", i)))
+            check_page(layer.words, answer, page.rect.width, page.rect.height)
+            spent += time.process_time() - t
+    return {
+        "pages": pages,
+        "off_ms": statistics.median(per_page["off"]),
+        "flag_ms": statistics.median(per_page["flag"]),
+        "runs": per_page,
+        "check_ms": spent / n * 1000,
+    }
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+def _detection_rows(label: str, d: dict[str, Any]) -> list[str]:
+    tp, fp, fn = d["tp"], d["fp"], d["fn"]
+    return [
+        f"| {label} | {d['pages']} ({d['verified']}) | {d['precision']:.3f} ({tp}/{tp + fp}) "
+        f"| {d['recall']:.3f} ({tp}/{tp + fn}) | {d['ok_flagged']}/{d['ok_pages']} "
+        f"| {d['clean_flagged']}/{d['clean_pages']} "
+        f"| {d['clean_coverage']:.3f} / {d['clean_coverage_min']:.3f} "
+        f"| {d['clean_unsupported']:.3f} |"
+    ]
+
+
+def _repair_rows(label: str, rep: dict[str, Any]) -> list[str]:
+    rows = []
+    for how in ("tiles", "tiles+gap_fill"):
+        x = rep[how]
+        rows.append(
+            f"| {label} | {how} | {x['affected']} | {x['repaired']} | {x['before']:.3f} "
+            f"| {x['coverage_mean']:.3f} | {x['recovered_mean']:.3f} / {x['recovered_min']:.3f} "
+            f"| {x['duplicated_lines']} | {x['order_breaks']} | {x['boxes_outside']} "
+            f"| {x['extra_requests']} / {x['pages']} |"
+        )
+    return rows
+
+
+def section(r: dict[str, Any], command: str) -> str:
+    g = r["garbage"]
+    rates = ", ".join(f"{k} {v:.0%}" for k, v in RATES.items())
+    lines = [
+        SECTION,
+        "",
+        f"Measured with `{command}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
+        "shared); what is checked and how: [verification.md](verification.md). Two responders "
+        "answer for the fake server: **layer** (the local engine's reading of the page's own "
+        "text layer: the page's real content without OCR noise, so the faults are the only "
+        "loss) and **ocr** (RapidOCR on the image the loader sent: real OCR, with its real "
+        "misses).",
+        "",
+        f'**Detection** (`verify="flag"`, default thresholds: coverage < 0.85 or unsupported '
+        f"> 0.25). Faults injected at {rates}, each touching {SHARE:.0%} of a page's words. "
+        "Targets: precision and recall >= 0.9, correct pages flagged < 5 %.",
+        "",
+        "| responder | pages (verified) | precision | recall | correct pages flagged (faulty run) "
+        "| pages flagged (clean run) | clean coverage mean / min | clean unsupported mean |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label in ("layer", "ocr"):
+        if label in r:
+            lines += _detection_rows(label, r[label]["detection"])
+    for label in ("layer", "ocr"):
+        if label in r:
+            d = r[label]["detection"]
+            by = ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in sorted(d["by_fault"].items()))
+            lines += ["", f"Flags by fault ({label}): {by}."]
+            if d["clean_cut"]:
+                lines.append(
+                    f"Pages the server cut at `max_tokens` ({label}; not counted as correct "
+                    "answers): " + ", ".join(d["clean_cut"]) + "."
+                )
+            if d["clean_flagged_pages"]:
+                lines.append(
+                    f"Clean pages flagged ({label}): " + ", ".join(d["clean_flagged_pages"]) + "."
+                )
+    lines += [
+        "",
+        f'**Repair** (`verify="repair"`, `repair_budget=2.0`). Stand-in for compression '
+        f"loss: a whole-page answer with more than {COMPRESS_RATIO} text tokens per vision "
+        f"token loses {COMPRESS_DROP:.0%} of its words (by blocks); tiles answer fully; "
+        f"`repair_tile_ratio={TILE_RATIO}` (half the stand-in's threshold, as the default 5.0 "
+        "is half the `at_risk` band's 10). "
+        "Recovered: final coverage / the clean reading's coverage, per affected page.",
+        "",
+        "| responder | repair | affected pages | repaired | coverage before | coverage after "
+        "| recovered mean / min | duplicated lines | lines out of order | boxes outside "
+        "| extra requests / pages |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label in ("layer", "ocr"):
+        if label in r and "repair" in r[label]:
+            lines += _repair_rows(label, r[label]["repair"])
+    for label in ("layer", "ocr"):
+        if label in r and "repair" in r[label]:
+            b = r[label]["repair"]["budget"]
+            lines += [
+                "",
+                f"Default budget ({label}, `repair_budget=0.2`): {b['extra_requests']} extra "
+                f"requests for {b['pages']} pages (bound floor(0.2 x {b['pages']}) = "
+                f"{b['bound']}); {b['requests_sent']} requests reached the server; "
+                f"{b['repaired']} pages repaired.",
+            ]
+    lines += [
+        "",
+        f"**Garbage layers**: {g['false_alarms']} false alarms over the {g['pages']} pages of "
+        "the digital corpus with text (every page, formulas included); the same pages' words "
+        f"mangled as a poor OCR layer would write them: {g['detected']} of {g['pages']} "
+        "detected.",
+    ]
+    c = r.get("cpu")
+    if c:
+        change = (c["flag_ms"] / c["off_ms"] - 1) * 100
+        lines += [
+            "",
+            f"**Cost** (`benchmarks/run.py`'s CLI run: {c['pages']} pages of the long German "
+            "document, grid responder, concurrency 64; median of "
+            f"{len(c['runs']['off'])} alternated runs): client CPU {c['off_ms']:.1f} ms/page "
+            f"with `--verify off`, {c['flag_ms']:.1f} ms/page with `--verify flag` "
+            f"({change:+.1f} %; target < +10 %). The cross-check's own work (text layer read "
+            f"and matching), timed alone: {c['check_ms']:.2f} ms/page.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(text: str) -> None:
+    """Replace (or append) this benchmark's section of docs/benchmarks.md."""
+    doc = DOC_OUT.read_text(encoding="utf-8")
+    head, found, rest = doc.partition(SECTION)
+    if found:
+        nxt = rest.find("\n## ")
+        tail = rest[nxt + 1 :] if nxt >= 0 else ""
+        doc = head + text + ("\n" + tail if tail else "")
+    else:
+        doc = doc.rstrip("\n") + "\n\n" + text
+    DOC_OUT.write_text(doc, encoding="utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-cpu", action="store_true")
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--no-ocr", action="store_true", help="only the layer responder")
+    parser.add_argument(
+        "--ocr-repair", action="store_true", help="also repair with real OCR (slow: tiles)"
+    )
+    args = parser.parse_args()
+    if not CORPUS.is_dir():
+        print(f"skipped: the shared corpus is not at {CORPUS}")
+        return 0
+    docs = [
+        (CORPUS / f, QUICK.get(f, pages) if args.quick else pages, pw)
+        for f, pages, pw in DOCUMENTS
+        if (CORPUS / f).is_file()
+    ]
+    t0 = time.perf_counter()
+    results: dict[str, Any] = {}
+    results["garbage"] = garbage(
+        [(CORPUS / f, pw) for f, _p, pw in DOCUMENTS if (CORPUS / f).is_file()]
+    )
+    print("garbage:", results["garbage"], flush=True)
+    crcs = page_crcs(docs)
+    bases: dict[str, Base] = {"layer": LayerResponder(docs)}
+    if not args.no_ocr:
+        bases["ocr"] = CachedResponder()
+    for label, base in bases.items():
+        d = detection(docs, base, crcs)
+        print(
+            f"{label} detection: precision {d['precision']:.3f} recall {d['recall']:.3f} "
+            f"ok flagged {d['ok_flagged']}/{d['ok_pages']} "
+            f"clean flagged {d['clean_flagged']}/{d['clean_pages']}",
+            flush=True,
+        )
+        clean = d.pop("clean_results")
+        results[label] = {"detection": d}
+        if label == "layer" or args.ocr_repair:
+            results[label]["repair"] = repair(docs, base, clean, crcs)
+            print(f"{label} repair:", results[label]["repair"], flush=True)
+    if not args.no_cpu:
+        results["cpu"] = cpu()
+        print("cpu:", {k: v for k, v in results["cpu"].items() if k != "runs"}, flush=True)
+    command = "python benchmarks/verification.py" + (" --quick" if args.quick else "")
+    text = section(results, command)
+    print(text)
+    if not args.no_write:
+        write_section(text)
+    print(f"done in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
