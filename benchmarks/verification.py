@@ -32,21 +32,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import itertools
-import os
 import random
 import statistics
 import sys
 import tempfile
 import time
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pymupdf
+from verification_report import (
+    COMPRESS_DROP,
+    COMPRESS_RATIO,
+    RATES,
+    SHARE,
+    TILE_RATIO,
+    section,
+    write_section,
+)
+from verification_responders import Base, CachedResponder, LayerResponder, page_crcs
 
 from ocr_loaders._config import LoaderOptions
 from ocr_loaders._model import PageResult
@@ -55,13 +62,9 @@ from ocr_loaders._verify.textlayer import read_text_layer
 from ocr_loaders._verify.words import tokens
 from ocr_loaders.testing import FakeOCRServer
 from ocr_loaders.testing.content_faults import ContentFaultPlan, ContentFaultResponder
-from ocr_loaders.testing.responders import OCRReply, OCRRequest, local_responder
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "corpus"
-DOC_OUT = ROOT / "docs" / "benchmarks.md"
-SECTION = "## Verification against the text layer"
-CACHE = Path(tempfile.gettempdir()) / "ocr-loaders-verify-bench"
 
 # (file, pages, password): the digital PDFs of the corpus with a text layer
 DOCUMENTS: tuple[tuple[str, str | None, str | None], ...] = (
@@ -75,109 +78,6 @@ DOCUMENTS: tuple[tuple[str, str | None, str | None], ...] = (
     ("long_geotopo_math_de_117p.pdf", "1,5,10,20,40,80", None),
 )
 QUICK = {"digital_dmca_us_copyright_office_18p.pdf": "1-6", "long_geotopo_math_de_117p.pdf": "5,40"}
-RATES = {"drop_blocks": 0.12, "truncate_text": 0.12, "made_up": 0.12, "other_page": 0.12}
-SHARE = 0.4
-COMPRESS_RATIO = 0.4
-TILE_RATIO = COMPRESS_RATIO / 2
-"""``repair_tile_ratio`` for the stand-in: half its threshold, as the default 5.0 is half the
-``at_risk`` band's 10 for DeepSeek-OCR."""
-COMPRESS_DROP = 0.4
-
-
-Base = Callable[[OCRRequest], OCRReply]
-
-
-class CachedResponder:
-    """The local-engine responder with its answers kept on disk by image hash."""
-
-    def __init__(self) -> None:
-        self.inner = local_responder()
-        CACHE.mkdir(parents=True, exist_ok=True)
-        self.misses = 0
-
-    def __call__(self, request: OCRRequest) -> OCRReply:
-        path = CACHE / (hashlib.sha1(request.image).hexdigest() + ".txt")
-        if path.is_file():
-            return OCRReply(path.read_text(encoding="utf-8"))
-        self.misses += 1
-        reply = self.inner(request)
-        path.write_text(reply.text, encoding="utf-8")
-        return reply
-
-
-class LayerResponder:
-    """Answers from the page's real content without OCR noise: the local engine's reading of
-    the PDF's own text layer, for every page of ``docs`` and each of its tiles, found by the
-    image's hash (rendering is deterministic, so the loader sends these very bytes)."""
-
-    def __init__(self, docs: Sequence[tuple[Path, str | None, str | None]]) -> None:
-        from ocr_loaders._engines.local import recognize_page_data
-        from ocr_loaders._engines.local_textlayer import extract_page
-        from ocr_loaders._grounding import format_grounded, parse_grounded
-        from ocr_loaders._model import Block, model_box, scale_box
-        from ocr_loaders._rendering.raster import RenderSettings, open_document
-        from ocr_loaders._sources import PageSelection, resolve_inputs
-        from ocr_loaders._verify.tiling import plan_tiles, tile_image
-
-        self.answers: dict[str, str] = {}
-        for path, pages, password in docs:
-            doc = open_document(resolve_inputs([path])[0], password)
-            try:
-                for n in doc.outline.page_numbers(PageSelection.parse(pages)):
-                    image = doc.render(n, RenderSettings(), extract_page)
-                    text = recognize_page_data(image.hint)
-                    self.answers[_key(image.image)] = text
-                    blocks = parse_grounded(text)
-                    tiles = [t for bands in (2, 3, 4) for t in plan_tiles(image, bands)]
-                    for tile in tiles:
-                        part = tile_image(image, tile)
-                        sx = image.width / image.image_width
-                        sy = image.height / image.image_height
-                        ox, oy = tile.x0 * sx, tile.y0 * sy
-                        mine = []
-                        for b in blocks:
-                            boxes = [scale_box(box, image.width, image.height) for box in b.boxes]
-                            if not boxes:
-                                continue
-                            cx = (boxes[0][0] + boxes[0][2]) / 2 - ox
-                            cy = (boxes[0][1] + boxes[0][3]) / 2 - oy
-                            if 0 <= cx <= part.width and 0 <= cy <= part.height:
-                                moved = tuple(
-                                    model_box(
-                                        (x0 - ox, y0 - oy, x1 - ox, y1 - oy),
-                                        part.width,
-                                        part.height,
-                                    )
-                                    for x0, y0, x1, y1 in boxes
-                                )
-                                mine.append(Block(b.label, moved, b.text, len(mine)))
-                        self.answers[_key(part.image)] = format_grounded(mine)
-            finally:
-                doc.close()
-
-    def __call__(self, request: OCRRequest) -> OCRReply:
-        return OCRReply(self.answers[_key(request.image)])
-
-
-def _key(image: bytes) -> str:
-    return hashlib.sha1(image).hexdigest()
-
-
-def page_crcs(docs: Sequence[tuple[Path, str | None, str | None]]) -> dict[str, int]:
-    """CRC-32 of the image the loader sends for every page (rendering is deterministic), by
-    page name: which request was which page, whatever retries and tiles came in between."""
-    from ocr_loaders._rendering.raster import RenderSettings, open_document
-    from ocr_loaders._sources import PageSelection, resolve_inputs
-
-    out: dict[str, int] = {}
-    for path, pages, password in docs:
-        doc = open_document(resolve_inputs([path])[0], password)
-        try:
-            for n in doc.outline.page_numbers(PageSelection.parse(pages)):
-                out[f"{path.name} p{n}"] = zlib.crc32(doc.render(n, RenderSettings()).image)
-        finally:
-            doc.close()
-    return out
 
 
 @dataclass
@@ -336,8 +236,8 @@ def repair(
     before = {name(r): r for r in clean}
     out: dict[str, Any] = {}
     for label, options in (
-        ("tiles", {"verify": "repair", "repair_budget": 2.0}),
-        ("tiles+gap_fill", {"verify": "repair", "repair_budget": 2.0, "gap_fill": True}),
+        ("tiles", {"verify": "repair", "repair_budget": 4.0}),
+        ("tiles+gap_fill", {"verify": "repair", "repair_budget": 4.0, "gap_fill": True}),
     ):
         run = load(docs, base, plan, repair_tile_ratio=TILE_RATIO, **options)
         affected = [
@@ -493,130 +393,6 @@ def cpu(pages: int = 120, rounds: int = 3) -> dict[str, Any]:
 
 
 # --- the report -------------------------------------------------------------------------------
-
-
-def _detection_rows(label: str, d: dict[str, Any]) -> list[str]:
-    tp, fp, fn = d["tp"], d["fp"], d["fn"]
-    return [
-        f"| {label} | {d['pages']} ({d['verified']}) | {d['precision']:.3f} ({tp}/{tp + fp}) "
-        f"| {d['recall']:.3f} ({tp}/{tp + fn}) | {d['ok_flagged']}/{d['ok_pages']} "
-        f"| {d['clean_flagged']}/{d['clean_pages']} "
-        f"| {d['clean_coverage']:.3f} / {d['clean_coverage_min']:.3f} "
-        f"| {d['clean_unsupported']:.3f} |"
-    ]
-
-
-def _repair_rows(label: str, rep: dict[str, Any]) -> list[str]:
-    rows = []
-    for how in ("tiles", "tiles+gap_fill"):
-        x = rep[how]
-        rows.append(
-            f"| {label} | {how} | {x['affected']} | {x['repaired']} | {x['before']:.3f} "
-            f"| {x['coverage_mean']:.3f} | {x['recovered_mean']:.3f} / {x['recovered_min']:.3f} "
-            f"| {x['duplicated_lines']} | {x['order_breaks']} | {x['boxes_outside']} "
-            f"| {x['extra_requests']} / {x['pages']} |"
-        )
-    return rows
-
-
-def section(r: dict[str, Any], command: str) -> str:
-    g = r["garbage"]
-    rates = ", ".join(f"{k} {v:.0%}" for k, v in RATES.items())
-    lines = [
-        SECTION,
-        "",
-        f"Measured with `{command}` ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
-        "shared); what is checked and how: [verification.md](verification.md). Two responders "
-        "answer for the fake server: **layer** (the local engine's reading of the page's own "
-        "text layer: the page's real content without OCR noise, so the faults are the only "
-        "loss) and **ocr** (RapidOCR on the image the loader sent: real OCR, with its real "
-        "misses).",
-        "",
-        f'**Detection** (`verify="flag"`, default thresholds: coverage < 0.85 or unsupported '
-        f"> 0.25). Faults injected at {rates}, each touching {SHARE:.0%} of a page's words. "
-        "Targets: precision and recall >= 0.9, correct pages flagged < 5 %.",
-        "",
-        "| responder | pages (verified) | precision | recall | correct pages flagged (faulty run) "
-        "| pages flagged (clean run) | clean coverage mean / min | clean unsupported mean |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for label in ("layer", "ocr"):
-        if label in r:
-            lines += _detection_rows(label, r[label]["detection"])
-    for label in ("layer", "ocr"):
-        if label in r:
-            d = r[label]["detection"]
-            by = ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in sorted(d["by_fault"].items()))
-            lines += ["", f"Flags by fault ({label}): {by}."]
-            if d["clean_cut"]:
-                lines.append(
-                    f"Pages the server cut at `max_tokens` ({label}; not counted as correct "
-                    "answers): " + ", ".join(d["clean_cut"]) + "."
-                )
-            if d["clean_flagged_pages"]:
-                lines.append(
-                    f"Clean pages flagged ({label}): " + ", ".join(d["clean_flagged_pages"]) + "."
-                )
-    lines += [
-        "",
-        f'**Repair** (`verify="repair"`, `repair_budget=2.0`). Stand-in for compression '
-        f"loss: a whole-page answer with more than {COMPRESS_RATIO} text tokens per vision "
-        f"token loses {COMPRESS_DROP:.0%} of its words (by blocks); tiles answer fully; "
-        f"`repair_tile_ratio={TILE_RATIO}` (half the stand-in's threshold, as the default 5.0 "
-        "is half the `at_risk` band's 10). "
-        "Recovered: final coverage / the clean reading's coverage, per affected page.",
-        "",
-        "| responder | repair | affected pages | repaired | coverage before | coverage after "
-        "| recovered mean / min | duplicated lines | lines out of order | boxes outside "
-        "| extra requests / pages |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for label in ("layer", "ocr"):
-        if label in r and "repair" in r[label]:
-            lines += _repair_rows(label, r[label]["repair"])
-    for label in ("layer", "ocr"):
-        if label in r and "repair" in r[label]:
-            b = r[label]["repair"]["budget"]
-            lines += [
-                "",
-                f"Default budget ({label}, `repair_budget=0.2`): {b['extra_requests']} extra "
-                f"requests for {b['pages']} pages (bound floor(0.2 x {b['pages']}) = "
-                f"{b['bound']}); {b['requests_sent']} requests reached the server; "
-                f"{b['repaired']} pages repaired.",
-            ]
-    lines += [
-        "",
-        f"**Garbage layers**: {g['false_alarms']} false alarms over the {g['pages']} pages of "
-        "the digital corpus with text (every page, formulas included); the same pages' words "
-        f"mangled as a poor OCR layer would write them: {g['detected']} of {g['pages']} "
-        "detected.",
-    ]
-    c = r.get("cpu")
-    if c:
-        change = (c["flag_ms"] / c["off_ms"] - 1) * 100
-        lines += [
-            "",
-            f"**Cost** (`benchmarks/run.py`'s CLI run: {c['pages']} pages of the long German "
-            "document, grid responder, concurrency 64; median of "
-            f"{len(c['runs']['off'])} alternated runs): client CPU {c['off_ms']:.1f} ms/page "
-            f"with `--verify off`, {c['flag_ms']:.1f} ms/page with `--verify flag` "
-            f"({change:+.1f} %; target < +10 %). The cross-check's own work (text layer read "
-            f"and matching), timed alone: {c['check_ms']:.2f} ms/page.",
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def write_section(text: str) -> None:
-    """Replace (or append) this benchmark's section of docs/benchmarks.md."""
-    doc = DOC_OUT.read_text(encoding="utf-8")
-    head, found, rest = doc.partition(SECTION)
-    if found:
-        nxt = rest.find("\n## ")
-        tail = rest[nxt + 1 :] if nxt >= 0 else ""
-        doc = head + text + ("\n" + tail if tail else "")
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    DOC_OUT.write_text(doc, encoding="utf-8")
 
 
 def main() -> int:

@@ -22,6 +22,7 @@ from ocr_loaders._run import Run
 from ocr_loaders._verify.textlayer import read_text_layer
 from ocr_loaders._verify.tiling import Tile, plan_tiles, stitch
 from ocr_loaders._verify.words import LayerWord, tokens
+from ocr_loaders.testing import loop_text
 
 VOCAB = [
     "river",
@@ -349,3 +350,31 @@ def test_cached_pages_are_still_verified(tmp_path: Path) -> None:
     assert (after.verification, after.text_coverage) == (before.verification, before.text_coverage)
     assert after.verification == "flagged"
     assert records[0].metadata["verification"] == "flagged"
+
+
+def test_a_page_without_text_layer_is_repaired_when_it_looped(tmp_path: Path) -> None:
+    pdf = tmp_path / "doc.pdf"
+    write_pdf(pdf)
+    png = tmp_path / "page.png"
+    with pymupdf.open(pdf) as doc:
+        doc[0].get_pixmap(dpi=72).save(png)
+
+    class Looping(LayerEngine):
+        async def recognize(self, page: PageImage) -> RawPage:
+            self.requests += 1
+            if self.requests == 1:  # the whole page runs into a loop
+                return RawPage(loop_text(), "length", self.name, self.model, self.prompt)
+            return self._raw(
+                format_grounded([Block("text", ((0, 0, 999, 999),), f"tile {self.requests}", 0)])
+            )
+
+    engine = Looping()
+    records, run = load(png, engine, verify="repair", repair_budget=2.0)
+    stats = run.pipeline.stats.pages[0]
+    assert (stats.verification, stats.repair_method, stats.text_coverage) == (
+        "repaired",
+        "tiles",
+        -1.0,
+    )
+    assert stats.status == "ok" and engine.requests == 3
+    assert "tile 2" in records[0].text and "tile 3" in records[0].text

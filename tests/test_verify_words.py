@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from ocr_loaders._errors import ConfigError
-from ocr_loaders._model import Block, Page
+from ocr_loaders._model import Block, Page, PageImage, SourceInfo
 from ocr_loaders._verify.garbage import implausible, is_garbage_text, layer_quality
 from ocr_loaders._verify.matching import check_page
 from ocr_loaders._verify.policy import RepairBudget, VerifySettings, risk_reasons, verdict
+from ocr_loaders._verify.tiling import choose_tiles
 from ocr_loaders._verify.words import LayerWord, layer_tokens, tokens
 
 
@@ -222,9 +223,34 @@ def test_a_made_up_block_is_flagged_even_when_the_page_share_is_small() -> None:
     assert verdict(found, VerifySettings()) == "flagged"
 
 
-def test_denser_pages_get_more_bands_within_the_page_limit() -> None:
-    from ocr_loaders._verify.tiling import bands_for
+def _page_image(two_columns: bool) -> PageImage:
+    import pymupdf
 
-    assert bands_for(3.0, 5.0, 4) == 2  # never fewer than two
-    assert bands_for(14.0, 5.0, 4) == 3
-    assert bands_for(40.0, 5.0, 4) == 4  # capped by repair_max_requests
+    doc = pymupdf.open()
+    page = doc.new_page(width=595, height=842)
+    for n in range(40):
+        if two_columns:
+            page.insert_text((40, 60 + 18 * n), "left column words here", fontsize=10)
+            page.insert_text((320, 60 + 18 * n), "right column words here", fontsize=10)
+        else:
+            line = "a single column of text that runs across the whole width, margin to margin"
+            page.insert_text((40, 60 + 18 * n), line, fontsize=10)
+    pix = page.get_pixmap(dpi=144)
+    info = SourceInfo("x.pdf", "x.pdf", "x.pdf", "0" * 64, "pdf", 1)
+    return PageImage(info, 1, "1", 595, 842, pix.tobytes("png"), "image/png", pix.width, pix.height)
+
+
+def test_tiles_follow_the_density_and_a_gutter() -> None:
+    single, double = _page_image(False), _page_image(True)
+    assert [(t.row, t.col) for t in choose_tiles(single, 500, 5.0, 4, "deepseek-ocr")] == [
+        (0, 0),
+        (1, 0),
+    ]
+    dense = choose_tiles(single, 40_000, 5.0, 4, "deepseek-ocr")
+    assert {t.col for t in dense} == {0} and 2 <= len(dense) <= 4  # no gutter: bands only
+    grid = choose_tiles(double, 40_000, 5.0, 4, "deepseek-ocr")
+    assert {(t.row, t.col) for t in grid} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    assert len(choose_tiles(double, 40_000, 5.0, 2, "deepseek-ocr")) == 2  # the page's limit
+    for t in grid:  # inside the image, overlapping neighbours
+        assert 0 <= t.x0 < t.x1 <= double.image_width and 0 <= t.y0 < t.y1 <= double.image_height
+    assert grid[0].y1 > grid[2].y0 and grid[0].x1 > grid[1].x0

@@ -26,7 +26,7 @@ from .gapfill import fill_gaps
 from .matching import PageCheck, check_page
 from .policy import RepairBudget, VerifySettings, risk_reasons, verdict
 from .textlayer import TextLayer, layered_hook
-from .tiling import bands_for, plan_tiles, stitch, tile_image, to_page
+from .tiling import choose_tiles, stitch, tile_image, to_page
 from .words import LayerToken, layer_tokens
 
 log = logging.getLogger(__name__)
@@ -100,11 +100,14 @@ class Verifier:
         blocks: Sequence[Block] = page.blocks
         method: list[str] = []
         extra, seconds = 0, 0.0
-        # the page's density: the answer's, scaled up by the share of the layer it missed
-        density = ratio / max(found.coverage, 0.3) if found is not None else ratio
-        most = self.settings.repair_max_requests
-        bands = bands_for(density, self.settings.repair_tile_ratio, most)
-        tiles = await asyncio.to_thread(plan_tiles, image, bands)
+        # the page's text: the answer's, scaled up by the share of the layer it missed
+        text_tokens = ratio * vision_tokens(image.image_width, image.image_height, self.model)
+        if found is not None:
+            text_tokens /= max(found.coverage, 0.3)
+        s = self.settings
+        tiles = await asyncio.to_thread(
+            choose_tiles, image, text_tokens, s.repair_tile_ratio, s.repair_max_requests, self.model
+        )
         if len(tiles) > self.settings.repair_max_requests or not self.budget.take(len(tiles)):
             log.info(
                 "%s page %d: at risk (%s), no tiles: %d requests needed, %d left to the page, "

@@ -2,19 +2,19 @@
 
 A tile carries a smaller share of the page's text for a comparable number of vision tokens
 (each tile is scaled up to the page image's longer side), which is what a page that lost
-text to compression needs. Tiles are horizontal bands (two, or more for a denser page: as
-many as bring each band to the target density, within the page's request limit; poster-sized
-pages are also cut down the middle), each cut edge moved to the nearest blank pixel row or
-column so no text line is cut in two. Blocks come back in page coordinates; a block read in
-two tiles (inside the overlap) is kept once, and a paragraph split by the cut loses the lines
-the upper tile already read. Reading order: tile by tile, top to bottom (row-major for a grid).
+text to compression needs. Tiles are horizontal bands (two; three or four, or a 2 x 2 grid
+where the page has a blank gutter, for a denser page: the fewest tiles whose expected text per
+vision token meets the target, within the page's request limit), each cut edge moved to the
+nearest blank pixel row or column so no text line is cut in two. Blocks come back in page
+coordinates; a block read in two tiles (inside the overlap) is kept once, and a paragraph
+split by the cut loses the lines the upper tile already read. Reading order: tile by tile,
+top to bottom (row-major for a grid).
 """
 
 from __future__ import annotations
 
 import difflib
 import io
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +27,8 @@ OVERLAP = 0.08
 POSTER_SIDE_PT = 1200.0
 """A PDF page larger than this (points, either side: beyond A3) is cut into a 2 x 2 grid."""
 MAX_TILE_PIXELS = 4_000_000
+DUPLICATE_AREA = 0.5
+"""...and whose box lies at least this much over that block's."""
 DUPLICATE_SHARE = 0.8
 """A block whose tokens are this much inside (in order) a block of an earlier tile, where the
 two meet, is a duplicate from the overlap."""
@@ -71,32 +73,95 @@ def _cuts(profile: Sequence[float], size: int, parts: int) -> list[tuple[int, in
     return spans
 
 
-def bands_for(density: float, target: float, most: int) -> int:
-    """Horizontal bands that bring ``density`` (text tokens per vision token of the whole
-    page) down to ``target`` per tile, at least 2, at most ``most``."""
-    return max(2, min(most, math.ceil(density / target))) if target > 0 else 2
+LAYOUTS: tuple[tuple[int, int], ...] = ((2, 1), (3, 1), (2, 2), (4, 1))
+"""``(rows, columns)`` tried in this order; a 2 x 2 grid only where the page has a blank
+gutter down the middle (columns) or is poster-sized."""
+GUTTER_SPAN = 0.1
+"""The gutter is looked for within this share of the width around the middle..."""
+GUTTER_MIN = 0.015
+"""...and is at least this share of the width blank (wider than a space between words)."""
 
 
-def plan_tiles(image: PageImage, bands: int = 2) -> list[Tile]:
-    """The tiles of a page image: ``bands`` horizontal bands (see the module docstring);
-    a poster-sized page is also cut down the middle, into ``2 x max(2, bands // 2)``."""
+@dataclass(frozen=True, slots=True)
+class _Profile:
+    rows: list[int]
+    cols: list[int]
+    width: int
+    height: int
+
+
+def _profile(image: PageImage) -> _Profile:
     import numpy as np
     from PIL import Image
 
     with Image.open(io.BytesIO(image.image)) as img:
         gray = np.asarray(img.convert("L"))
     ink = gray < 200
-    rows_profile = ink.sum(axis=1).tolist()
-    cols_profile = ink.sum(axis=0).tolist()
-    poster = image.source.kind == "pdf" and max(image.width, image.height) > POSTER_SIDE_PT
-    cols = 2 if poster else 1
-    rows = max(2, bands // 2) if poster else max(2, bands)
     h, w = gray.shape
-    tiles = []
-    for r, (y0, y1) in enumerate(_cuts(rows_profile, h, rows)):
-        for c, (x0, x1) in enumerate(_cuts(cols_profile, w, cols)):
-            tiles.append(Tile(x0, y0, x1, y1, r, c))
-    return tiles
+    return _Profile(ink.sum(axis=1).tolist(), ink.sum(axis=0).tolist(), w, h)
+
+
+def _tiles(p: _Profile, rows: int, cols: int) -> list[Tile]:
+    return [
+        Tile(x0, y0, x1, y1, r, c)
+        for r, (y0, y1) in enumerate(_cuts(p.rows, p.height, rows))
+        for c, (x0, x1) in enumerate(_cuts(p.cols, p.width, cols))
+    ]
+
+
+def plan_tiles(image: PageImage, rows: int = 2, cols: int = 1) -> list[Tile]:
+    """``rows`` x ``cols`` overlapping tiles of a page image, edges on blank lines."""
+    return _tiles(_profile(image), rows, cols)
+
+
+def _scaled(image: PageImage, cw: int, ch: int) -> tuple[int, int]:
+    """The pixel size a ``cw`` x ``ch`` crop is sent at (see :func:`tile_image`)."""
+    scale = max(image.image_width, image.image_height) / max(cw, ch, 1)
+    scale = max(1.0, min(scale, (MAX_TILE_PIXELS / max(cw * ch, 1)) ** 0.5))
+    return round(cw * scale), round(ch * scale)
+
+
+def _blank_run(profile: Sequence[int]) -> int:
+    """The longest run of blank lines (no ink) in ``profile``."""
+    best = run = 0
+    for v in profile:
+        run = run + 1 if v == 0 else 0
+        best = max(best, run)
+    return best
+
+
+def choose_tiles(
+    image: PageImage, text_tokens: float, target: float, most: int, model: str
+) -> list[Tile]:
+    """The fewest tiles whose expected density (the page's text tokens shared evenly, over
+    each tile's own vision tokens) is at most ``target``; else the densest layout's best
+    within ``most`` tiles. A wide strip gets fewer vision tokens than a half page (DeepSeek's
+    tile grid follows the aspect ratio), so more bands are not always better."""
+    from .._tokens import vision_tokens
+
+    p = _profile(image)
+    middle = p.width // 2
+    span = int(p.width * GUTTER_SPAN / 2)
+    window = p.cols[middle - span : middle + span + 1]
+    inked = sum(p.cols[: middle - span]) > 0 and sum(p.cols[middle + span + 1 :]) > 0
+    gutter = inked and _blank_run(window) >= max(8, p.width * GUTTER_MIN)
+    poster = image.source.kind == "pdf" and max(image.width, image.height) > POSTER_SIDE_PT
+    best: tuple[float, list[Tile]] | None = None
+    for rows, cols in LAYOUTS:
+        if rows * cols > max(most, 2) or (cols == 2 and not (gutter or poster)):
+            continue
+        tiles = _tiles(p, rows, cols)
+        density = max(
+            text_tokens
+            / len(tiles)
+            / vision_tokens(*_scaled(image, t.x1 - t.x0, t.y1 - t.y0), model)
+            for t in tiles
+        )
+        if density <= target:
+            return tiles
+        if best is None or density < best[0]:
+            best = (density, tiles)
+    return best[1] if best is not None else _tiles(p, 2, 1)
 
 
 def tile_image(image: PageImage, tile: Tile) -> PageImage:
@@ -108,11 +173,9 @@ def tile_image(image: PageImage, tile: Tile) -> PageImage:
 
     with Image.open(io.BytesIO(image.image)) as img:
         crop = img.convert("RGB").crop((tile.x0, tile.y0, tile.x1, tile.y1))
-    cw, ch = crop.size
-    scale = max(image.image_width, image.image_height) / max(cw, ch)
-    scale = max(1.0, min(scale, (MAX_TILE_PIXELS / (cw * ch)) ** 0.5))
-    if scale > 1.0:
-        crop = crop.resize((round(cw * scale), round(ch * scale)), Image.Resampling.LANCZOS)
+    size = _scaled(image, *crop.size)
+    if size != crop.size:
+        crop = crop.resize(size, Image.Resampling.LANCZOS)
     sx, sy = image.width / image.image_width, image.height / image.image_height
     return PageImage(
         source=image.source,
@@ -173,11 +236,17 @@ def _extent(block: Block) -> tuple[int, int, int, int]:
     return (min(xs0), min(ys0), max(xs1), max(ys1))
 
 
-def _meets(a: Block, b: Block) -> bool:
-    """The two blocks' boxes touch or overlap (a block of one tile and one of another)."""
+def _overlap_share(a: Block, b: Block) -> float:
+    """The area two blocks' extents share, as a share of the smaller one (0: apart or only
+    touching)."""
     ax0, ay0, ax1, ay1 = _extent(a)
     bx0, by0, bx1, by1 = _extent(b)
-    return ax0 <= bx1 and bx0 <= ax1 and ay0 <= by1 and by0 <= ay1
+    w = min(ax1, bx1) - max(ax0, bx0)
+    h = min(ay1, by1) - max(ay0, by0)
+    if w <= 0 or h <= 0:
+        return 0.0
+    smaller = min(max(1, (ax1 - ax0) * (ay1 - ay0)), max(1, (bx1 - bx0) * (by1 - by0)))
+    return w * h / smaller
 
 
 def stitch(parts: Sequence[Sequence[Block]]) -> list[Block]:
@@ -193,14 +262,19 @@ def stitch(parts: Sequence[Sequence[Block]]) -> list[Block]:
             text = block.text
             duplicate = False
             for other in earlier:
-                if not _meets(block, other):
+                shared = _overlap_share(block, other)
+                if shared <= 0:
                     continue
                 before = tokens(other.text)
                 k = _prefix_overlap(before, toks)
                 if k:
                     text = _drop_leading(text, k)
                     toks = toks[k:]
-                if toks and _read_in(toks, before) >= DUPLICATE_SHARE * len(toks):
+                if (
+                    toks
+                    and shared >= DUPLICATE_AREA
+                    and _read_in(toks, before) >= DUPLICATE_SHARE * len(toks)
+                ):
                     duplicate = True
                     break
             if not duplicate and text.strip():
