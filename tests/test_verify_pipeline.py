@@ -131,7 +131,8 @@ class LayerEngine:
                 for w in self._words
                 if x0 <= w.center[0] <= x1 and y0 <= w.center[1] <= y1
             ]
-            return self._raw(format_grounded(paragraphs(inside, x1 - x0, y1 - y0)))
+            pw, ph = tile.padded  # the frame the tile is sent in (white space added)
+            return self._raw(format_grounded(paragraphs(inside, pw * sx, ph * sy)))
         blocks = paragraphs(page.text_layer.words, page.width, page.height)
         if self.fault in ("drop", "lossy"):
             blocks = blocks[::2]

@@ -6,6 +6,7 @@ just recognized, came from the cache or could not be rendered at all.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from ._engines.base import Engine
@@ -94,12 +95,14 @@ def page_result(
     tables: str,
     cached: bool,
     verification: PageVerification | None = None,
+    judge: Callable[[PageImage, Page], PageVerification] | None = None,
 ) -> PageResult:
     """Page, clean markdown and stats of one page. ``model`` picks the vision-token formula;
     ``tables`` is the markdown table format (``html`` or ``markdown``); ``verification`` is
-    the text-layer cross-check's outcome (docs/verification.md)."""
-    v = verification or PageVerification()
-    page = build_page(image, raw, v.filled)
+    the text-layer cross-check's outcome (docs/verification.md), else ``judge`` works it
+    out from the parsed page."""
+    page = build_page(image, raw, verification.filled if verification is not None else ())
+    v = verification or (judge(image, page) if judge is not None else PageVerification())
     markdown = page_markdown(page, tables)
     stats = (
         page_stats(image, raw, page, markdown, model, cached=cached)

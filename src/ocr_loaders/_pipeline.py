@@ -295,8 +295,7 @@ class Pipeline:
             if hit is not None:
                 image, raw = hit
                 image = replace(image, source=info)
-                checked = self.verifier.check(image, raw)
-                return self._result(info, image, raw, engine, cached=True, verification=checked)
+                return self._result(info, image, raw, engine, cached=True)
         async with run.limits.prepared:  # rendered pages waiting for a request slot are few
             try:
                 hook = self.verifier.hook(engine.page_hook)
@@ -339,6 +338,7 @@ class Pipeline:
             tables=self.options.chunk.tables,
             cached=cached,
             verification=verification,
+            judge=self.verifier.judge,
         )
 
 

@@ -53,24 +53,21 @@ class Verifier:
             return engine_hook
         return functools.partial(layered_hook, engine_hook)
 
-    def check(self, image: PageImage, raw: RawPage) -> PageVerification:
-        """The ``flag`` verdict of an answer (also used for cached pages)."""
+    def judge(self, image: PageImage, page: Page) -> PageVerification:
+        """The ``flag`` verdict of a parsed page (also for cached pages and after repair)."""
         if self.settings.verify == "off":
             return OFF
         layer = image.text_layer
         if layer is None or not layer.usable:
             return PageVerification(layer=layer.state if layer is not None else "none")
-        page = build_page(image, raw)
-        found = check_page(layer.words, page.blocks, image.width, image.height)
+        found = check_page(layer.words, page.blocks, image.width, image.height, geometry=False)
         status = verdict(found, self.settings)
         result = PageVerification(
             status=status,
             coverage=_round(found.coverage),
             unsupported=_round(found.unsupported),
             layer="usable",
-            missed_words=len(found.missed_words),
             coverage_before=_round(found.coverage),
-            reasons=risk_reasons(page, "fine", found, self.settings),
         )
         if status == "flagged" and self.settings.verify == "flag":
             _warn(image, result)
@@ -78,13 +75,14 @@ class Verifier:
 
     async def verify(
         self, engine: Engine, image: PageImage, raw: RawPage
-    ) -> tuple[RawPage, PageVerification]:
-        """The page's final answer and its verification (see the module docstring)."""
+    ) -> tuple[RawPage, PageVerification | None]:
+        """The page's final answer, and its verification when a repair was considered
+        (``None``: :meth:`judge` the page as it is)."""
         self.budget.page_started()
-        first = self.check(image, raw)
         if self.settings.verify != "repair" or raw.error or not image.image_width:
-            return raw, first
+            return raw, None
         page = build_page(image, raw)
+        first = self.judge(image, page)
         ratio = self._ratio(image, page)
         risk = risk_band(ratio)
         layer = image.text_layer if first.layer == "usable" else None

@@ -33,6 +33,7 @@ BAD_CHAR_SHARE = 0.10
 _EDGE_PUNCT = "\"'`([{<«»„“”‘’)]}>.,;:!?¡¿…·•*–—-"
 _JOINERS = frozenset("-'’.,/:&+%_@#°‐‑·")
 _MATH_MARKS = frozenset("′″‴◦∘·•")
+_ODD_CASE_ASCII = re.compile(r"[a-z][A-Z]+[a-z]")
 _VOWELS = frozenset("aeiouyàáâãäåæèéêëìíîïòóôõöøùúûüýÿœ")
 _CONSONANT_RUN = re.compile(r"[bcdfghjklmnpqrstvwxz]{5,}")
 _DIGIT_LETTER = re.compile(r"(?:\d[^\W\d_]|[^\W\d_]\d)")
@@ -83,6 +84,8 @@ def implausible(word: str) -> bool:
     core = word.strip(_EDGE_PUNCT)
     if len(core) < 2:
         return False
+    if core.isascii() and core.isalpha():  # the common case, quickly
+        return bool(_ODD_CASE_ASCII.search(core)) or _no_vowel(core.lower())
     if any(_bad_char(ch) or _odd_inner(ch) for ch in core):
         return True
     letters = [ch for ch in core if ch.isalpha()]
@@ -98,10 +101,16 @@ def implausible(word: str) -> bool:
         if _odd_case(alpha):
             return True
         lower = alpha.lower()
-        latin = len(lower) >= 4 and all(_script(ch) == "latin" for ch in lower)
-        if latin and (not any(ch in _VOWELS for ch in lower) or _CONSONANT_RUN.search(lower)):
+        if all(_script(ch) == "latin" for ch in lower) and _no_vowel(lower):
             return True
     return False
+
+
+def _no_vowel(lower: str) -> bool:
+    """A Latin word of 4+ letters without a vowel, or with 5 consonants in a row."""
+    return len(lower) >= 4 and (
+        not any(ch in _VOWELS for ch in lower) or bool(_CONSONANT_RUN.search(lower))
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +138,8 @@ def layer_quality(words: Iterable[str]) -> LayerQuality:
     n = odd = chars = bad = 0
     for word in words:
         chars += len(word)
-        bad += sum(1 for ch in word if _bad_char(ch))
+        if not word.isprintable() or "\ufffd" in word:
+            bad += sum(1 for ch in word if _bad_char(ch))
         if len(word.strip(_EDGE_PUNCT)) >= 2:
             n += 1
             odd += implausible(word)

@@ -66,14 +66,18 @@ def read_text_layer(page: Any) -> TextLayer:
     """The words of an open ``pymupdf.Page`` in the displayed frame, and their verdict."""
     import pymupdf
 
-    rot = page.rotation_matrix
+    m = page.rotation_matrix
+    a, b, c, d, e, f = m.a, m.b, m.c, m.d, m.e, m.f
     width, height = float(page.rect.width), float(page.rect.height)
     raw = page.get_text("words", flags=pymupdf.TEXT_MEDIABOX_CLIP)
     words: list[LayerWord] = []
     lines: dict[tuple[int, int], int] = {}
     for x0, y0, x1, y1, text, block, line, _n in raw:
-        r = pymupdf.Rect(x0, y0, x1, y1) * rot
-        box = (max(0.0, r.x0), max(0.0, r.y0), min(width, r.x1), min(height, r.y1))
+        if (a, b, c, d, e, f) != (1, 0, 0, 1, 0, 0):  # /Rotate: map both corners
+            xa, ya = a * x0 + c * y0 + e, b * x0 + d * y0 + f
+            xb, yb = a * x1 + c * y1 + e, b * x1 + d * y1 + f
+            x0, x1, y0, y1 = min(xa, xb), max(xa, xb), min(ya, yb), max(ya, yb)
+        box = (max(0.0, x0), max(0.0, y0), min(width, x1), min(height, y1))
         number = lines.setdefault((block, line), len(lines))
         words.append(LayerWord(str(text), box, number))
     if not any(tokens(w.text) for w in words):

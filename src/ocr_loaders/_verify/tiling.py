@@ -1,8 +1,8 @@
 """Tiles: a page image cut into overlapping parts, each read on its own, stitched back.
 
 A tile carries a smaller share of the page's text for a comparable number of vision tokens
-(each tile is scaled up to the page image's longer side), which is what a page that lost
-text to compression needs. Tiles are horizontal bands (two; three or four, or a 2 x 2 grid
+(each tile is padded to a squarer shape and scaled up to the page image's longer side),
+which is what a page that lost text to compression needs. Tiles are horizontal bands (two; three or four, or a 2 x 2 grid
 where the page has a blank gutter, for a denser page: the fewest tiles whose expected text per
 vision token meets the target, within the page's request limit), each cut edge moved to the
 nearest blank pixel row or column so no text line is cut in two. Blocks come back in page
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from .words import tokens
 
 OVERLAP = 0.08
 """Overlap between neighbouring tiles, as a share of the page's side."""
+MAX_ASPECT = 1.6
+"""Longer side / shorter side a tile is sent at, at most (white space added)."""
 POSTER_SIDE_PT = 1200.0
 """A PDF page larger than this (points, either side: beyond A3) is cut into a 2 x 2 grid."""
 MAX_TILE_PIXELS = 4_000_000
@@ -44,6 +47,14 @@ class Tile:
     y1: int
     row: int
     col: int
+
+    @property
+    def padded(self) -> tuple[int, int]:
+        """The tile's size with white space added below (or to the right) so its aspect
+        ratio stays within :data:`MAX_ASPECT`: DeepSeek-OCR's tile grid follows the aspect
+        ratio, and a wide strip would get fewer vision tokens than a half page."""
+        w, h = self.x1 - self.x0, self.y1 - self.y0
+        return max(w, math.ceil(h / MAX_ASPECT)), max(h, math.ceil(w / MAX_ASPECT))
 
 
 def _blank_near(profile: Sequence[float], target: int, lo: int, hi: int) -> int:
@@ -101,6 +112,13 @@ def _profile(image: PageImage) -> _Profile:
     return _Profile(ink.sum(axis=1).tolist(), ink.sum(axis=0).tolist(), w, h)
 
 
+def _ink_share(p: _Profile, t: Tile) -> float:
+    """The share of the page's ink inside a tile (rows and columns apportioned apart)."""
+    rows = sum(p.rows[t.y0 : t.y1]) / max(1, sum(p.rows))
+    cols = sum(p.cols[t.x0 : t.x1]) / max(1, sum(p.cols))
+    return rows * cols
+
+
 def _tiles(p: _Profile, rows: int, cols: int) -> list[Tile]:
     return [
         Tile(x0, y0, x1, y1, r, c)
@@ -133,7 +151,7 @@ def _blank_run(profile: Sequence[int]) -> int:
 def choose_tiles(
     image: PageImage, text_tokens: float, target: float, most: int, model: str
 ) -> list[Tile]:
-    """The fewest tiles whose expected density (the page's text tokens shared evenly, over
+    """The fewest tiles whose expected density (the page's text tokens shared by ink, over
     each tile's own vision tokens) is at most ``target``; else the densest layout's best
     within ``most`` tiles. A wide strip gets fewer vision tokens than a half page (DeepSeek's
     tile grid follows the aspect ratio), so more bands are not always better."""
@@ -152,9 +170,7 @@ def choose_tiles(
             continue
         tiles = _tiles(p, rows, cols)
         density = max(
-            text_tokens
-            / len(tiles)
-            / vision_tokens(*_scaled(image, t.x1 - t.x0, t.y1 - t.y0), model)
+            text_tokens * _ink_share(p, t) / vision_tokens(*_scaled(image, *t.padded), model)
             for t in tiles
         )
         if density <= target:
@@ -171,9 +187,11 @@ def tile_image(image: PageImage, tile: Tile) -> PageImage:
 
     from .._rendering.raster import png_bytes
 
+    pw, ph = tile.padded
     with Image.open(io.BytesIO(image.image)) as img:
-        crop = img.convert("RGB").crop((tile.x0, tile.y0, tile.x1, tile.y1))
-    size = _scaled(image, *crop.size)
+        crop = Image.new("RGB", (pw, ph), (255, 255, 255))
+        crop.paste(img.convert("RGB").crop((tile.x0, tile.y0, tile.x1, tile.y1)), (0, 0))
+    size = _scaled(image, pw, ph)
     if size != crop.size:
         crop = crop.resize(size, Image.Resampling.LANCZOS)
     sx, sy = image.width / image.image_width, image.height / image.image_height
@@ -181,8 +199,8 @@ def tile_image(image: PageImage, tile: Tile) -> PageImage:
         source=image.source,
         number=image.number,
         label=image.label,
-        width=(tile.x1 - tile.x0) * sx,
-        height=(tile.y1 - tile.y0) * sy,
+        width=pw * sx,
+        height=ph * sy,
         image=png_bytes(crop.tobytes(), crop.width, crop.height, 3),
         mime="image/png",
         image_width=crop.width,
@@ -195,7 +213,7 @@ def to_page(blocks: Sequence[Block], image: PageImage, tile: Tile) -> list[Block
     """A tile's blocks with their boxes mapped into the page's 0..999 frame."""
     sx, sy = image.width / image.image_width, image.height / image.image_height
     ox, oy = tile.x0 * sx, tile.y0 * sy
-    tw, th = (tile.x1 - tile.x0) * sx, (tile.y1 - tile.y0) * sy
+    tw, th = tile.padded[0] * sx, tile.padded[1] * sy  # the frame the tile was read in
     out = []
     for b in blocks:
         boxes = []

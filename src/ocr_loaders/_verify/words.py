@@ -44,6 +44,16 @@ _PER_CHAR = (
     "\U00020000-\U0003134f"  # CJK extensions B-G
 )
 _TOKEN = re.compile(rf"[{_PER_CHAR}]|[^\W_{_PER_CHAR}]+")
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+_DROP = dict.fromkeys(map(ord, _SPACING_ACCENTS | {SOFT_HYPHEN}))
+_COMBINING = re.compile(
+    "[\u0300-\u036f\u0483-\u0489\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7"
+    "\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e4\u06e7\u06e8\u06ea-\u06ed"
+    "\u0e31\u0e34-\u0e3a\u0e47-\u0e4e\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff"
+    "\u302a-\u302f\u3099\u309a\ufe20-\ufe2f]"
+)
+"""Combining marks (accents, Hebrew points, Arabic harakat, Thai vowel and tone marks,
+kana voicing marks) dropped after decomposition, on both sides alike."""
 _RTL = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]")
 _MARKUP = re.compile(
     r"<[^>]{0,200}>"  # HTML tags (tables, <sup>, <br>)
@@ -55,10 +65,12 @@ _LINE_HYPHEN = re.compile(rf"(\w)[{_HYPHENS}][ \t]*\n[ \t]*(?=\w)")
 
 def normalize(text: str) -> str:
     """Compatibility-folded, case-folded text without accents or soft hyphens."""
+    if text.isascii():
+        return text.lower()
     # spacing accents first: NFKC would turn them into a space and a combining mark
-    text = "".join(ch for ch in text if ch not in _SPACING_ACCENTS and ch != SOFT_HYPHEN)
+    text = text.translate(_DROP)
     decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
-    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    bare = _COMBINING.sub("", decomposed)
     return unicodedata.normalize("NFC", bare)  # Hangul syllables back from their jamo
 
 
@@ -72,8 +84,12 @@ def _canonical(token: str) -> str:
 
 def tokens(text: str) -> list[str]:
     """The comparable words of a text (see the module docstring)."""
-    text = _LINE_HYPHEN.sub(r"\1", text.replace(SOFT_HYPHEN + "\n", ""))
-    text = _MARKUP.sub(" ", text)
+    if "\n" in text or SOFT_HYPHEN in text:
+        text = _LINE_HYPHEN.sub(r"\1", text.replace(SOFT_HYPHEN + "\n", ""))
+    if "<" in text or "\\" in text or "&" in text:
+        text = _MARKUP.sub(" ", text)
+    if text.isascii():
+        return _ASCII_TOKEN.findall(text.lower())
     return [_canonical(t) for t in _TOKEN.findall(normalize(text))]
 
 
