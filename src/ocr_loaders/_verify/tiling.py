@@ -1,14 +1,15 @@
 """Tiles: a page image cut into overlapping parts, each read on its own, stitched back.
 
-A tile carries a smaller share of the page's text for a comparable number of vision tokens
-(each tile is padded to a squarer shape and scaled up to the page image's longer side),
-which is what a page that lost text to compression needs. Tiles are horizontal bands (two; three or four, or a 2 x 2 grid
-where the page has a blank gutter, for a denser page: the fewest tiles whose expected text per
-vision token meets the target, within the page's request limit), each cut edge moved to the
-nearest blank pixel row or column so no text line is cut in two. Blocks come back in page
-coordinates; a block read in two tiles (inside the overlap) is kept once, and a paragraph
-split by the cut loses the lines the upper tile already read. Reading order: tile by tile,
-top to bottom (row-major for a grid).
+A tile carries a smaller share of the page's text for a comparable number of vision tokens:
+each is padded to a squarer shape (DeepSeek-OCR's tile grid follows the aspect ratio) and
+scaled up to the page image's longer side, which is what a page that lost text to
+compression needs. Layouts tried: two horizontal bands, three, a 2 x 2 grid where the page
+has a blank gutter (or is poster-sized), four bands; the first whose tiles each expect at
+most the target text per vision token (the page's text shared by ink) wins, within the
+page's request limit. Each cut edge moves to the nearest blank pixel row or column so no text
+line is cut in two. Blocks come back in page coordinates; a block read in two tiles (inside
+the overlap) is kept once, and a paragraph split by the cut loses the words the upper tile
+already read. Reading order: tile by tile, top to bottom (row-major for a grid).
 """
 
 from __future__ import annotations
