@@ -105,8 +105,9 @@ def section(r: dict[str, Any], command: str) -> str:
             b = r[label]["repair"]["budget"]
             lines += [
                 "",
-                f"Default budget ({label}, `repair_budget=0.2`): {b['extra_requests']} extra "
-                f"requests for {b['pages']} pages (bound floor(0.2 x {b['pages']}) = "
+                f"Default budget ({label}, `repair_budget=0.2`, one load of the "
+                f"{b['pages']} pages of the documents read whole, `repair_max_requests=2`): "
+                f"{b['extra_requests']} extra requests (bound floor(0.2 x {b['pages']}) = "
                 f"{b['bound']}); {b['requests_sent']} requests reached the server; "
                 f"{b['repaired']} pages repaired.",
             ]
