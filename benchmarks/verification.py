@@ -150,8 +150,10 @@ def name(r: PageResult) -> str:
 
 
 def detection(docs: Sequence[Doc], base: Base, thumbs: Thumbs) -> dict[str, Any]:
-    clean = load(docs, base, ContentFaultPlan(), thumbs)
-    faulty = load(docs, base, ContentFaultPlan(**RATES, share=SHARE, seed=13), thumbs)
+    clean = load(docs, base, ContentFaultPlan(), thumbs, verify="flag")
+    faulty = load(
+        docs, base, ContentFaultPlan(**RATES, share=SHARE, seed=13), thumbs, verify="flag"
+    )
     tp = fp = fn = 0
     ok_pages = ok_flagged = 0
     by_fault: dict[str, list[int]] = {}

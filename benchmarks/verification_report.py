@@ -128,7 +128,12 @@ def section(r: dict[str, Any], command: str) -> str:
             f"{len(c['runs']['off'])} alternated runs): client CPU {c['off_ms']:.1f} ms/page "
             f"with `--verify off`, {c['flag_ms']:.1f} ms/page with `--verify flag` "
             f"({change:+.1f} %; target < +10 %). The cross-check's own work (text layer read "
-            f"and matching), timed alone: {c['check_ms']:.2f} ms/page.",
+            f"and matching), timed alone: {c['check_ms']:.2f} ms/page. "
+            + (
+                "Above the target: `verify` defaults to `off`."
+                if change >= 10
+                else "Within the target."
+            ),
         ]
     return "\n".join(lines) + "\n"
 

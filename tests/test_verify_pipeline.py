@@ -154,6 +154,7 @@ class LayerEngine:
 
 
 def load(path: Path, engine: LayerEngine, **options: object) -> tuple[list[Record], Run]:
+    options.setdefault("verify", "flag")
     opts = LoaderOptions.from_kwargs(engine=engine, render_workers=0, concurrency=1, **options)
     run = Run(opts)
 
@@ -166,7 +167,7 @@ def load(path: Path, engine: LayerEngine, **options: object) -> tuple[list[Recor
 def test_faithful_pages_are_ok_with_full_coverage(tmp_path: Path) -> None:
     pdf = tmp_path / "doc.pdf"
     write_pdf(pdf, pages=2)
-    opts = LoaderOptions.from_kwargs(engine=LayerEngine(), concurrency=2)  # worker processes
+    opts = LoaderOptions.from_kwargs(engine=LayerEngine(), concurrency=2, verify="flag")
     run = Run(opts)
 
     async def collect() -> list[Record]:

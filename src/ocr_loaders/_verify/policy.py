@@ -18,7 +18,9 @@ VERIFY_MODES: tuple[VerifyMode, ...] = ("off", "flag", "repair")
 class VerifySettings:
     """How pages are checked against their text layer and repaired (docs/verification.md)."""
 
-    verify: VerifyMode = "flag"
+    verify: VerifyMode = "off"
+    """``off`` by default: ``flag`` costs 8-16 % more client CPU per page on
+    ``benchmarks/run.py`` (docs/verification.md), above the 10 % a default may cost."""
     verify_min_coverage: float = 0.85
     """A page whose OCR text holds less of the text layer than this is flagged."""
     verify_max_unsupported: float = 0.25
