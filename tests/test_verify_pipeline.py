@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import random
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -380,3 +381,27 @@ def test_a_page_without_text_layer_is_repaired_when_it_looped(tmp_path: Path) ->
     )
     assert stats.status == "ok" and engine.requests == 3
     assert "tile 2" in records[0].text and "tile 3" in records[0].text
+
+
+def test_the_cli_table_shows_flagged_and_repaired_when_pages_were_checked(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from ocr_loaders._cli.report import stats_table
+
+    pdf = tmp_path / "doc.pdf"
+    write_pdf(pdf)
+
+    def table(run: Run) -> str:
+        console = Console(width=200, record=True)
+        console.print(stats_table([("doc.pdf", str(pdf), run.totals())], [], run.totals()))
+        return console.export_text()
+
+    _r, flagged = load(pdf, LayerEngine("drop"))
+    text = table(flagged)
+    header = next(line for line in text.splitlines() if "flagged" in line)
+    row = next(line for line in text.splitlines() if "doc.pdf" in line)
+    cells = [c.strip() for c in re.split("[│┃]", row)]
+    names = [c.strip() for c in re.split("[│┃]", header)]
+    assert cells[names.index("flagged")] == "1" and cells[names.index("repaired")] == "0"
+    _r, off = load(pdf, LayerEngine("drop"), verify="off")
+    assert "flagged" not in table(off)  # nothing checked: the table as before
