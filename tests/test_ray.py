@@ -307,3 +307,13 @@ def test_figure_rows_match_the_loader(ray_session: None, tmp_path: Path) -> None
     figures = [r for r in rows if r["figure_index"] >= 0]
     assert len(figures) == 2 and all(r["image_base64"] for r in figures)
     assert {r["text"] for r in figures} == {"Figure 1: A chart."}
+
+
+def test_verification_is_refused_not_skipped() -> None:
+    """The Ray path does not carry the text layer between its stages yet: asking it to verify
+    is an error, not a job that silently reports every page unverified."""
+    from ocr_loaders.ray._job import job_spec
+
+    with pytest.raises(ConfigError, match="not supported by ocr_loaders.ray"):
+        job_spec({"base_url": "http://127.0.0.1:9/v1", "verify": "flag"})
+    assert job_spec({"base_url": "http://127.0.0.1:9/v1"}).options.verification.verify == "off"

@@ -6,10 +6,21 @@ just recognized, came from the cache or could not be rendered at all.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from ._grounding import ImageLink, parse_page, to_markdown
-from ._model import Page, PageImage, PageResult, PageStats, PageStatus, RawPage, SourceInfo
+from ._model import (
+    Page,
+    PageImage,
+    PageResult,
+    PageStats,
+    PageStatus,
+    PageVerification,
+    RawPage,
+    SourceInfo,
+)
 from ._sources import DocumentOutline
 from ._stats import page_stats
 
@@ -29,9 +40,15 @@ class AnsweredBy(Protocol):
     def prompt(self) -> str: ...
 
 
-def build_page(image: PageImage, raw: RawPage) -> Page:
-    """Parse an engine's answer into a :class:`Page` and decide how the page ended."""
+def build_page(image: PageImage, raw: RawPage, filled: tuple[int, ...] = ()) -> Page:
+    """Parse an engine's answer into a :class:`Page` and decide how the page ended; the
+    blocks numbered in ``filled`` came from the PDF's text layer (verification's repair)."""
     parsed = parse_page(raw.text, raw.finish_reason)
+    blocks = parsed.blocks
+    if filled:
+        blocks = tuple(
+            replace(b, source="text_layer") if b.index in filled else b for b in parsed.blocks
+        )
     status: PageStatus = "ok"
     error = raw.error
     if raw.error and not parsed.blocks:
@@ -47,7 +64,7 @@ def build_page(image: PageImage, raw: RawPage) -> Page:
         height=image.height,
         image_width=image.image_width,
         image_height=image.image_height,
-        blocks=parsed.blocks,
+        blocks=blocks,
         raw_text=raw.text,
         status=status,
         error=error if status != "ok" else "",
@@ -92,15 +109,29 @@ def page_result(
     model: str,
     tables: str,
     cached: bool,
+    verification: PageVerification | None = None,
+    judge: Callable[[PageImage, Page], PageVerification] | None = None,
 ) -> PageResult:
     """Page, clean markdown and stats of one page. ``model`` picks the vision-token formula;
-    ``tables`` is the markdown table format (``html`` or ``markdown``)."""
-    page = build_page(image, raw)
+    ``tables`` is the markdown table format (``html`` or ``markdown``); ``verification`` is
+    the text-layer cross-check's outcome (docs/verification.md), else ``judge`` works it
+    out from the parsed page."""
+    page = build_page(image, raw, verification.filled if verification is not None else ())
+    v = verification or (judge(image, page) if judge is not None else PageVerification())
     markdown = page_markdown(page, tables)
     stats = (
         page_stats(image, raw, page, markdown, model, cached=cached)
         if image.image_width
         else no_pixels_stats(page, raw)
+    )
+    stats = replace(
+        stats,
+        verification=v.status,
+        text_coverage=v.coverage,
+        unsupported=v.unsupported,
+        repair_method=v.method,
+        extra_requests=v.extra_requests,
+        coverage_gain=v.gain,
     )
     return PageResult(
         doc=info,

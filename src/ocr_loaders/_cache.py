@@ -24,6 +24,7 @@ from typing import Any
 from ._model import PageImage, RawPage, SourceInfo
 from ._rendering.raster import RenderSettings
 from ._sources import DocumentOutline, DocumentSource, hash_source, source_info
+from ._verify.textlayer import layer_from_json, layer_to_json
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,10 @@ _PLACEHOLDER_SOURCE = SourceInfo(
 def entry_bytes(key: str, image: PageImage, raw: RawPage) -> bytes:
     """The stored form of one page answer: JSON of the answer and the page geometry (no
     pixels). Every cache store writes this, so their entries are interchangeable."""
-    geometry = {k: v for k, v in asdict(image).items() if k not in ("source", "image", "hint")}
+    skip = ("source", "image", "hint", "text_layer")
+    geometry = {k: v for k, v in asdict(image).items() if k not in skip}
+    if image.text_layer is not None:  # so a cached page is still verified (verify)
+        geometry["text_layer"] = layer_to_json(image.text_layer)
     return json.dumps(
         {"version": FORMAT_VERSION, "key": key, "image": geometry, "raw": asdict(raw)},
         ensure_ascii=False,
@@ -71,7 +75,11 @@ def read_entry(key: str, data: bytes) -> tuple[PageImage, RawPage]:
     entry = json.loads(data.decode("utf-8"))
     if entry.get("version") != FORMAT_VERSION or entry.get("key") != key:
         raise ValueError("stale entry")
-    image = PageImage(source=_PLACEHOLDER_SOURCE, image=b"", hint=None, **entry["image"])
+    geometry = dict(entry["image"])
+    layer = layer_from_json(geometry.pop("text_layer", None))
+    image = PageImage(
+        source=_PLACEHOLDER_SOURCE, image=b"", hint=None, text_layer=layer, **geometry
+    )
     return image, RawPage(**entry["raw"])
 
 

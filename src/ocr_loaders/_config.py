@@ -22,6 +22,7 @@ from ._errors import ConfigError
 from ._passwords import Password
 from ._rendering.raster import RenderSettings
 from ._sources import PageSelection
+from ._verify.policy import VerifySettings
 
 ENV_BASE_URL = "DEEPSEEK_OCR_BASE_URL"
 ENV_API_KEY = "DEEPSEEK_OCR_API_KEY"
@@ -60,6 +61,11 @@ class LoaderOptions:
     vllm_options: tuple[tuple[str, object], ...] = ()
     """With ``engine="vllm"``: more keyword arguments for ``vllm.LLM`` (a dict is accepted),
     e.g. ``{"gpu_memory_utilization": 0.8, "max_model_len": 8192}``."""
+    verification: VerifySettings = VerifySettings()
+    """The text-layer cross-check and repair: ``verify``, its thresholds and budgets, taken
+    flat (docs/verification.md)."""
+    force_ocr: bool = False
+    """The local engine OCRs every page, even one with a good text layer."""
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -108,13 +114,19 @@ class LoaderOptions:
         endpoint_keys = _field_names(EndpointSettings) - {"base_urls"}
         render_keys = _field_names(RenderSettings)
         chunk_keys = _field_names(ChunkOptions)
+        verify_keys = _field_names(VerifySettings)
         own_keys = _field_names(cls) - {"endpoint"}
         endpoint_kw = _take(options, endpoint_keys)
         render_kw = _take(options, render_keys)
         chunk_kw = _take(options, chunk_keys)
+        verify_kw = _take(options, verify_keys)
+        if verify_kw:
+            options["verification"] = VerifySettings(**verify_kw)
         unknown = set(options) - own_keys
         if unknown:
-            valid = sorted(own_keys | endpoint_keys | render_keys | chunk_keys | {"base_url"})
+            valid = sorted(
+                own_keys | endpoint_keys | render_keys | chunk_keys | verify_keys | {"base_url"}
+            )
             raise TypeError(f"unknown option(s) {sorted(unknown)}; valid options: {valid}")
         url = base_url if base_url is not None else os.environ.get(ENV_BASE_URL, "")
         if "pages" in options:

@@ -8,7 +8,10 @@ origin. :func:`scale_box` maps them onto a page with DeepSeek's ``v / 999 * size
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # the cross-check's types sit above the data model
+    from ._verify.textlayer import TextLayer
 
 Box = tuple[int, int, int, int]
 """``(x0, y0, x1, y1)`` in model units, 0..999, relative to the image that was sent."""
@@ -65,6 +68,8 @@ class Block:
     boxes: tuple[Box, ...]
     text: str
     index: int
+    source: str = "model"
+    """``model``; ``text_layer`` for a block filled in from the PDF's text layer (repair)."""
 
     def scaled_boxes(self, width: float, height: float) -> tuple[BBox, ...]:
         """The boxes on a ``width`` x ``height`` frame (sent-image pixels or PDF points)."""
@@ -78,10 +83,19 @@ class Region:
     page: int
     label: str
     bbox: BBox
+    source: str = "model"
+    """``text_layer`` when the block was filled in from the PDF's text layer."""
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form, bbox rounded to 0.01 of a unit."""
-        return {"page": self.page, "label": self.label, "bbox": [round(v, 2) for v in self.bbox]}
+        """JSON-ready form, bbox rounded to 0.01 of a unit; ``source`` only when not the model."""
+        out: dict[str, Any] = {
+            "page": self.page,
+            "label": self.label,
+            "bbox": [round(v, 2) for v in self.bbox],
+        }
+        if self.source != "model":
+            out["source"] = self.source
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +136,8 @@ class PageImage:
     """True when the pixel budget made the render smaller than the requested DPI."""
     hint: Any = None
     """Engine-specific data prepared where the document is open (the local engine's text layer)."""
+    text_layer: TextLayer | None = None
+    """The PDF's own words, for the cross-check (``verify``); ``None``: not read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +182,7 @@ class Page:
             if labels is not None and block.label not in labels:
                 continue
             for bbox in block.scaled_boxes(self.width, self.height):
-                out.append(Region(self.number, block.label, bbox))
+                out.append(Region(self.number, block.label, bbox, block.source))
         return tuple(out)
 
 
@@ -190,6 +206,50 @@ class PageStats:
     finished_at: float = 0.0
     """``time.perf_counter()`` when the page was done (0: unknown); with ``latency_s`` it
     places the page's engine work in time, for the run's seconds and pages/s."""
+    verification: VerificationStatus = "unverified"
+    """The text-layer cross-check (docs/verification.md); see :class:`PageVerification`."""
+    text_coverage: float = -1.0
+    unsupported: float = -1.0
+    repair_method: str = ""
+    extra_requests: int = 0
+    coverage_gain: float = 0.0
+
+
+VerificationStatus = Literal["unverified", "ok", "flagged", "repaired"]
+
+
+@dataclass(frozen=True, slots=True)
+class PageVerification:
+    """A page's OCR text checked against the PDF's own text layer (docs/verification.md).
+
+    ``coverage``: share of text-layer words found in the final OCR text; ``unsupported``:
+    share of OCR words the layer does not hold; both ``-1.0`` when ``unverified`` (no usable
+    layer: a scan, an image, a garbage layer, or ``verify="off"``).
+    """
+
+    status: VerificationStatus = "unverified"
+    coverage: float = -1.0
+    unsupported: float = -1.0
+    layer: str = "none"
+    """``usable``, ``none``, ``garbage``, ``scan`` or ``off``."""
+    missed_words: int = 0
+    """Text-layer words outside every block's box (after any repair)."""
+    method: str = ""
+    """How the page was repaired: ``tiles``, ``gap_fill``, ``tiles+gap_fill``; else empty."""
+    extra_requests: int = 0
+    coverage_before: float = -1.0
+    """Coverage of the first reading, before any repair."""
+    filled: tuple[int, ...] = ()
+    """Indices of the blocks filled in from the text layer."""
+    reasons: tuple[str, ...] = ()
+    """Why the page was at risk: ``coverage``, ``unsupported``, ``loop``, ``truncated``,
+    ``at_risk``, ``lossy``."""
+
+    @property
+    def gain(self) -> float:
+        if self.coverage < 0 or self.coverage_before < 0:
+            return 0.0
+        return round(self.coverage - self.coverage_before, 4)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,12 +38,13 @@ from ._errors import (
     PageRenderError,
 )
 from ._limits import Limits, Tail, count_finished, result_bytes
-from ._model import PageImage, PageResult, RawPage, SourceInfo
+from ._model import PageImage, PageResult, PageVerification, RawPage, SourceInfo
 from ._passwords import password_for
 from ._rendering import OpenDocument, Renderer, make_renderer
 from ._rendering.crops import CropSettings, crop_targets, crop_zoom, cut_image
 from ._sources import DocumentSource, Input, describe, resolve_inputs
 from ._stats import Failure, StatsAccumulator, Totals
+from ._verify import Verifier, flagged_summary, split_hint
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,9 @@ class Pipeline:
         self.options = options
         self.crops = crops
         self.stats = StatsAccumulator(model=options.model)
+        self.verifier = Verifier(
+            options.verification, model=options.model, tables=options.chunk.tables
+        )
         self._cache: PageCache | None = None
         if options.cache:
             self._cache = PageCache(options.cache_dir, max_bytes=options.cache_max_bytes)
@@ -193,6 +197,9 @@ class Pipeline:
                 elif isinstance(item, _DocEnd):
                     await item.doc.close()
                     self.stats.documents += 1
+                    flagged = flagged_summary(item.doc.outline.info.source, current.pages)
+                    if flagged:
+                        log.warning("%s", flagged)
                     yield DocumentFinished(item.doc.outline.info, current.totals())
                 elif isinstance(item, DocumentFailed):
                     self.stats.documents_failed += 1
@@ -295,12 +302,14 @@ class Pipeline:
             hit = await asyncio.to_thread(self._cache.get, cache_key)
             if hit is not None:
                 image, raw = hit
-                cached = self._result(info, replace(image, source=info), raw, engine, cached=True)
+                image = replace(image, source=info)
+                cached = self._result(info, image, raw, engine, cached=True)
                 handed()  # no request for this page
                 return await self._cropped(run, doc, cached, None)
         async with run.limits.prepared:  # rendered pages waiting for a request slot are few
             try:
-                image = await doc.render(number, self.options.render, engine.page_hook)
+                hook = self.verifier.hook(engine.page_hook)
+                image = split_hint(await doc.render(number, self.options.render, hook))
             except PageRenderError as exc:  # logged with the other failed pages (ocr_loaders._run)
                 image = failed_page_image(doc.outline, number)
                 raw = failed_answer(engine, exc.reason)
@@ -314,7 +323,8 @@ class Pipeline:
                 except Exception as exc:  # an engine bug must not lose the page silently
                     log.exception("%s page %d: engine failed", info.source, number)
                     raw = failed_answer(engine, f"{type(exc).__name__}: {exc}")
-        result = self._result(info, image, raw, engine, cached=False)
+                raw, verification = await self.verifier.verify(engine, image, raw)
+        result = self._result(info, image, raw, engine, cached=False, verification=verification)
         if self._cache is not None and cache_key is not None and result.page.status != "failed":
             await asyncio.to_thread(self._cache.put, cache_key, _geometry(image), raw)
         return await self._cropped(run, doc, result, image)
@@ -349,7 +359,14 @@ class Pipeline:
         return replace(result, crops=crops)
 
     def _result(
-        self, info: SourceInfo, image: PageImage, raw: RawPage, engine: Engine, *, cached: bool
+        self,
+        info: SourceInfo,
+        image: PageImage,
+        raw: RawPage,
+        engine: Engine,
+        *,
+        cached: bool,
+        verification: PageVerification | None = None,
     ) -> PageResult:
         return page_result(
             info,
@@ -359,11 +376,13 @@ class Pipeline:
             model=self.options.model,
             tables=self.options.chunk.tables,
             cached=cached,
+            verification=verification,
+            judge=self.verifier.judge,
         )
 
 
 def _geometry(image: PageImage) -> PageImage:
-    """What the cache keeps of a page image: its geometry, not its pixels."""
+    """What the cache keeps of a page image: its geometry and text layer, not its pixels."""
     return replace(image, image=b"", hint=None)
 
 

@@ -42,6 +42,8 @@ EXCLUDED_FROM_EMBEDDING = (
     "page_header",
     "page_footer",
     "page_joins",
+    "verification",
+    "text_coverage",
     "figure_index",
     "chunk_id",
     "image_mimetype",
@@ -108,6 +110,12 @@ def chunk_metadata(doc: SourceInfo, chunk: Chunk, pages: Mapping[int, PageResult
             "ocr_status": worst,
             "ocr_error": errors,
             "image_downscaled": any(r.page.downscaled for r in span),
+        }
+    )
+    meta.update(  # the text-layer cross-check of the first page (docs/verification.md)
+        {
+            "verification": first.stats.verification if first else "unverified",
+            "text_coverage": first.stats.text_coverage if first else -1.0,
         }
     )
     meta.update(  # the chunker's document pass (docs/chunking.md)

@@ -153,6 +153,46 @@ class CleanupCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class VerificationTotals:
+    """The text-layer cross-check over a set of pages (docs/verification.md)."""
+
+    pages_verified: int = 0
+    """Pages with a usable text layer (the others are ``unverified``)."""
+    pages_unverified: int = 0
+    pages_ok: int = 0
+    pages_flagged: int = 0
+    pages_repaired: int = 0
+    repaired_by: tuple[tuple[str, int], ...] = ()
+    """``(method, pages)``: ``tiles``, ``gap_fill``, ``tiles+gap_fill``."""
+    extra_requests: int = 0
+    coverage: Distribution = Distribution(0.0, 0.0, 0.0, 0.0, 0.0)
+    """Of the verified pages' final coverage."""
+    unsupported: Distribution = Distribution(0.0, 0.0, 0.0, 0.0, 0.0)
+    coverage_gain: float = 0.0
+    """Sum over the pages of (final coverage - first reading's coverage)."""
+
+    @classmethod
+    def of(cls, pages: list[PageStats]) -> VerificationTotals:
+        verified = [s for s in pages if s.text_coverage >= 0]
+        methods: dict[str, int] = {}
+        for s in pages:
+            if s.repair_method:
+                methods[s.repair_method] = methods.get(s.repair_method, 0) + 1
+        return cls(
+            pages_verified=len(verified),
+            pages_unverified=len(pages) - len(verified),
+            pages_ok=sum(s.verification == "ok" for s in pages),
+            pages_flagged=sum(s.verification == "flagged" for s in pages),
+            pages_repaired=sum(s.verification == "repaired" for s in pages),
+            repaired_by=tuple(sorted(methods.items())),
+            extra_requests=sum(s.extra_requests for s in pages),
+            coverage=Distribution.of([s.text_coverage for s in verified]),
+            unsupported=Distribution.of([s.unsupported for s in verified]),
+            coverage_gain=round(sum(s.coverage_gain for s in pages), 4),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Totals:
     """Sums and counts over a set of pages: a document or a whole run. JSON-ready."""
 
@@ -182,6 +222,8 @@ class Totals:
     """Files that could not be read and pages that failed, in the order they happened."""
     cleanup: CleanupCounts = CleanupCounts()
     """What the chunker's document pass left out of the text and joined (docs/chunking.md)."""
+    verification: VerificationTotals = VerificationTotals()
+    """The text-layer cross-check and repair (docs/verification.md)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict."""
@@ -272,4 +314,5 @@ class StatsAccumulator:
             documents_failed=self.documents_failed,
             text_tokens_method=text_tokens_method(),
             failures=tuple(self.failures),
+            verification=VerificationTotals.of(p),
         )

@@ -63,7 +63,7 @@ def tidy(markdown: str) -> str:
 def _block_regions(page: Page, block: Block) -> tuple[Region, ...]:
     """The block's boxes on the page frame, as citation regions."""
     return tuple(
-        Region(page.number, block.label, bbox)
+        Region(page.number, block.label, bbox, block.source)
         for bbox in block.scaled_boxes(page.width, page.height)
     )
 

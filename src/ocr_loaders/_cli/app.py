@@ -192,6 +192,16 @@ def convert_command(
             "on one A100-40G)."
         ),
     ] = DEFAULT_PAGES_PER_SECOND,
+    verify: Annotated[
+        str,
+        typer.Option(help="Check pages against the PDF's text layer: off, flag or repair."),
+    ] = "off",
+    gap_fill: Annotated[
+        bool, typer.Option(help="repair: add text-layer words no block covers.")
+    ] = False,
+    force_ocr: Annotated[
+        bool, typer.Option(help="Local engine: OCR every page, even with a text layer.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run's stats as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or table.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
@@ -228,6 +238,9 @@ def convert_command(
             cache=not no_cache,
             cache_dir=cache_dir,
             stream=stream,
+            verify=verify,
+            gap_fill=gap_fill,
+            force_ocr=force_ocr,
             **({"prompt": prompt} if prompt is not None else {}),
         )
         if dry_run:

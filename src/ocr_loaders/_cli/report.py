@@ -131,7 +131,27 @@ COLUMNS = (
 )
 
 
-def _row(name: str, t: Totals, note: str = "") -> list[str]:
+VERIFY_COLUMNS = ("flagged", "repaired")
+"""Shown after ``>10x`` when the run checked pages against their text layer (``verify``)."""
+
+
+def _columns(verified: bool) -> tuple[str, ...]:
+    if not verified:
+        return COLUMNS
+    at = COLUMNS.index(">10x") + 1
+    return COLUMNS[:at] + VERIFY_COLUMNS + COLUMNS[at:]
+
+
+def _row(name: str, t: Totals, note: str = "", verified: bool = False) -> list[str]:
+    row = _plain_row(name, t, note)
+    if verified:
+        at = COLUMNS.index(">10x") + 1
+        v = t.verification
+        row[at:at] = [str(v.pages_flagged), str(v.pages_repaired)]
+    return row
+
+
+def _plain_row(name: str, t: Totals, note: str = "") -> list[str]:
     return [
         name,
         str(t.pages),
@@ -159,19 +179,21 @@ def stats_table(
     """One row per converted document (``(name, source, totals)``), one per skipped file with
     its reason, and the run's totals; the caption has the run's pages/s."""
     table = Table(title="ocr-loaders: run statistics", show_lines=False)
-    for col in COLUMNS:
+    verified = run.verification.pages_verified > 0 or run.verification.pages_repaired > 0
+    columns = _columns(verified)
+    for col in columns:
         left = col in ("document", "note")
         table.add_column(col, justify="left" if left else "right", overflow="fold")
     page_failures = [f for f in skipped if f.page is not None]
     for name, source, t in per_doc:
-        table.add_row(*_row(name, t, _pages_note(source, page_failures)))
+        table.add_row(*_row(name, t, _pages_note(source, page_failures), verified))
     for f in skipped:
         if f.page is None:
-            dashes = ["-"] * (len(COLUMNS) - 2)
+            dashes = ["-"] * (len(columns) - 2)
             name = Path(f.source).name or f.source
             table.add_row(name, *dashes, f"skipped: {f.reason}", style="red")
     if len(per_doc) + len(skipped) != 1:
-        table.add_row(*_row("all documents", run), style="bold")
+        table.add_row(*_row("all documents", run, verified=verified), style="bold")
     caption = f"engine {run.engine} | model {run.model} | {run.pages_per_second:.2f} pages/s"
     if run.output_tokens:
         caption += f" | {run.output_tokens_per_second:.0f} output tok/s"

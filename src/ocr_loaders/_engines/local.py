@@ -19,7 +19,10 @@ When is a text layer usable? Text is used when it has enough readable characters
 * a page covered by a scanned image with under 200 characters of text (a page number or a
   stamp over a scan, a sparse OCR layer over a chart) -> OCR;
 * invisible text (render mode 3, alpha 0), as OCRmyPDF and scanners lay over a scan, IS used:
-  it is the text of the page, already recognised, and reading it is exact and fast.
+  it is the text of the page, already recognised, and reading it is exact and fast;
+* unless it is garbage (too many implausible words, :mod:`ocr_loaders._verify.garbage`): a
+  poor OCR layer baked into a scan -> OCR;
+* ``force_ocr=True`` OCRs every page that has anything on it.
 
 A usable page with a few unmapped glyphs (math symbols in a font without a Unicode map) is
 written as PyMuPDF's ``get_text()`` writes it, with the glyph code as the character.
@@ -28,6 +31,7 @@ written as PyMuPDF's ``get_text()`` writes it, with the glyph code as the charac
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -122,12 +126,16 @@ class LocalEngine:
     model = "local:pymupdf+rapidocr"
     prompt = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, *, force_ocr: bool = False) -> None:
         self._executor: ThreadPoolExecutor | None = None
+        self.force_ocr = force_ocr
+        """OCR every page, even one with a good text layer."""
 
     @property
     def page_hook(self) -> PageHook | None:
         """:func:`extract_page`, called by the renderer where the document is open."""
+        if self.force_ocr:
+            return functools.partial(extract_page, force_ocr=True)
         return extract_page
 
     @property
@@ -142,7 +150,7 @@ class LocalEngine:
         return (
             f"local/v{ENGINE_VERSION}/pymupdf-{mupdf}/rapidocr-{rapidocr_version()}"
             f"/{DET_MODEL}+{REC_MODEL}/side{DET_MAX_SIDE}/score{MIN_SCORE}"
-            f"/dpi{OCR_DPI:g}-{OCR_MAX_SIDE_PX}px"
+            f"/dpi{OCR_DPI:g}-{OCR_MAX_SIDE_PX}px" + ("/force-ocr" if self.force_ocr else "")
         )
 
     def _work(self, page: PageImage) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._model import BBox
+from .._verify.garbage import layer_quality
 from .local_layout import TextLine, dominant_direction
 from .local_tables import TableRegion, find_tables
 
@@ -219,12 +220,13 @@ def ocr_render_zoom(width: float, height: float, images: list[_PageImageInfo]) -
     return zoom * scale
 
 
-def extract_page(page: Any) -> LocalPageData:
+def extract_page(page: Any, force_ocr: bool = False) -> LocalPageData:
     """The engine's page hook: read what the local engine needs from an open PyMuPDF page.
 
     Runs where the document is open (PyMuPDF is not thread-safe). Text lines, tables and
     image boxes come back in the displayed frame (``page.rect``, after ``/Rotate``); a page
-    whose text layer is not usable comes back with a PNG rendered for OCR instead.
+    whose text layer is not usable (or every page, with ``force_ocr``) comes back with a PNG
+    rendered for OCR instead.
     """
     import pymupdf
 
@@ -242,6 +244,10 @@ def extract_page(page: Any) -> LocalPageData:
     page_area = max(width * height, 1e-6)
     coverage = max((im.area for im in images), default=0.0) / page_area
     usable, reason = text_layer_verdict(stats.chars, stats.bad, coverage)
+    if usable and layer_quality(" ".join(line.text for line in lines).split()).garbage:
+        usable, reason = False, "garbage text layer (implausible words)"
+    if force_ocr and stats.chars:
+        usable, reason = False, "force_ocr"
     if usable and stats.bad:
         # A few unmapped glyphs (math symbols in a font without a Unicode map): write them as
         # PyMuPDF's get_text() does rather than as U+FFFD.

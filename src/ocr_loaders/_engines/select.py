@@ -55,7 +55,7 @@ def make_engine(options: LoaderOptions) -> Engine:
         return engine
     from .local import LocalEngine
 
-    local: Engine = LocalEngine()
+    local: Engine = LocalEngine(force_ocr=options.force_ocr)
     log.info(
         "ocr_loaders: no endpoint configured (DEEPSEEK_OCR_BASE_URL); using the embedded "
         "local engine (PyMuPDF text layer + RapidOCR), not DeepSeek-OCR"

@@ -71,6 +71,8 @@ CHUNK_COLUMNS: dict[str, Any] = {
     "page_header": "",
     "page_footer": "",
     "page_joins": "",
+    "verification": "unverified",
+    "text_coverage": -1.0,
     "crop_paths": "",  # a chunk holding cropped tables or equations (crop_blocks); else empty
     **FIGURE_DEFAULTS,
 }

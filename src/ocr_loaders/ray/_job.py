@@ -47,6 +47,11 @@ def job_spec(options: dict[str, Any]) -> JobSpec:
         cache_root = default_cache_dir()
     # Ray Data draws its own progress; a bar per assembling worker would only garble logs
     loader = dataclasses.replace(LoaderOptions.from_kwargs(**options), show_progress=False)
+    if loader.verification.verify != "off":  # refused, not silently skipped
+        raise ConfigError(
+            "verify='flag' and 'repair' are not supported by ocr_loaders.ray yet (the text "
+            "layer is not carried between its stages); use the single-process loaders"
+        )
     cache = SharedCache(os.fspath(cache_root)) if cache_root is not None else None
     if loader.engine == "vllm":
         s = loader.endpoint

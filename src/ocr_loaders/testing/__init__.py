@@ -58,6 +58,7 @@ have always sent it. Fallbacks: ``GET /version`` answers 200 only on vLLM, ``GET
 from __future__ import annotations
 
 from .chat import expected_prompt_tokens, strip_special_tokens
+from .content_faults import ContentFault, ContentFaultPlan, ContentFaultResponder
 from .dialects import Flavor
 from .faults import FAULT_HEADER, FAULTS, Fault, FaultPlan
 from .images import ImageInfo, data_url, sniff_image
@@ -79,6 +80,9 @@ from .server import FakeOCRServer
 __all__ = [
     "FAULTS",
     "FAULT_HEADER",
+    "ContentFault",
+    "ContentFaultPlan",
+    "ContentFaultResponder",
     "FakeOCRServer",
     "Fault",
     "FaultPlan",

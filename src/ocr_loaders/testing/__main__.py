@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from .._defaults import DEFAULT_MODEL
+from .content_faults import CONTENT_RATES, ContentFaultPlan, ContentFaultResponder
 from .faults import RATE_ORDER, FaultPlan
 from .responders import Responder, responder_from_spec
 from .server import FakeOCRServer
@@ -92,6 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="",
         help="comma-separated outcomes for the first requests, e.g. 500,429,ok",
     )
+    for attr, _content in CONTENT_RATES:  # answers that say the wrong thing (content_faults.py)
+        flag = attr.replace("_", "-")
+        p.add_argument(f"--fault-{flag}", dest=attr, type=float, default=0.0, metavar="RATE")
+    p.add_argument(
+        "--fault-share", type=float, default=0.4, help="share of words a content fault touches"
+    )
+    p.add_argument(
+        "--fault-compress-ratio",
+        type=float,
+        default=0.0,
+        metavar="RATIO",
+        help="answers with more text tokens per vision token lose --fault-compress-drop",
+    )
+    p.add_argument("--fault-compress-drop", type=float, default=0.3, metavar="SHARE")
     p.add_argument("--retry-after", type=float, default=1.0)
     p.add_argument("--hang-seconds", type=float, default=10.0)
     return p
@@ -104,8 +119,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     faults = FaultPlan(
         **rates, script=script, retry_after=args.retry_after, hang_seconds=args.hang_seconds
     )
+    responder = make_responder(args.responder)
+    content = ContentFaultPlan(
+        **{attr: getattr(args, attr) for attr, _content in CONTENT_RATES},
+        share=args.fault_share,
+        compress_ratio=args.fault_compress_ratio,
+        compress_drop=args.fault_compress_drop,
+        seed=args.seed,
+    )
+    if content.active:
+        responder = ContentFaultResponder(responder, content)
     server = FakeOCRServer(
-        make_responder(args.responder),
+        responder,
         models=tuple(args.models or [DEFAULT_MODEL]),
         host=args.host,
         port=args.port,

@@ -1,0 +1,155 @@
+"""Words for the text-layer cross-check: one normalisation for the PDF's text and the OCR's.
+
+Both sides go through :func:`normalize` and :func:`tokens`, so they compare like for like:
+
+* Unicode compatibility forms are folded (NFKC: ligatures ``ﬁ`` -> ``fi``, full-width forms,
+  Arabic presentation forms), case is folded, and accents are dropped, including the spacing
+  accents some PDFs draw as separate glyphs (``O˘guz`` reads ``Oguz``, as ``Oğuz`` does);
+* soft hyphens vanish, and a word hyphenated at a line break is joined (``exam-`` /
+  ``ple`` -> ``example``);
+* markup the model writes (HTML tags, LaTeX commands, markdown marks) is not text;
+* scripts written without spaces between words (Chinese, Japanese, Korean, Thai, Lao, Khmer,
+  Myanmar) count one token per character, so spacing differences cost nothing;
+* a right-to-left word matches whether its characters are stored in logical or visual order.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from .._model import BBox
+
+SOFT_HYPHEN = "\u00ad"
+_HYPHENS = "-\u2010\u2011\u00ad"
+_SPACING_ACCENTS = frozenset(
+    "\u02d8\u02d9\u02da\u02db\u02dc\u02dd\u00a8\u00b4\u00b8\u02c6\u02c7\u0060\u00af"
+)
+"""Accents a PDF may draw as a glyph of their own beside the letter (``O˘guz``)."""
+
+_PER_CHAR = (
+    "\u0e00-\u0eff"  # Thai, Lao
+    "\u1000-\u109f"  # Myanmar
+    "\u1100-\u11ff"  # Hangul jamo
+    "\u1780-\u17ff"  # Khmer
+    "\u2e80-\u2fdf"  # CJK radicals
+    "\u3040-\u30ff"  # Hiragana, Katakana
+    "\u3100-\u31ff"  # Bopomofo, Hangul compatibility jamo, Katakana extensions
+    "\u3400-\u4dbf"  # CJK extension A
+    "\u4e00-\u9fff"  # CJK unified ideographs
+    "\uac00-\ud7af"  # Hangul syllables
+    "\uf900-\ufaff"  # CJK compatibility ideographs
+    "\U00020000-\U0003134f"  # CJK extensions B-G
+)
+_TOKEN = re.compile(rf"[{_PER_CHAR}]|[^\W_{_PER_CHAR}]+")
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+")
+_DROP = dict.fromkeys(map(ord, _SPACING_ACCENTS | {SOFT_HYPHEN}))
+_COMBINING = re.compile(
+    "[\u0300-\u036f\u0483-\u0489\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7"
+    "\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e4\u06e7\u06e8\u06ea-\u06ed"
+    "\u0e31\u0e34-\u0e3a\u0e47-\u0e4e\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff"
+    "\u302a-\u302f\u3099\u309a\ufe20-\ufe2f]"
+)
+"""Combining marks (accents, Hebrew points, Arabic harakat, Thai vowel and tone marks,
+kana voicing marks) dropped after decomposition, on both sides alike."""
+_RTL = re.compile(r"[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]")
+_MARKUP = re.compile(
+    r"<[^>]{0,200}>"  # HTML tags (tables, <sup>, <br>)
+    r"|\\[A-Za-z]+"  # LaTeX commands
+    r"|&(?:[a-z]+|#\d+);"  # HTML entities
+)
+_LINE_HYPHEN = re.compile(rf"(\w)[{_HYPHENS}][ \t]*\n[ \t]*(?=\w)")
+
+
+def normalize(text: str) -> str:
+    """Compatibility-folded, case-folded text without accents or soft hyphens."""
+    if text.isascii():
+        return text.lower()
+    # spacing accents first: NFKC would turn them into a space and a combining mark
+    text = text.translate(_DROP)
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
+    bare = _COMBINING.sub("", decomposed)
+    return unicodedata.normalize("NFC", bare)  # Hangul syllables back from their jamo
+
+
+def _canonical(token: str) -> str:
+    """A right-to-left word stored in visual order matches its logical order."""
+    if _RTL.search(token):
+        reverse = token[::-1]
+        return min(token, reverse)
+    return token
+
+
+def tokens(text: str) -> list[str]:
+    """The comparable words of a text (see the module docstring)."""
+    if "\n" in text or SOFT_HYPHEN in text:
+        text = _LINE_HYPHEN.sub(r"\1", text.replace(SOFT_HYPHEN + "\n", ""))
+    if "<" in text or "\\" in text or "&" in text:
+        text = _MARKUP.sub(" ", text)
+    if text.isascii():
+        return _ASCII_TOKEN.findall(text.lower())
+    return [_canonical(t) for t in _TOKEN.findall(normalize(text))]
+
+
+@dataclass(frozen=True, slots=True)
+class LayerWord:
+    """One word of a PDF's text layer: its text and its box in the page frame of ``regions``
+    (points, top-left origin, ``/Rotate`` applied); ``line`` numbers the layer's lines."""
+
+    text: str
+    bbox: BBox
+    line: int
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return ((self.bbox[0] + self.bbox[2]) / 2, (self.bbox[1] + self.bbox[3]) / 2)
+
+
+@dataclass(frozen=True, slots=True)
+class LayerToken:
+    """A comparable token of the text layer and the word it came from."""
+
+    token: str
+    word: int
+    """Index into the layer's words."""
+
+
+def layer_tokens(words: Sequence[LayerWord]) -> list[LayerToken]:
+    """The comparable tokens of a text layer's words, in order.
+
+    A word ending in a hyphen as the last word of its line is joined with the first word of
+    the next line when that starts in lower case (``exam-`` + ``ple``); the joined token
+    belongs to the first word.
+    """
+    out: list[LayerToken] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        text = word.text
+        joined = i
+        while (
+            text
+            and text[-1] in _HYPHENS
+            and joined + 1 < len(words)
+            and words[joined + 1].line != words[joined].line
+            and words[joined + 1].text[:1].islower()
+        ):
+            joined += 1
+            text = text[:-1] + words[joined].text
+        out.extend(LayerToken(t, i) for t in tokens(text))
+        i = joined + 1
+    return out
+
+
+def joined_text(words: Iterable[LayerWord]) -> str:
+    """Words as lines of text: one line per layer line, words separated by spaces."""
+    lines: list[list[str]] = []
+    last: int | None = None
+    for word in words:
+        if last is None or word.line != last:
+            lines.append([])
+            last = word.line
+        lines[-1].append(word.text)
+    return "\n".join(" ".join(line) for line in lines)
