@@ -281,3 +281,37 @@ def test_two_inputs_named_alike_share_a_crop_folder(
     paths = [d.metadata["image_path"] for d in docs if d.metadata["block_types"] == "image"]
     assert sorted(Path(p).name for p in paths) == ["report-2-p1-0.png", "report-p1-0.png"]
     assert all(Path(p).is_file() for p in paths)
+
+
+def test_a_real_figure_page_crops_every_image_block_and_links_every_crop(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """The corpus's Google Docs export (a page with an embedded picture), through the CLI on
+    the local engine: one crop per ``image`` region, each the size of its box at the
+    resolution sent (within 2 px), every markdown link an existing file."""
+    name = "digital_google_docs_example.pdf"
+    out = tmp_path / "out"
+    assert run_cli("convert", str(corpus / name), "-o", str(out), "--no-cache").returncode == 0
+    stem = Path(name).stem
+    chunks = [json.loads(x) for x in (out / f"{stem}.jsonl").read_text().splitlines()]
+    boxes = {
+        (r["page"], tuple(r["bbox"]))
+        for c in chunks
+        for r in json.loads(c["metadata"]["regions"])
+        if r["label"] == "image"
+    }
+    figures = [json.loads(x) for x in (out / stem / "figures.jsonl").read_text().splitlines()]
+    assert len(boxes) == len(figures) >= 1
+    pdf = pymupdf.open(corpus / name)
+    detail = json.loads((out / f"{stem}.stats.json").read_text())["pages_detail"]
+    for fig in figures:
+        meta = fig["metadata"]
+        (region,) = json.loads(meta["regions"])
+        zoom = detail[region["page"] - 1]["image_size"][0] / pdf[region["page"] - 1].rect.width
+        x0, y0, x1, y1 = region["bbox"]
+        assert abs(meta["image_width"] - (x1 - x0) * zoom) <= 2
+        assert abs(meta["image_height"] - (y1 - y0) * zoom) <= 2
+        assert Image.open(meta["image_path"]).size == (meta["image_width"], meta["image_height"])
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (out / f"{stem}.md").read_text())
+    assert len(links) == len(figures)
+    assert all((out / link).is_file() for link in links)
