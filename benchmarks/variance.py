@@ -177,8 +177,8 @@ lengths are drawn at random), so sending the slowest first is not possible in th
 Rows 2 and 5 stay under issue 18's 90 %: in row 2 a loop costs no more than any page (2 s), so
 stopping it early gains nothing, and the loss is the wave quantisation above. Earlier
 measurements: `--concurrency 48` gave 85.3 % and 75.0 % on rows 2 and 3, `--concurrency 128`
-86.6 % and 75.1 %. Row 1 meets its 95 % on an idle machine (95.7 % when measured alone; a
-busy machine costs it a few points).
+86.6 % and 75.1 %. Row 1 meets its 95 % on an idle machine (a busy one costs it a few
+points). The requests column counts answers: the loops stopped early in row 5 are not in it.
 
 The reorder window used to hold at most `4 x concurrency + concurrency / 4` pages (272 at 64).
 A page pending longer than 272 pages take to go through (~14 s at 19 pages/s: a page that
