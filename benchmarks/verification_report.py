@@ -140,12 +140,6 @@ def section(r: dict[str, Any], command: str) -> str:
 
 def write_section(text: str) -> None:
     """Replace (or append) this benchmark's section of docs/benchmarks.md."""
-    doc = DOC_OUT.read_text(encoding="utf-8")
-    head, found, rest = doc.partition(SECTION)
-    if found:
-        nxt = rest.find("\n## ")
-        tail = rest[nxt + 1 :] if nxt >= 0 else ""
-        doc = head + text + ("\n" + tail if tail else "")
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + text
-    DOC_OUT.write_text(doc, encoding="utf-8")
+    from doc_sections import replace_section  # benchmarks/ is on sys.path when run
+
+    replace_section(DOC_OUT, SECTION, text)

@@ -41,7 +41,7 @@ from ._limits import Limits, Tail, count_finished, result_bytes
 from ._model import PageImage, PageResult, PageVerification, RawPage, SourceInfo
 from ._passwords import password_for
 from ._rendering import OpenDocument, Renderer, make_renderer
-from ._rendering.crops import CropSettings, crop_targets, crop_zoom, cut_image
+from ._rendering.crops import CropSettings, crop_zoom, cut_image, page_targets
 from ._sources import DocumentSource, Input, describe, resolve_inputs
 from ._stats import Failure, StatsAccumulator, Totals
 from ._verify import Verifier, flagged_summary, split_hint
@@ -337,10 +337,8 @@ class Pipeline:
         cache too, so a re-run crops exactly as the first; an image input's are cut from the
         image the engine saw (a cached one is decoded again, no request)."""
         settings = self.crops
-        if settings is None or result.page.status == "failed":
-            return result
-        targets = crop_targets(result.page, settings.blocks)
-        if not targets:
+        targets = page_targets(result.page, settings)
+        if settings is None or not targets:
             return result
         number = result.page.number
         try:

@@ -71,6 +71,14 @@ class CropSettings:
         return "png" if self.image_format == "png" else "jpg"
 
 
+def page_targets(page: Page, settings: CropSettings | None) -> tuple[CropTarget, ...]:
+    """What a finished page needs cropped under ``settings`` (nothing when crops are off or
+    the page failed), the one rule the pipeline and the Ray document stage share."""
+    if settings is None or page.status == "failed":
+        return ()
+    return crop_targets(page, settings.blocks)
+
+
 def crop_targets(page: Page, labels: Sequence[str]) -> tuple[CropTarget, ...]:
     """The blocks of ``page`` to crop: those labelled one of ``labels`` that have a box."""
     return tuple(

@@ -20,7 +20,7 @@ from .._errors import PageFailedError, PageRenderError
 from .._model import PageImage, PageResult
 from .._pipeline import DocumentFinished, DocumentStarted, Event, Inputs, Pipeline
 from .._records import Metadata, Record
-from .._rendering.crops import clip_pdf, crop_targets, crop_zoom, cut_image
+from .._rendering.crops import clip_pdf, crop_zoom, cut_image, page_targets
 from .._run import Run
 from .._sources import DocumentOutline
 from .._stats import Failure, Totals
@@ -161,10 +161,8 @@ def _cropped(
     PDF's boxes rendered from the document at ``figure_dpi`` or the zoom the page was sent
     at, an image input's cut from the page image (rendered again for a cached page)."""
     settings = spec.figures.wanted
-    if settings is None or result.page.status == "failed":
-        return result
-    targets = crop_targets(result.page, settings.blocks)
-    if not targets:
+    targets = page_targets(result.page, settings)
+    if settings is None or not targets:
         return result
     number = result.page.number
     try:
