@@ -449,3 +449,14 @@ def test_fake_metrics_count_tokens_and_finish_reasons_as_vllm_does() -> None:
     )
     assert value('vllm:request_success_total{finished_reason="stop"') == 1
     assert value('vllm:request_success_total{finished_reason="length"') == 1
+
+
+def test_the_client_reads_the_vision_tokens_exactly_from_real_usage() -> None:
+    """The real server's ``usage.prompt_tokens`` for the A4 request (913, recorded on the H200)
+    minus what the client knows of the prompt is exactly the formula's 903."""
+    from ocr_loaders._model import RawPage
+    from ocr_loaders._stats import server_vision_tokens
+
+    real = json.loads(REAL_RUN4.read_text())["tokenize"]["a4_multimodal"]["count"]
+    raw = RawPage("", "stop", "openai", DEFAULT_MODEL, GROUNDING_PROMPT, prompt_tokens=real)
+    assert server_vision_tokens(raw) == _tokens.vision_tokens(1190, 1684) == 903

@@ -21,7 +21,7 @@ from ocr_loaders import ConfigError, PageImage, vision_tokens
 from ocr_loaders._engines.output_policy import Guard
 from ocr_loaders._engines.vllm_inprocess import InProcessSettings, VLLMEngine
 from ocr_loaders._model import SourceInfo
-from ocr_loaders._tokens import count_tokens
+from ocr_loaders._tokens import prompt_text_tokens
 
 from .conftest import make_pdf
 
@@ -86,9 +86,9 @@ class StandInLLM:
             number = image.width - 100
             batch.append((number, text.removeprefix("<image>\n"), params))
             answer, finish = self.reply(number, text.removeprefix("<image>\n"), params)
-            # as vLLM counts: BOS, the image's placeholder tokens, the prompt's text tokens
+            # as vLLM counts: BOS, the image's tokens, its "\n" and the prompt's tokens
             prompt_ids = [0] * (1 + vision_tokens(image.width, image.height))
-            prompt_ids += [1] * count_tokens(text.removeprefix("<image>\n"))
+            prompt_ids += [1] * prompt_text_tokens(text.removeprefix("<image>\n"))
             results.append(Result(prompt_ids, [Out(answer, finish, [7] * len(answer.split()))]))
         self.calls.append(batch)
         return results

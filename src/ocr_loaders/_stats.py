@@ -8,7 +8,6 @@ precision near 97 % below 10x, about 90 % at 10-12x and about 60 % at 20x, hence
 
 from __future__ import annotations
 
-import functools
 import logging
 import statistics
 import time
@@ -16,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ._model import Page, PageImage, PageStats, RawPage
-from ._tokens import count_tokens, text_tokens_method, vision_tokens
+from ._tokens import count_tokens, prompt_text_tokens, text_tokens_method, vision_tokens
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +36,13 @@ def risk_band(ratio: float) -> Risk:
     return "fine"
 
 
-@functools.lru_cache(maxsize=16)
-def _prompt_tokens(prompt: str) -> int:
-    return count_tokens(prompt)
-
-
 def server_vision_tokens(raw: RawPage) -> int | None:
     """Vision tokens implied by the model's own count (a server's ``usage``, or the prompt
-    token ids of in-process vLLM): prompt tokens minus BOS and text."""
+    token ids of in-process vLLM): prompt tokens minus BOS, the ``\\n`` after the image and
+    the prompt, counted as DeepSeek-OCR's tokenizer does (:func:`prompt_text_tokens`)."""
     if raw.prompt_tokens is None or raw.engine not in ("openai", "vllm"):
         return None
-    return raw.prompt_tokens - 1 - _prompt_tokens(raw.prompt)
+    return raw.prompt_tokens - 1 - prompt_text_tokens(raw.prompt)
 
 
 def page_stats(

@@ -20,6 +20,8 @@ from hashlib import sha1, sha256
 from pathlib import Path
 from typing import Literal, Protocol
 
+from ._defaults import FREE_PROMPT, GROUNDING_PROMPT
+
 log = logging.getLogger(__name__)
 
 Family = Literal["deepseek-ocr", "deepseek-ocr-2"]
@@ -275,3 +277,44 @@ def count_tokens(text: str) -> int:
     if not text:
         return 0
     return len(text_encoder().encode_ordinary(text))
+
+
+SPECIAL_TAGS = ("<|ref|>", "<|/ref|>", "<|det|>", "<|/det|>", "<|grounding|>")
+"""DeepSeek-OCR's tags; its tokenizer holds each as one special token."""
+
+DEEPSEEK_PROMPT_PIECES: dict[str, tuple[str, ...]] = {
+    GROUNDING_PROMPT: (
+        "<|grounding|>",
+        *("Convert", "Ġthe", "Ġdocument", "Ġto", "Ġmark", "down", "."),
+    ),
+    FREE_PROMPT: ("Free", "ĠOCR", "."),
+}
+"""The recipes' prompts as DeepSeek-OCR's own tokenizer splits them (measured with the model's
+``tokenizer.json``; a real vLLM 0.26 server counted the same: BOS + 903 image tokens + the
+``\\n`` after the image + 8 = 913 for an A4 page with the grounding prompt)."""
+
+
+def prompt_pieces(prompt: str) -> tuple[str, ...]:
+    """A prompt's token pieces: exact for the recipes' prompts, else cl100k pieces with
+    DeepSeek's special tags as one token each (close, not exact)."""
+    known = DEEPSEEK_PROMPT_PIECES.get(prompt)
+    if known is not None:
+        return known
+    pieces: list[str] = []
+    encoder = text_encoder()
+    rest = prompt
+    while rest:
+        at, tag = min(((rest.find(t), t) for t in SPECIAL_TAGS if t in rest), default=(-1, ""))
+        text, rest = (rest, "") if at < 0 else (rest[:at], rest[at + len(tag) :])
+        if text:
+            pieces.extend(encoder.decode([t]) for t in encoder.encode_ordinary(text))
+        if tag:
+            pieces.append(tag)
+    return tuple(pieces)
+
+
+@functools.lru_cache(maxsize=16)
+def prompt_text_tokens(prompt: str, *, after_image: bool = True) -> int:
+    """Tokens of a request's text part as DeepSeek-OCR's tokenizer counts them, without BOS:
+    the ``\\n`` after the image (when there is one) and the prompt."""
+    return len(prompt_pieces(prompt)) + (1 if after_image else 0)

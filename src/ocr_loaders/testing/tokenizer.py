@@ -1,65 +1,20 @@
-"""The fake server's stand-in for DeepSeek-OCR's tokenizer: how many tokens a prompt costs.
+"""The fake server's ``POST /tokenize``: a request's token ids and pieces as vLLM lists them.
 
-The real tokenizer is not shipped (it comes with the weights). The prompts DeepSeek's recipes
-send are tokenized here exactly as the real one does (pieces measured with the model's own
-``tokenizer.json`` and confirmed by a real vLLM 0.26 server's ``/tokenize`` and
-``usage.prompt_tokens``: BOS + 903 image tokens + ``\\n`` + 8 = 913 for an A4 page with the
-grounding prompt). Other text is counted with tiktoken ``cl100k_base``, DeepSeek's special tags
-as one token each: close, not exact.
+Counts come from the library's own knowledge of DeepSeek-OCR's tokenizer
+(:func:`ocr_loaders._tokens.prompt_text_tokens`: the recipes' prompts exactly, other text
+closely), so the fake's ``usage`` and the client's cross-check agree with a real server.
 """
 
 from __future__ import annotations
 
-from .._defaults import FREE_PROMPT, GROUNDING_PROMPT
-from .._tokens import text_encoder
+from .._tokens import SPECIAL_TAGS, prompt_pieces, prompt_text_tokens
 
-SPECIAL_TAGS = ("<|ref|>", "<|/ref|>", "<|det|>", "<|/det|>", "<|grounding|>")
-"""DeepSeek-OCR's tags; its tokenizer holds each as one special token."""
 BOS_ID, IMAGE_ID = 0, 128815
 """Token ids of ``<｜begin▁of▁sentence｜>`` and of one image position, as the real server
 returns them."""
 BOS_TEXT = "<｜begin▁of▁sentence｜>"
 NEWLINE = "Ċ"
 """The tokenizer's piece for the ``\\n`` that follows ``<image>`` in DeepSeek-OCR's prompt."""
-
-KNOWN_PIECES: dict[str, tuple[str, ...]] = {
-    GROUNDING_PROMPT: (
-        "<|grounding|>",
-        "Convert",
-        "Ġthe",
-        "Ġdocument",
-        "Ġto",
-        "Ġmark",
-        "down",
-        ".",
-    ),
-    FREE_PROMPT: ("Free", "ĠOCR", "."),
-}
-"""The recipes' prompts as DeepSeek-OCR's tokenizer splits them (measured)."""
-
-
-def prompt_pieces(prompt: str) -> tuple[str, ...]:
-    """The prompt's token pieces: exact for the recipes' prompts, else a close stand-in."""
-    known = KNOWN_PIECES.get(prompt)
-    if known is not None:
-        return known
-    pieces: list[str] = []
-    encoder = text_encoder()
-    rest = prompt
-    while rest:
-        at, tag = min(((rest.find(t), t) for t in SPECIAL_TAGS if t in rest), default=(-1, ""))
-        text, rest = (rest, "") if at < 0 else (rest[:at], rest[at + len(tag) :])
-        if text:
-            pieces.extend(encoder.decode([t]) for t in encoder.encode_ordinary(text))
-        if tag:
-            pieces.append(tag)
-    return tuple(pieces)
-
-
-def prompt_text_tokens(prompt: str, *, after_image: bool = True) -> int:
-    """Tokens of the text part of a request, without BOS: the ``\\n`` after the image (when
-    there is one) and the prompt."""
-    return len(prompt_pieces(prompt)) + (1 if after_image else 0)
 
 
 def tokenize(prompt: str, image_tokens: int | None) -> tuple[list[int], list[str]]:
@@ -74,3 +29,6 @@ def tokenize(prompt: str, image_tokens: int | None) -> tuple[list[int], list[str
         strs.append(piece)
         ids.append(1000 + sum(piece.encode("utf-8")) % 100000)
     return ids, strs
+
+
+__all__ = ["SPECIAL_TAGS", "prompt_pieces", "prompt_text_tokens", "tokenize"]
