@@ -36,7 +36,7 @@ from ocr_loaders.testing import (
     static_responder,
     strip_special_tokens,
 )
-from ocr_loaders.testing.images import ImageError
+from ocr_loaders.testing.images import ImageError, image_crc
 
 PROMPT = "<|grounding|>Convert the document to markdown."
 MODEL = "deepseek-ai/DeepSeek-OCR"
@@ -260,6 +260,28 @@ def test_default_grid_responder_is_deterministic_and_grounded() -> None:
     text = a["choices"][0]["message"]["content"]
     assert text == b["choices"][0]["message"]["content"]
     assert text.startswith("<|ref|>title<|/ref|><|det|>[[") and "1190x1684" in text
+
+
+def test_the_same_pixels_get_the_same_answer_however_they_were_compressed() -> None:
+    """Answers hang on the pixels: a PNG written by Pillow (row filters, zlib) and one written
+    by the loader (no filters, fast deflate) answer alike; another image answers differently."""
+    from ocr_loaders._rendering.raster import png_bytes
+
+    im = Image.new("RGB", (400, 300), "white")
+    im.paste((200, 30, 30), (40, 40, 200, 120))
+    buf = io.BytesIO()
+    im.save(buf, "PNG", optimize=True)
+    ours = png_bytes(im.tobytes(), 400, 300, 3)
+    assert buf.getvalue() != ours
+    assert image_crc(buf.getvalue()) == image_crc(ours)
+    other = png_bytes(Image.new("RGB", (400, 300), "white").tobytes(), 400, 300, 3)
+    assert image_crc(other) != image_crc(ours)
+    with FakeOCRServer() as s:
+        answers = [
+            post(s, body(png, max_tokens=3000)).json()["choices"][0]["message"]["content"]
+            for png in (buf.getvalue(), ours, other)
+        ]
+    assert answers[0] == answers[1] != answers[2]
 
 
 def test_fixture_responder_cycles_and_maps() -> None:

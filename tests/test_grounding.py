@@ -399,8 +399,19 @@ def test_random_truncations_of_real_shape(cut: int, data: st.DataObject) -> None
     kept = set(words(" ".join(b.text + " " + b.label for b in blocks)))
     assert set(non_tag_words(raw)) <= kept
     for b in blocks:
-        if "<table" in b.text.lower():
+        if re.search(r"<table\b", b.text, re.IGNORECASE):  # a tag, not "<tableé" or "<table9"
             assert b.label == "table"
+
+
+@pytest.mark.parametrize("junk", ["é漢字🙂", "text", "999"])
+def test_a_word_glued_to_table_is_text_not_a_table(junk: str) -> None:
+    raw = (
+        f"<|ref|>table_caption<|/ref|><|det|>[[85, 155, 605, 173]]<|/det|>\nCaption\n\n<table{junk}"
+    )
+    blocks = parse_grounded(raw)
+    assert [(b.label, b.text) for b in blocks] == [("table_caption", f"Caption\n\n<table{junk}")]
+    truncated = parse_grounded(raw.replace(junk, "><tr><td>cell"))
+    assert [b.label for b in truncated] == ["table_caption", "table"]
 
 
 @settings(max_examples=100, deadline=2000)

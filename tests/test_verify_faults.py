@@ -45,12 +45,12 @@ def request(image: bytes, seq: int, size: tuple[int, int] = (1190, 1684)) -> OCR
     return OCRRequest(image, size[0], size[1], "image/png", "p", "m", {}, seq)
 
 
-def test_the_fault_of_a_page_depends_on_its_bytes_only() -> None:
-    plan = ContentFaultPlan(
-        drop_blocks=0.25, truncate_text=0.25, made_up=0.25, other_page=0.25, seed=3
-    )
-    picks = [plan.pick(bytes([i])) for i in range(200)]
-    assert picks == [plan.pick(bytes([i])) for i in range(200)]
+def test_the_fault_of_a_page_depends_on_the_seed_and_its_pixels_only() -> None:
+    rates = {"drop_blocks": 0.25, "truncate_text": 0.25, "made_up": 0.25, "other_page": 0.25}
+    plan = ContentFaultPlan(**rates, seed=3)
+    picks = [plan.pick(i) for i in range(200)]
+    assert picks == [ContentFaultPlan(**rates, seed=3).pick(i) for i in range(200)]
+    assert picks != [ContentFaultPlan(**rates, seed=4).pick(i) for i in range(200)]
     assert {"drop_blocks", "truncate_text", "made_up", "other_page"} == set(picks)
     with pytest.raises(ValueError, match="add up"):
         ContentFaultPlan(drop_blocks=0.6, made_up=0.6)

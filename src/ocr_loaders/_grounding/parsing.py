@@ -194,7 +194,8 @@ def _resolve_line_mode(d: _Draft) -> _Draft:
 
 
 def _has_table(text: str) -> bool:
-    return "<table" in text.lower()
+    """A ``<table`` tag, by the same rule that cuts it out (``<tablefoo`` is text)."""
+    return TABLE_RE.search(text) is not None
 
 
 def _take_tables(text: str) -> tuple[str, str]:

@@ -13,7 +13,7 @@ And a stand-in for compression loss, for the repair: with ``compress_ratio`` set
 holding more text tokens per vision token than that loses ``compress_drop`` of its words (by
 blocks); a tile of the page carries less text for as many vision tokens, so it answers fully.
 
-The choice for a request depends only on the seed and the image bytes, so a page gets the same
+The choice for a request depends only on the seed and the image's pixels, so a page gets the same
 fault on every run; :attr:`ContentFaultResponder.log` records ``(seq, image crc, fault)``.
 """
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import random
 import threading
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -81,9 +80,9 @@ class ContentFaultPlan:
     def active(self) -> bool:
         return self.compress_ratio > 0 or any(getattr(self, a) > 0 for a, _ in CONTENT_RATES)
 
-    def pick(self, image: bytes) -> ContentFault:
-        """The fault for an image: a function of the seed and the bytes only."""
-        u = random.Random(self.seed * 1_000_003 + zlib.crc32(image)).random()
+    def pick(self, image_crc: int) -> ContentFault:
+        """The fault for an image: a function of the seed and the image's pixels only."""
+        u = random.Random(self.seed * 1_000_003 + image_crc).random()
         edge = 0.0
         for attr, fault in CONTENT_RATES:
             edge += getattr(self, attr)
@@ -164,8 +163,8 @@ class ContentFaultResponder:
 
     def __call__(self, request: OCRRequest) -> OCRReply:
         reply = self.base(request)
-        crc = zlib.crc32(request.image)
-        fault = self.plan.pick(request.image)
+        crc = request.image_crc
+        fault = self.plan.pick(crc)
         rng = random.Random(self.plan.seed + crc)
         blocks = parse_grounded(reply.text)
         text = reply.text

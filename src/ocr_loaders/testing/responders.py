@@ -14,7 +14,6 @@ does real OCR) and must be thread-safe. The built-ins cover tests and benchmarks
 from __future__ import annotations
 
 import random
-import zlib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from .._grounding import format_grounded
 from .._model import Block
+from .images import image_crc
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,11 @@ class OCRRequest:
     """0-based number of this chat request since start (or the last ``reset_stats``)."""
     max_tokens: int = 0
     """The effective completion budget (``max_tokens``, or the rest of the context)."""
+
+    @property
+    def image_crc(self) -> int:
+        """A CRC of the pixels (:func:`~.images.image_crc`): seeds answers and faults."""
+        return image_crc(self.image)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +230,7 @@ def grid_responder(*, paragraphs: int = 3, words: int = 60, table: bool = True) 
     """
 
     def respond(request: OCRRequest) -> OCRReply:
-        seed = zlib.crc32(request.image)
+        seed = request.image_crc
         blocks = grid_page(
             request.width,
             request.height,

@@ -78,7 +78,7 @@ def _try_key(request: OCRRequest) -> int:
     """A number for one try at a page: the image, the prompt and the repetition guard."""
     guard = request.body.get("vllm_xargs") or request.body.get("custom_params") or {}
     text = request.prompt + json.dumps(guard, sort_keys=True, default=str)
-    return zlib.crc32(text.encode(), zlib.crc32(request.image))
+    return zlib.crc32(text.encode(), request.image_crc)
 
 
 def workload_responder(workload: Workload | None = None) -> Responder:
@@ -86,7 +86,7 @@ def workload_responder(workload: Workload | None = None) -> Responder:
     spec = workload or Workload()
 
     def respond(request: OCRRequest) -> OCRReply:
-        crc = zlib.crc32(request.image)
+        crc = request.image_crc
         if request.seq == 0 and spec.head_delay:
             return OCRReply(filler_page(page_tokens(spec, crc), crc), delay=spec.head_delay)
         if spec.loop_every and random.Random(_try_key(request)).randrange(spec.loop_every) == 0:
