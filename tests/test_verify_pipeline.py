@@ -319,6 +319,42 @@ def test_tiles_are_stitched_without_duplicates() -> None:
     )
 
 
+def test_bands_of_a_two_column_page_read_down_each_column() -> None:
+    """Two horizontal bands of a two-column page under a full-width title: the stitched page
+    reads the title, the left column top to bottom, then the right, then the full-width end,
+    although each band's model answer reads left, right; a stamp in the margin comes last."""
+
+    def block(text: str, box: tuple[int, int, int, int]) -> Block:
+        return Block("text", (box,), text, 0)
+
+    upper = [
+        block("title", (60, 40, 940, 80)),
+        block("left one", (60, 100, 480, 300)),
+        block("left two", (60, 320, 480, 500)),
+        block("right one", (520, 100, 940, 300)),
+        block("right two", (520, 320, 940, 500)),
+        block("arXiv stamp", (10, 300, 40, 650)),
+    ]
+    lower = [
+        block("left three", (60, 540, 480, 700)),
+        block("left four", (60, 720, 480, 860)),
+        block("right three", (520, 540, 940, 700)),
+        block("right four", (520, 720, 940, 860)),
+        block("closing words", (60, 900, 940, 960)),
+    ]
+    out = stitch([upper, lower])
+    assert [b.text for b in out] == [
+        "title",
+        *(f"left {n}" for n in ("one", "two", "three", "four")),
+        *(f"right {n}" for n in ("one", "two", "three", "four")),
+        "closing words",
+        "arXiv stamp",  # a margin note is read after the page
+    ]
+    assert [b.index for b in out] == list(range(11))
+    single = stitch([upper[:3], lower[:2]])  # one column: the tile order stays
+    assert [b.text for b in single] == ["title", "left one", "left two", "left three", "left four"]
+
+
 GARBAGE_LINE = "«POAH «3E*»CM tanntxim ¦lHe rnOdEl 1t5 v3ry g*od aT r3a|dlng s¢ans wlth tHe c0rrect"
 
 

@@ -9,7 +9,8 @@ most the target text per vision token (the page's text shared by ink) wins, with
 page's request limit. Each cut edge moves to the nearest blank pixel row or column so no text
 line is cut in two. Blocks come back in page coordinates; a block read in two tiles (inside
 the overlap) is kept once, and a paragraph split by the cut loses the words the upper tile
-already read. Reading order: tile by tile, top to bottom (row-major for a grid).
+already read. Reading order: an XY-cut over the stitched blocks (columns before bands), so
+the bands of a two-column page read down the left column, then the right.
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ POSTER_SIDE_PT = 1200.0
 MAX_TILE_PIXELS = 4_000_000
 DUPLICATE_AREA = 0.5
 """...and whose box lies at least this much over that block's."""
+GUTTER = 8
+"""The narrowest blank vertical strip (0..999 grid: about 5 pt on a Letter page) the reading
+order takes for a column gutter."""
+NOTE = 0.1
+"""A lone block beside a gutter narrower than this share of the blocks' width is a margin
+note."""
+WIDE = 0.6
+"""A band of blocks with no gutter spanning this share of the blocks' width cuts the page
+(a title or a full-width figure above or between columns)."""
 DUPLICATE_SHARE = 0.8
 """A block whose tokens are this much inside (in order) a block of an earlier tile, where the
 two meet, is a duplicate from the overlap."""
@@ -298,4 +308,99 @@ def stitch(parts: Sequence[Sequence[Block]]) -> list[Block]:
                     break
             if not duplicate and text.strip():
                 kept.append(Block(block.label, block.boxes, text, 0))
-    return [Block(b.label, b.boxes, b.text, i) for i, b in enumerate(kept)]
+    return [Block(b.label, b.boxes, b.text, i) for i, b in enumerate(reading_order(kept))]
+
+
+def reading_order(blocks: Sequence[Block]) -> list[Block]:
+    """``blocks`` (tile by tile) in reading order, by an XY-cut over their first boxes (where
+    each block starts); a block without a box stays behind the block before it."""
+    placed = [(i, b.boxes[0]) for i, b in enumerate(blocks) if b.boxes]
+    rank = {i: k for k, i in enumerate(_xy_cut(placed))}
+    keys, last = [], -1
+    for i in range(len(blocks)):
+        last = rank.get(i, last)
+        keys.append((last, i))
+    return [blocks[i] for _, i in sorted(keys)]
+
+
+_Entry = tuple[int, tuple[int, int, int, int]]
+"""A block's index and its first box (0..999 grid)."""
+
+
+def _xy_cut(entries: list[_Entry]) -> list[int]:
+    """Indices in reading order. Columns first: a set splits at blank vertical gutters into
+    columns of at least two blocks each (a lone margin note is no column). Else the set's
+    blank horizontal gaps make bands; a *wide* band (one with no gutter, across most of the
+    set) cuts the set, and the bands between wide ones stay together so their columns are
+    found next (a title over two columns). A set that splits no way keeps the order given.
+    Narrow notes in the margin (an arXiv stamp, line numbers) are read after the rest."""
+    if len(entries) < 2:
+        return [i for i, _ in entries]
+    notes = _margin_notes(entries)
+    if notes:
+        rest = [e for e in entries if e not in notes]
+        return _xy_cut(rest) + [i for i, _ in notes]
+    columns = _columns(entries)
+    if len(columns) > 1:
+        return [i for column in columns for i in _xy_cut(column)]
+    bands = _split(entries, 1, 0)
+    if len(bands) == 1:
+        return [i for i, _ in sorted(entries)]
+    left = min(b[0] for _, b in entries)
+    width = max(b[2] for _, b in entries) - left
+    segments: list[list[_Entry]] = []
+    after_wide = True
+    for band in bands:
+        extent = max(b[2] for _, b in band) - min(b[0] for _, b in band)
+        wide = extent >= WIDE * width and len(_split(band, 0, GUTTER)) == 1
+        if wide or after_wide:
+            segments.append(list(band))
+        else:
+            segments[-1].extend(band)
+        after_wide = wide
+    parts = [sorted(segment) for segment in segments]
+    if len(parts) == 1:
+        parts = bands
+    return [i for part in parts for i in _xy_cut(part)]
+
+
+def _margin_notes(entries: list[_Entry]) -> list[_Entry]:
+    """A lone block left or right of a gutter, narrower than :data:`NOTE` of the set's width,
+    when at least two blocks are beside it."""
+    groups = _split(entries, 0, GUTTER)
+    if len(groups) < 2 or len(entries) < 3:
+        return []
+    width = max(b[2] for _, b in entries) - min(b[0] for _, b in entries)
+    return [
+        g[0]
+        for g in (groups[0], groups[-1])
+        if len(g) == 1 and g[0][1][2] - g[0][1][0] < NOTE * width
+    ]
+
+
+def _columns(entries: list[_Entry]) -> list[list[_Entry]]:
+    """``entries`` split at blank vertical gutters, a group of one merged into its neighbour."""
+    groups = _split(entries, 0, GUTTER)
+    merged: list[list[_Entry]] = []
+    for group in groups:
+        if merged and (len(group) < 2 or len(merged[-1]) < 2):
+            merged[-1] = sorted(merged[-1] + group)
+        else:
+            merged.append(group)
+    return merged
+
+
+def _split(entries: list[_Entry], axis: int, gap: int) -> list[list[_Entry]]:
+    """``entries`` grouped by the blank gaps wider than ``gap`` along ``axis`` (0: x), groups
+    in coordinate order, each in the order given."""
+    groups: list[list[_Entry]] = []
+    end = -1
+    for entry in sorted(entries, key=lambda e: e[1][axis]):
+        start, stop = entry[1][axis], entry[1][axis + 2]
+        if groups and start <= end + gap:
+            groups[-1].append(entry)
+            end = max(end, stop)
+        else:
+            groups.append([entry])
+            end = stop
+    return [sorted(g) for g in groups]
