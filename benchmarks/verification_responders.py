@@ -3,7 +3,6 @@ disk), or the page's own text layer read by the local engine (pages and their ti
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import tempfile
@@ -11,13 +10,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ocr_loaders._verify.textlayer import layered_hook
+from ocr_loaders._rendering.raster import RenderSettings
 from ocr_loaders.testing.responders import OCRReply, OCRRequest, local_responder
 
 CACHE = Path(tempfile.gettempdir()) / "ocr-loaders-verify-bench"
-LOADER_HOOK = functools.partial(layered_hook, None)
-"""The page hook the loader renders with (``verify="flag"``, an endpoint engine): reading the
-text layer after a page's pixels can change how MuPDF draws the next page, by a few bytes."""
+LOADER_RENDER = RenderSettings(text_layer=True)
+"""What the loader renders with when verifying (an endpoint engine, no page hook)."""
 Base = Callable[[OCRRequest], OCRReply]
 
 
@@ -49,7 +47,7 @@ class LayerResponder:
         from ocr_loaders._engines.local_textlayer import extract_page
         from ocr_loaders._grounding import format_grounded, parse_grounded
         from ocr_loaders._model import Block, model_box, scale_box
-        from ocr_loaders._rendering.raster import RenderSettings, open_document
+        from ocr_loaders._rendering.raster import open_document
         from ocr_loaders._sources import PageSelection, resolve_inputs
         from ocr_loaders._verify.tiling import LAYOUTS, plan_tiles, tile_image
 
@@ -62,7 +60,7 @@ class LayerResponder:
                 for n in doc.outline.page_numbers(PageSelection.parse(pages)):
                     # the pipeline's own sequence on the document it renders from (text read
                     # after each page's pixels), so the bytes match; the answer from another
-                    image = doc.render(n, RenderSettings(), LOADER_HOOK)
+                    image = doc.render(n, LOADER_RENDER, None)
                     text = recognize_page_data(
                         reader.render(n, RenderSettings(), extract_page).hint
                     )
@@ -158,7 +156,7 @@ class Identify:
 
 def page_thumbs(docs: Sequence[tuple[Path, str | None, str | None]]) -> Thumbs:
     """Thumbnails of every page as the loader renders it, named like ``name()``."""
-    from ocr_loaders._rendering.raster import RenderSettings, open_document
+    from ocr_loaders._rendering.raster import open_document
     from ocr_loaders._sources import PageSelection, resolve_inputs
 
     out = Thumbs()
@@ -166,7 +164,7 @@ def page_thumbs(docs: Sequence[tuple[Path, str | None, str | None]]) -> Thumbs:
         doc = open_document(resolve_inputs([path])[0], password)
         try:
             for n in doc.outline.page_numbers(PageSelection.parse(pages)):
-                out.add(doc.render(n, RenderSettings(), LOADER_HOOK).image, f"{path.name} p{n}")
+                out.add(doc.render(n, LOADER_RENDER, None).image, f"{path.name} p{n}")
         finally:
             doc.close()
     return out

@@ -19,11 +19,15 @@ from ocr_loaders._engines.local_textlayer import extract_page
 from ocr_loaders._grounding import format_grounded
 from ocr_loaders._model import Block, PageImage, RawPage, model_box
 from ocr_loaders._records import Record
+from ocr_loaders._rendering.raster import RenderSettings, open_document
 from ocr_loaders._run import Run
+from ocr_loaders._sources import resolve_inputs
 from ocr_loaders._verify.textlayer import read_text_layer
 from ocr_loaders._verify.tiling import Tile, plan_tiles, stitch
 from ocr_loaders._verify.words import LayerWord, tokens
 from ocr_loaders.testing import loop_text
+
+from .conftest import make_pdf
 
 VOCAB = [
     "river",
@@ -317,6 +321,38 @@ def test_tiles_are_stitched_without_duplicates() -> None:
     assert tokens(" ".join(b.text for b in cont)) == tokens(
         "one two three four five six seven eight nine ten"
     )
+
+
+@pytest.mark.parametrize(("rotate", "crop"), [(0, False), (90, False), (270, True)])
+def test_the_renderer_reads_the_layer_from_the_page_it_drew(
+    tmp_path: Path, rotate: int, crop: bool
+) -> None:
+    """``text_layer=True`` gives the page's words (as read on their own, in the displayed
+    frame) with the very pixels a render without it sends; without it there is no layer."""
+    pdf = make_pdf(tmp_path / "layer.pdf", 2, rotate=rotate)
+    if crop:  # a crop box away from the origin: the displayed frame starts at its corner
+        with pymupdf.open(pdf) as cropped:
+            cropped[1].set_cropbox(pymupdf.Rect(40, 60, 560, 700))
+            cropped.save(tmp_path / "cropped.pdf")
+        pdf = tmp_path / "cropped.pdf"
+    doc = open_document(resolve_inputs([pdf])[0], None)
+    try:
+        plain = doc.render(2, RenderSettings(), None)
+        layered = doc.render(2, RenderSettings(text_layer=True), None)
+    finally:
+        doc.close()
+    assert plain.text_layer is None and layered.text_layer is not None
+    assert layered.image == plain.image
+    with pymupdf.open(pdf) as opened:
+        alone = read_text_layer(opened[1])
+    got = layered.text_layer
+    assert got.state == alone.state == "usable"
+    assert [(w.text, w.line) for w in got.words] == [(w.text, w.line) for w in alone.words]
+    for a, b in zip(got.words, alone.words, strict=True):  # float32 rounding apart
+        assert a.bbox == pytest.approx(b.bbox, abs=0.01)
+    assert "paragraph" in [w.text for w in alone.words]
+    x0, y0, x1, y1 = alone.words[0].bbox  # "Heading" in the frame a viewer shows
+    assert (x1 - x0 > y1 - y0) == (rotate == 0)
 
 
 def test_bands_of_a_two_column_page_read_down_each_column() -> None:

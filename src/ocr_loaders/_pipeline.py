@@ -44,7 +44,7 @@ from ._rendering import OpenDocument, Renderer, make_renderer
 from ._rendering.crops import CropSettings, crop_zoom, cut_image, page_targets
 from ._sources import DocumentSource, Input, describe, resolve_inputs
 from ._stats import Failure, StatsAccumulator, Totals
-from ._verify import Verifier, flagged_summary, split_hint
+from ._verify import Verifier, flagged_summary
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +146,7 @@ class Pipeline:
         self.verifier = Verifier(
             options.verification, model=options.model, tables=options.chunk.tables
         )
+        self._render = replace(options.render, text_layer=self.verifier.reads_layer)
         self._cache: PageCache | None = None
         if options.cache:
             self._cache = PageCache(options.cache_dir, max_bytes=options.cache_max_bytes)
@@ -308,8 +309,7 @@ class Pipeline:
                 return await self._cropped(run, doc, cached, None)
         async with run.limits.prepared:  # rendered pages waiting for a request slot are few
             try:
-                hook = self.verifier.hook(engine.page_hook)
-                image = split_hint(await doc.render(number, self.options.render, hook))
+                image = await doc.render(number, self._render, engine.page_hook)
             except PageRenderError as exc:  # logged with the other failed pages (ocr_loaders._run)
                 image = failed_page_image(doc.outline, number)
                 raw = failed_answer(engine, exc.reason)

@@ -28,6 +28,7 @@ from .._sources import (
     lifted_pixel_limit,
     open_input,
 )
+from .._verify.textlayer import NO_LAYER, TextLayer, read_text_layer
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -45,6 +46,9 @@ class RenderSettings:
     max_pixels: int = 4_000_000
     """Pixel budget per page (width x height). DeepSeek-OCR resizes to at most six 640 px
     tiles plus a 1024 px global view, so more pixels only cost encoding and upload time."""
+    text_layer: bool = False
+    """Also read a PDF page's text layer (``PageImage.text_layer``, for ``verify``), from the
+    same interpretation of the page as its pixels. Not in :meth:`key`: the image is the same."""
 
     def __post_init__(self) -> None:
         if not 18 <= self.dpi <= 1200:
@@ -142,9 +146,13 @@ def render_pdf_page(
         rect = page.rect  # the displayed frame: rotation applied, origin at top-left
         width, height = max(rect.width, 1.0), max(rect.height, 1.0)
         zoom, downscaled = fit_scale(width, height, settings.dpi / 72.0, settings.max_pixels)
-        pix = page.get_pixmap(
+        # With the text layer wanted, MuPDF interprets the page once into a display list that
+        # draws the pixels and gives the text (a second get_text would interpret it again).
+        drawn = page.get_displaylist() if settings.text_layer else page
+        pix = drawn.get_pixmap(
             matrix=pymupdf.Matrix(zoom, zoom), alpha=False, colorspace=pymupdf.csRGB
         )
+        layer = _text_layer(page, drawn) if settings.text_layer else None
         if settings.image_format == "png":
             data = png_bytes(pix.samples_mv, pix.width, pix.height, pix.n)
         else:
@@ -170,7 +178,20 @@ def render_pdf_page(
         image_height=size[1],
         downscaled=downscaled,
         hint=hint,
+        text_layer=layer,
     )
+
+
+def _text_layer(page: Any, display: Any) -> TextLayer:
+    """The page's words from its display list; a layer that cannot be read is no layer (the
+    page is then simply unverified)."""
+    import pymupdf
+
+    try:
+        textpage = pymupdf.TextPage(display.get_textpage(flags=pymupdf.TEXT_MEDIABOX_CLIP))
+        return read_text_layer(page, textpage)
+    except Exception:  # a broken content stream: no reference, not a failed page
+        return NO_LAYER
 
 
 def _to_rgb(img: PILImage) -> PILImage:

@@ -2,17 +2,18 @@
 
 ``words``: tokens on both sides (CJK, RTL, ligatures, hyphenation); ``matching``: coverage,
 unsupported words, missed text; ``garbage``: poor OCR layers; ``textlayer``: the words of an
-open PDF page; ``tiling`` and ``gapfill``: the two repairs; ``policy``: options, verdicts,
-the request budget; ``apply``: one page through it all.
+open PDF page (read by the renderer); ``tiling`` and ``gapfill``: the two repairs;
+``policy``: options, verdicts, the request budget; ``apply``: one page through it all.
 """
 
 from __future__ import annotations
 
 from .apply import Verifier, flagged_summary
 from .policy import VERIFY_MODES, RepairBudget, VerifyMode, VerifySettings
-from .textlayer import TextLayer, split_hint
+from .textlayer import NO_LAYER, TextLayer, read_text_layer
 
 __all__ = [
+    "NO_LAYER",
     "VERIFY_MODES",
     "RepairBudget",
     "TextLayer",
@@ -20,5 +21,5 @@ __all__ = [
     "VerifyMode",
     "VerifySettings",
     "flagged_summary",
-    "split_hint",
+    "read_text_layer",
 ]

@@ -11,13 +11,12 @@ per page (``repair_max_requests``) and per run (:class:`~.policy.RepairBudget`).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
 
 from .._assemble import build_page, page_markdown
-from .._engines.base import Engine, PageHook
+from .._engines.base import Engine
 from .._grounding import format_grounded, parse_page
 from .._model import Block, Page, PageImage, PageStats, PageVerification, RawPage
 from .._stats import risk_band
@@ -25,7 +24,7 @@ from .._tokens import count_tokens, vision_tokens
 from .gapfill import fill_gaps
 from .matching import PageCheck, check_page
 from .policy import RepairBudget, VerifySettings, risk_reasons, verdict
-from .textlayer import TextLayer, layered_hook
+from .textlayer import TextLayer
 from .tiling import choose_tiles, stitch, tile_image, to_page
 from .words import LayerToken, layer_tokens
 
@@ -47,11 +46,11 @@ class Verifier:
         self.model = model
         self.tables = tables
 
-    def hook(self, engine_hook: PageHook | None) -> PageHook | None:
-        """The page hook to render with: the engine's, plus the text layer unless ``off``."""
-        if self.settings.verify == "off":
-            return engine_hook
-        return functools.partial(layered_hook, engine_hook)
+    @property
+    def reads_layer(self) -> bool:
+        """Whether pages must be rendered with their text layer (``RenderSettings.text_layer``):
+        unless ``off``."""
+        return self.settings.verify != "off"
 
     def judge(self, image: PageImage, page: Page) -> PageVerification:
         """The ``flag`` verdict of a parsed page (also for cached pages and after repair)."""

@@ -1,19 +1,17 @@
 """Read a PDF page's text layer for the cross-check, where the page is already open.
 
-:func:`layered_hook` wraps the engine's own page hook: the render worker calls it on the open
-PyMuPDF page and it returns :class:`LayeredHint` (the engine's hint and the :class:`TextLayer`),
-which the pipeline splits again (:func:`split_hint`). Words come in the displayed frame of
-``regions`` (points, top-left origin, ``/Rotate`` applied), so a block's box picks the words
-inside it exactly as ``regions`` are mapped.
+The renderer calls :func:`read_text_layer` when its settings ask for the layer (``verify``),
+with the text of the display list it drew the page from, and puts the result in
+``PageImage.text_layer``. Words come in the displayed frame of ``regions`` (points, top-left
+origin, ``/Rotate`` applied), so a block's box picks the words inside it exactly as
+``regions`` are mapped.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from .._engines.base import PageHook
-from .._model import PageImage
 from .garbage import layer_quality
 from .words import LayerWord, tokens
 
@@ -61,14 +59,6 @@ def _rebuild(
 NO_LAYER = TextLayer((), "none")
 
 
-@dataclass(frozen=True, slots=True)
-class LayeredHint:
-    """What :func:`layered_hook` returns: the engine's own hint and the page's text layer."""
-
-    engine: Any
-    layer: TextLayer
-
-
 def _image_coverage(page: Any) -> float:
     """Share of the page covered by its largest image."""
     area = max(float(page.rect.width * page.rect.height), 1e-6)
@@ -79,18 +69,28 @@ def _image_coverage(page: Any) -> float:
     return min(1.0, best / area)
 
 
-def read_text_layer(page: Any) -> TextLayer:
-    """The words of an open ``pymupdf.Page`` in the displayed frame, and their verdict."""
+def read_text_layer(page: Any, displayed: Any = None) -> TextLayer:
+    """The words of an open ``pymupdf.Page`` in the displayed frame, and their verdict.
+
+    ``displayed``: a ``pymupdf.TextPage`` of the page's display list, whose words are in the
+    displayed frame already (the renderer's); without it the page's text is read here and
+    turned by the page's ``/Rotate``.
+    """
     import pymupdf
 
-    m = page.rotation_matrix
+    if displayed is None:
+        m = page.rotation_matrix
+        raw = page.get_textpage(flags=pymupdf.TEXT_MEDIABOX_CLIP).extractWORDS()
+    else:
+        m = pymupdf.Identity
+        raw = displayed.extractWORDS()
     a, b, c, d, e, f = m.a, m.b, m.c, m.d, m.e, m.f
+    turned = (a, b, c, d, e, f) != (1, 0, 0, 1, 0, 0)
     width, height = float(page.rect.width), float(page.rect.height)
-    raw = page.get_text("words", flags=pymupdf.TEXT_MEDIABOX_CLIP)
     words: list[LayerWord] = []
     lines: dict[tuple[int, int], int] = {}
     for x0, y0, x1, y1, text, block, line, _n in raw:
-        if (a, b, c, d, e, f) != (1, 0, 0, 1, 0, 0):  # /Rotate: map both corners
+        if turned:  # /Rotate: map both corners
             xa, ya = a * x0 + c * y0 + e, b * x0 + d * y0 + f
             xb, yb = a * x1 + c * y1 + e, b * x1 + d * y1 + f
             x0, x1, y0, y1 = min(xa, xb), max(xa, xb), min(ya, yb), max(ya, yb)
@@ -104,17 +104,6 @@ def read_text_layer(page: Any) -> TextLayer:
     if len(words) < SCAN_MIN_WORDS and _image_coverage(page) >= SCAN_COVERAGE:
         return TextLayer(tuple(words), "scan")
     return TextLayer(tuple(words), "usable")
-
-
-def layered_hook(engine_hook: PageHook | None, page: Any) -> LayeredHint:
-    """The page hook the pipeline hands the renderer when verifying: the engine's hook (if
-    any) and :func:`read_text_layer`. A layer that cannot be read is no layer."""
-    hint = engine_hook(page) if engine_hook is not None else None
-    try:
-        layer = read_text_layer(page)
-    except Exception:  # a broken content stream: the page is simply unverified
-        layer = NO_LAYER
-    return LayeredHint(hint, layer)
 
 
 def layer_to_json(layer: TextLayer) -> dict[str, Any]:
@@ -134,11 +123,3 @@ def layer_from_json(data: Any) -> TextLayer | None:
         for t, x0, y0, x1, y1, line in data.get("words", [])
     )
     return TextLayer(words, data["state"])
-
-
-def split_hint(image: PageImage) -> PageImage:
-    """``image`` with a :class:`LayeredHint` split into the engine's hint and ``text_layer``."""
-    hint = image.hint
-    if isinstance(hint, LayeredHint):
-        return replace(image, hint=hint.engine, text_layer=hint.layer)
-    return image

@@ -19,6 +19,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .._model import BBox
 
@@ -93,10 +94,12 @@ def tokens(text: str) -> list[str]:
     return [_canonical(t) for t in _TOKEN.findall(normalize(text))]
 
 
-@dataclass(frozen=True, slots=True)
-class LayerWord:
+class LayerWord(NamedTuple):
     """One word of a PDF's text layer: its text and its box in the page frame of ``regions``
-    (points, top-left origin, ``/Rotate`` applied); ``line`` numbers the layer's lines."""
+    (points, top-left origin, ``/Rotate`` applied); ``line`` numbers the layer's lines.
+
+    A named tuple, not a dataclass: a page has hundreds of these, made in the renderer and
+    unpickled in the loader's process, and a tuple is made at half the cost."""
 
     text: str
     bbox: BBox

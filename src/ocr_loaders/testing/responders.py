@@ -225,7 +225,7 @@ def grid_page(
 def grid_responder(*, paragraphs: int = 3, words: int = 60, table: bool = True) -> Responder:
     """A cheap, deterministic grounded page derived from the image (for benchmarks).
 
-    The same image always gives the same answer (words seeded by a CRC of its bytes); the title
+    The same image always gives the same answer (words seeded by a CRC of its pixels); the title
     and text name the image's pixel size, so a test can check which image was answered.
     """
 
