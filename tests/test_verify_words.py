@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from ocr_loaders._errors import ConfigError
@@ -10,7 +12,7 @@ from ocr_loaders._verify.garbage import implausible, is_garbage_text, layer_qual
 from ocr_loaders._verify.matching import check_page
 from ocr_loaders._verify.policy import RepairBudget, VerifySettings, risk_reasons, verdict
 from ocr_loaders._verify.tiling import choose_tiles
-from ocr_loaders._verify.words import LayerWord, layer_tokens, tokens
+from ocr_loaders._verify.words import LayerWord, layer_counts, layer_tokens, tokens
 
 
 def words_on_lines(*lines: str, top: float = 100.0) -> list[LayerWord]:
@@ -93,6 +95,25 @@ def test_full_reading_covers_everything_and_invents_nothing() -> None:
     assert found.unsupported == 0.0
     assert found.missed_words == ()
     assert found.blocks[0].coverage == 1.0
+
+
+def test_the_counts_only_check_agrees_with_the_full_one() -> None:
+    """``flag`` counts tokens without token objects; the figures are the full check's."""
+    words = words_on_lines("The exam-", "ple of Baden-", "Württemberg, the ﬁrst", "日本語 text")
+    assert layer_counts(words) == Counter(t.token for t in layer_tokens(words))
+    assert layer_counts(words)["example"] == 1 and layer_counts(words)["the"] == 2
+    blocks = [
+        block("The example of Baden-Württemberg", (0, 0, 999, 500)),
+        block("made up words here, the 日本", (0, 500, 999, 999)),
+    ]
+    full, counted = (check_page(words, blocks, 600, 800, geometry=g) for g in (True, False))
+    assert (counted.layer_tokens, counted.ocr_tokens, counted.matched, counted.invented) == (
+        full.layer_tokens,
+        full.ocr_tokens,
+        full.matched,
+        full.invented,
+    )
+    assert 0 < counted.coverage < 1 and counted.blocks == ()
 
 
 def test_coverage_is_a_multiset_share_and_order_free() -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .._model import BBox, Block
-from .words import LayerToken, LayerWord, layer_tokens, tokens
+from .words import LayerToken, LayerWord, layer_counts, layer_tokens, tokens
 
 INVENTED_MIN_TOKENS = 8
 INVENTED_SUPPORT = 0.1
@@ -85,21 +85,25 @@ def check_page(
     frame is ``width`` x ``height`` (the frame of ``regions``). Without ``geometry`` only the
     page's counts are worked out (no per-block figures, no missed words): what ``flag``
     needs, at a fraction of the cost."""
-    layer = layer_tokens(words) if layer is None else layer
-    layer_counts = Counter(t.token for t in layer)
+    if layer is None and not geometry:  # counts only: no token objects
+        counts = layer_counts(words)
+    else:
+        layer = layer_tokens(words) if layer is None else layer
+        counts = Counter(t.token for t in layer)
     block_tokens = [tokens(b.text) for b in blocks]
     ocr_counts: Counter[str] = Counter()
     for toks in block_tokens:
         ocr_counts.update(toks)
-    matched = overlap(layer_counts, ocr_counts)
+    matched = overlap(counts, ocr_counts)
     invented = sum(
         1
         for toks in block_tokens
         if len(toks) >= INVENTED_MIN_TOKENS
-        and sum(t in layer_counts for t in toks) < INVENTED_SUPPORT * len(toks)
+        and sum(t in counts for t in toks) < INVENTED_SUPPORT * len(toks)
     )
-    if not geometry:
-        return PageCheck(len(layer), sum(ocr_counts.values()), matched, (), (), invented)
+    layer_total = counts.total()
+    if not geometry or layer is None:
+        return PageCheck(layer_total, sum(ocr_counts.values()), matched, (), (), invented)
 
     margin = BOX_MARGIN * max(width, height)
     boxes = [b.scaled_boxes(width, height) for b in blocks]
@@ -122,4 +126,5 @@ def check_page(
         found = overlap(inside, Counter(block_tokens[j])) if total else 0
         checks.append(BlockCheck(block.index, total, found / total if total else 1.0))
     missed = tuple(i for i, o in enumerate(owner) if o < 0 and tokens(words[i].text))
-    return PageCheck(len(layer), sum(ocr_counts.values()), matched, tuple(checks), missed, invented)
+    ocr_total = sum(ocr_counts.values())
+    return PageCheck(layer_total, ocr_total, matched, tuple(checks), missed, invented)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from .._model import BBox
@@ -110,8 +110,7 @@ class LayerWord(NamedTuple):
         return ((self.bbox[0] + self.bbox[2]) / 2, (self.bbox[1] + self.bbox[3]) / 2)
 
 
-@dataclass(frozen=True, slots=True)
-class LayerToken:
+class LayerToken(NamedTuple):
     """A comparable token of the text layer and the word it came from."""
 
     token: str
@@ -119,18 +118,13 @@ class LayerToken:
     """Index into the layer's words."""
 
 
-def layer_tokens(words: Sequence[LayerWord]) -> list[LayerToken]:
-    """The comparable tokens of a text layer's words, in order.
-
-    A word ending in a hyphen as the last word of its line is joined with the first word of
-    the next line when that starts in lower case (``exam-`` + ``ple``); the joined token
-    belongs to the first word.
-    """
-    out: list[LayerToken] = []
+def _joined_words(words: Sequence[LayerWord]) -> Iterator[tuple[int, str]]:
+    """``(index, text)`` of each word, a word ending in a hyphen as the last word of its line
+    joined with the first word of the next line when that starts in lower case (``exam-`` +
+    ``ple``); the joined text belongs to the first word."""
     i = 0
     while i < len(words):
-        word = words[i]
-        text = word.text
+        text = words[i].text
         joined = i
         while (
             text
@@ -141,9 +135,22 @@ def layer_tokens(words: Sequence[LayerWord]) -> list[LayerToken]:
         ):
             joined += 1
             text = text[:-1] + words[joined].text
-        out.extend(LayerToken(t, i) for t in tokens(text))
+        yield i, text
         i = joined + 1
-    return out
+
+
+def layer_tokens(words: Sequence[LayerWord]) -> list[LayerToken]:
+    """The comparable tokens of a text layer's words, in order, each with its word."""
+    return [LayerToken(t, i) for i, text in _joined_words(words) for t in tokens(text)]
+
+
+def layer_counts(words: Sequence[LayerWord]) -> Counter[str]:
+    """The comparable tokens of a text layer's words as a multiset: what a page's counts need
+    (``verify="flag"``), without a token object per word."""
+    counts: Counter[str] = Counter()
+    for _i, text in _joined_words(words):
+        counts.update(tokens(text))
+    return counts
 
 
 def joined_text(words: Iterable[LayerWord]) -> str:
