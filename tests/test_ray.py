@@ -64,7 +64,8 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, st
 
 
 def loader_chunks(paths: Any, url: str, **options: Any) -> list[tuple[str, str, dict[str, Any]]]:
-    docs = DeepSeekOCRLoader(paths, base_url=url, **options).load()
+    """The single-process loader's chunks, with ``verify`` off as on Ray (not carried there)."""
+    docs = DeepSeekOCRLoader(paths, base_url=url, **{"verify": "off", **options}).load()
     return sorted((d.id or "", d.page_content, d.metadata) for d in docs)
 
 

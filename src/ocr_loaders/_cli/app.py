@@ -195,7 +195,7 @@ def convert_command(
     verify: Annotated[
         str,
         typer.Option(help="Check pages against the PDF's text layer: off, flag or repair."),
-    ] = "off",
+    ] = "flag",
     gap_fill: Annotated[
         bool, typer.Option(help="repair: add text-layer words no block covers.")
     ] = False,

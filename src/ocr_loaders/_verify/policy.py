@@ -18,9 +18,10 @@ VERIFY_MODES: tuple[VerifyMode, ...] = ("off", "flag", "repair")
 class VerifySettings:
     """How pages are checked against their text layer and repaired (docs/verification.md)."""
 
-    verify: VerifyMode = "off"
-    """``off`` by default: ``flag`` costs 8-16 % more client CPU per page on
-    ``benchmarks/run.py`` (docs/verification.md), above the 10 % a default may cost."""
+    verify: VerifyMode = "flag"
+    """``flag`` by default: it costs a few percent of the client's CPU per page (under the
+    10 % a default may cost; docs/verification.md) and no request; ``off`` skips the text
+    layer, ``repair`` re-reads pages at risk."""
     verify_min_coverage: float = 0.85
     """A page whose OCR text holds less of the text layer than this is flagged."""
     verify_max_unsupported: float = 0.25

@@ -46,11 +46,13 @@ def job_spec(options: dict[str, Any]) -> JobSpec:
     if options.pop("cache", False) and cache_root is None:
         cache_root = default_cache_dir()
     # Ray Data draws its own progress; a bar per assembling worker would only garble logs
+    options.setdefault("verify", "off")  # the loaders' default "flag" is not carried here yet
     loader = dataclasses.replace(LoaderOptions.from_kwargs(**options), show_progress=False)
     if loader.verification.verify != "off":  # refused, not silently skipped
         raise ConfigError(
             "verify='flag' and 'repair' are not supported by ocr_loaders.ray yet (the text "
-            "layer is not carried between its stages); use the single-process loaders"
+            "layer is not carried between its stages); use the single-process loaders, "
+            "or leave verify out (off here)"
         )
     cache = SharedCache(os.fspath(cache_root)) if cache_root is not None else None
     if loader.engine == "vllm":
