@@ -156,6 +156,9 @@ def detection(docs: Sequence[Doc], base: Base, thumbs: Thumbs) -> dict[str, Any]
     )
     tp = fp = fn = 0
     ok_pages = ok_flagged = 0
+    # pages whose clean reading is itself flagged: the responder lost their text (real OCR)
+    lossy = {name(r) for r in clean.results if r.stats.verification == "flagged"}
+    own_losses = own_flagged = 0
     by_fault: dict[str, list[int]] = {}
     cut: list[str] = []
     unknown: list[str] = []
@@ -177,6 +180,9 @@ def detection(docs: Sequence[Doc], base: Base, thumbs: Thumbs) -> dict[str, Any]
         if fault == "ok":
             ok_pages += 1
             ok_flagged += flagged
+            if name(r) in lossy:
+                own_losses += 1
+                own_flagged += flagged
         elif flagged:
             tp += 1
         else:
@@ -210,6 +216,8 @@ def detection(docs: Sequence[Doc], base: Base, thumbs: Thumbs) -> dict[str, Any]
         "fn": fn,
         "ok_flagged": ok_flagged,
         "ok_pages": ok_pages,
+        "own_losses": own_losses,
+        "own_flagged": own_flagged,
         "clean_flagged": len(clean_flagged),
         "clean_pages": len(clean_verified),
         "clean_coverage": statistics.fmean(coverages) if coverages else 0.0,

@@ -83,6 +83,17 @@ def section(r: dict[str, Any], command: str) -> str:
                 lines.append(
                     f"Clean pages flagged ({label}): " + ", ".join(d["clean_flagged_pages"]) + "."
                 )
+            if d["own_losses"]:
+                tp, fp, own = d["tp"], d["fp"], d["own_flagged"]
+                ok = d["ok_pages"] - d["own_losses"]
+                lines.append(
+                    f"Counting the responder's own losses as faults ({label}: "
+                    f"{d['own_losses']} pages answered without an injected fault whose clean "
+                    "reading is flagged too, i.e. the OCR really lost their text): precision "
+                    f"{(tp + own) / (tp + fp) if tp + fp else 1.0:.3f} "
+                    f"({tp + own}/{tp + fp}), correct pages flagged "
+                    f"{d['ok_flagged'] - own}/{ok}."
+                )
     lines += [
         "",
         '**Repair** (`verify="repair"`, `repair_budget=4.0`: every page may spend its 4 '
