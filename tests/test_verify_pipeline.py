@@ -321,6 +321,16 @@ def test_tiles_are_stitched_without_duplicates() -> None:
     assert tokens(" ".join(b.text for b in cont)) == tokens(
         "one two three four five six seven eight nine ten"
     )
+    # a page-tall table each tile answers whole: kept once, no markup left over from the cut
+    rows = "".join(f'<tr><td colspan="2">State {i}</td><td>{i * 7}</td></tr>' for i in range(12))
+    table = f"<table>{rows}</table>"
+    both = stitch(
+        [
+            [Block("table", ((30, 40, 970, 930),), table, 0)],
+            [Block("table", ((30, 460, 970, 930),), table, 0)],
+        ]
+    )
+    assert [b.text for b in both] == [table]
 
 
 @pytest.mark.parametrize(("rotate", "crop"), [(0, False), (90, False), (270, True)])

@@ -299,6 +299,9 @@ def stitch(parts: Sequence[Sequence[Block]]) -> list[Block]:
                 if k:
                     text = _drop_leading(text, k)
                     toks = toks[k:]
+                    if not toks:  # all of it read before (markup left over from the cut)
+                        duplicate = True
+                        break
                 if (
                     toks
                     and shared >= DUPLICATE_AREA
