@@ -389,7 +389,7 @@ def garbage(paths: Sequence[tuple[Path, str | None]]) -> dict[str, Any]:
 # --- 4. CPU -----------------------------------------------------------------------------------
 
 
-def cpu(pages: int = 120, rounds: int = 8) -> dict[str, Any]:
+def cpu(pages: int = 120, rounds: int = 16) -> dict[str, Any]:
     sys.path.insert(0, str(Path(__file__).parent))
     from run import SERVICE, SLOTS, fake_server, make_long_pdf, run_cli
 
