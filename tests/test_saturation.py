@@ -165,3 +165,29 @@ def test_a_streamed_loop_is_cut_and_retried_while_it_is_being_generated(tmp_path
     assert records[0].body is not None and records[0].body.get("stream") is True
     assert docs[0].metadata["ocr_status"] == "ok"
     assert "The same line comes back" not in docs[0].text
+
+
+def test_a_constant_service_server_streams_through_its_service_time(tmp_path: Path) -> None:
+    """A server whose every answer takes ``service_time`` streams the answer over that time
+    (as a real one generates it), so a streamed loop is cut long before the answer would end;
+    a request that is not streamed still gets its whole answer after ``service_time``."""
+    from ocr_loaders.testing import length_responder
+
+    doc = pymupdf.open()
+    doc.new_page(width=612, height=792)
+    pdf = tmp_path / "one.pdf"
+    doc.save(pdf)
+    with FakeOCRServer(length_responder(requests={0}), service_time=3.0) as server:
+        docs = DeepSeekOCRReader(base_url=server.base_url, stream=True, mode="pages").load_data(pdf)
+        records = sorted(server.requests, key=lambda r: r.seq)
+    assert [r.status for r in records] == [0, 200]
+    assert "client disconnected" in records[0].error
+    start, end = records[0].service_started, records[0].service_ended
+    # the loop was seen in the stream's first part, not after the 3 s the answer takes
+    assert start is not None and end is not None and end - start < 2.0
+    assert docs[0].metadata["ocr_status"] == "ok"
+    with FakeOCRServer(service_time=0.5) as server:
+        DeepSeekOCRReader(base_url=server.base_url, mode="pages").load_data(pdf)
+        (record,) = server.requests
+    assert record.service_started is not None and record.service_ended is not None
+    assert record.service_ended - record.service_started >= 0.5

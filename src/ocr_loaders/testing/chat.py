@@ -181,7 +181,7 @@ class ChatRoute:
             return [*frames, b"data: [DONE]\n\n"]
 
         gone = functools.partial(client_gone, h)
-        paced = valid.stream and settings.time_per_token > 0
+        paced = valid.stream and (settings.time_per_token > 0 or settings.service_time > 0)
         content, finish, completion_tokens, rest = self._serve(
             request, valid, fault, trace, gone, stream_frames if paced else None, h
         )
@@ -259,8 +259,11 @@ class ChatRoute:
 
         A client that disconnects while its request is queued or in service has the request
         aborted and its slot freed, as vLLM and SGLang do. With ``stream_frames`` (a streamed
-        request on a server whose tokens take time) the content frames go out while the tokens
-        are "generated", so a client that stops reading mid-answer frees the slot at once.
+        request on a server whose answers take time) the content frames go out while the tokens
+        are "generated", so a client that stops reading mid-answer frees the slot at once: over
+        ``time_per_token`` per token after ``service_time``, or, on a server of constant
+        service (``time_per_token`` 0), over the whole ``service_time``, as a real server
+        streams an answer through its generation.
         """
         settings, capacity = self._settings, self._capacity
         queued_at = time.monotonic()
@@ -268,9 +271,10 @@ class ChatRoute:
             started = time.monotonic()
             trace.fields.update(queue_seconds=started - queued_at, service_started=started)
             try:
-                capacity.wait(
-                    capacity.jittered(settings.service_time, settings.service_jitter), gone
-                )
+                service = capacity.jittered(settings.service_time, settings.service_jitter)
+                spread = stream_frames is not None and settings.time_per_token <= 0
+                if not spread:
+                    capacity.wait(service, gone)
                 if fault == "empty":
                     reply = OCRReply("")
                 else:
@@ -280,7 +284,7 @@ class ChatRoute:
                 raw, finish, n_tokens = shape_reply(reply, request.max_tokens)
                 skip = valid.skip_special_tokens is not False
                 content = strip_special_tokens(raw) if skip else raw
-                generating = settings.time_per_token * n_tokens
+                generating = service if spread else settings.time_per_token * n_tokens
                 if stream_frames is None or h is None:
                     capacity.wait(reply.delay + generating, gone)
                     return content, finish, n_tokens, []
