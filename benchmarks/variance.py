@@ -147,7 +147,7 @@ def section(results: Sequence[tuple[Scenario, Saturation, float]], command: str)
     lengths = ", ".join(str(n) for n in RAW_OUTPUT_TOKENS)
     return f"""{SECTION}
 
-Reproduce with `{command}` (about 4 minutes). A 400-page PDF through the CLI with
+Reproduce with `{command}` (about 5 minutes). A 400-page PDF through the CLI with
 `--concurrency {CONCURRENCY}`, against a fake server of {SLOTS} slots in the benchmark's
 process. Service time is `0.3 s + 1.2 ms x output tokens` in the variable case, with output
 lengths drawn from the six clean real DeepSeek-OCR answers in `../shared/fixtures/raw_outputs`
