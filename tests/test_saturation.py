@@ -12,7 +12,14 @@ import pymupdf
 import pytest
 
 from ocr_loaders import DeepSeekOCRReader
-from ocr_loaders.testing import FakeOCRServer, OCRReply, OCRRequest, grid_responder, loop_text
+from ocr_loaders.testing import (
+    FakeOCRServer,
+    OCRReply,
+    OCRRequest,
+    grid_responder,
+    length_responder,
+    loop_text,
+)
 from ocr_loaders.testing.workload import (
     RAW_OUTPUT_TOKENS,
     Workload,
@@ -146,16 +153,20 @@ def test_saturation_reads_the_server_records(tmp_path: Path) -> None:
     assert 0 < sat.share <= 1
 
 
-def test_a_streamed_loop_is_cut_and_retried_while_it_is_being_generated(tmp_path: Path) -> None:
-    """With ``stream=True`` the client stops reading an answer as soon as its end repeats:
-    the server aborts that request (its record says the client went away, so its slot was
-    freed before ``max_tokens``) and the tighter-guard retry answers the page cleanly."""
-    from ocr_loaders.testing import length_responder
-
+def blank_page(tmp_path: Path) -> Path:
+    """A one-page Letter PDF with nothing on it."""
     doc = pymupdf.open()
     doc.new_page(width=612, height=792)
     pdf = tmp_path / "one.pdf"
     doc.save(pdf)
+    return pdf
+
+
+def test_a_streamed_loop_is_cut_and_retried_while_it_is_being_generated(tmp_path: Path) -> None:
+    """With ``stream=True`` the client stops reading an answer as soon as its end repeats:
+    the server aborts that request (its record says the client went away, so its slot was
+    freed before ``max_tokens``) and the tighter-guard retry answers the page cleanly."""
+    pdf = blank_page(tmp_path)
     # the first request loops; at 2 ms a token its ~7000 tokens would take ~14 s to finish
     with FakeOCRServer(length_responder(requests={0}), time_per_token=0.002) as server:
         docs = DeepSeekOCRReader(base_url=server.base_url, stream=True, mode="pages").load_data(pdf)
@@ -171,12 +182,7 @@ def test_a_constant_service_server_streams_through_its_service_time(tmp_path: Pa
     """A server whose every answer takes ``service_time`` streams the answer over that time
     (as a real one generates it), so a streamed loop is cut long before the answer would end;
     a request that is not streamed still gets its whole answer after ``service_time``."""
-    from ocr_loaders.testing import length_responder
-
-    doc = pymupdf.open()
-    doc.new_page(width=612, height=792)
-    pdf = tmp_path / "one.pdf"
-    doc.save(pdf)
+    pdf = blank_page(tmp_path)
     with FakeOCRServer(length_responder(requests={0}), service_time=3.0) as server:
         docs = DeepSeekOCRReader(base_url=server.base_url, stream=True, mode="pages").load_data(pdf)
         records = sorted(server.requests, key=lambda r: r.seq)
