@@ -240,3 +240,20 @@ def test_progress_bar_on_a_terminal(tmp_path: Path, server: FakeOCRServer) -> No
     screen = b"".join(chunks).decode("utf-8", "replace")
     assert proc.returncode == 0
     assert "pages/s" in screen and "ETA" in screen and "3/3" in screen
+
+
+def test_repair_budget_lets_a_short_document_be_repaired(tmp_path: Path) -> None:
+    """A one-page document never reaches the default run budget (0.2 x pages started), so
+    ``--verify repair`` alone sends no tile; ``--repair-budget 2`` lets its page be re-read
+    (the grid responder's made-up words leave the page at risk either way)."""
+    pdf = make_pdf(tmp_path / "one.pdf", 1)
+    sent = []
+    for extra in ((), ("--repair-budget", "2")):
+        with FakeOCRServer() as srv:
+            args = (*convert_args(pdf, tmp_path / f"o{len(extra)}", srv), "--verify", "repair")
+            done = run_cli(*args, *extra, "--json", "-q")
+            assert done.returncode == 0, done.stderr
+            sent.append(sum(1 for r in srv.requests if r.path.endswith("/chat/completions")))
+        stats = json.loads(done.stdout)
+        assert stats["verification"]["extra_requests"] == sent[-1] - 1
+    assert sent[0] == 1 and sent[1] >= 3  # the page, then its tiles

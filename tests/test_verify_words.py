@@ -12,7 +12,13 @@ from ocr_loaders._verify.garbage import implausible, is_garbage_text, layer_qual
 from ocr_loaders._verify.matching import check_page
 from ocr_loaders._verify.policy import RepairBudget, VerifySettings, risk_reasons, verdict
 from ocr_loaders._verify.tiling import choose_tiles
-from ocr_loaders._verify.words import LayerWord, layer_counts, layer_tokens, tokens
+from ocr_loaders._verify.words import (
+    LayerWord,
+    joined_text,
+    layer_counts,
+    layer_tokens,
+    tokens,
+)
 
 
 def words_on_lines(*lines: str, top: float = 100.0) -> list[LayerWord]:
@@ -54,6 +60,15 @@ def test_layer_hyphenation_across_lines_joins_into_one_token() -> None:
     # upper case after the break: a hyphenated name, not a broken word
     layer = words_on_lines("Baden-", "Württemberg")
     assert [t.token for t in layer_tokens(layer)] == ["baden", "wurttemberg"]
+
+
+def test_filled_in_text_reads_as_a_paragraph() -> None:
+    """Text gap filling takes from the layer reads as running text: lines joined by a space,
+    a word broken at a line's end joined again (a name like ``Baden-Württemberg`` keeps its
+    hyphen)."""
+    layer = words_on_lines("relies on ef-", "ficient passage retrieval in Baden-", "Württemberg")
+    assert joined_text(layer) == "relies on efficient passage retrieval in Baden-Württemberg"
+    assert joined_text(words_on_lines("one line")) == "one line"
 
 
 def test_markup_is_not_text() -> None:

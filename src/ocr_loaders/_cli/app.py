@@ -26,6 +26,7 @@ from .._config import LoaderOptions
 from .._errors import ConfigError, InputError, OCRLoadersError
 from .._estimate import DEFAULT_PAGES_PER_SECOND, Estimate, estimate_options
 from .._figures import figure_options
+from .._verify.policy import REPAIR_BUDGET
 from .convert import Converted, convert
 from .inspector import inspect_command
 from .outputs import stats_dict
@@ -199,6 +200,13 @@ def convert_command(
     gap_fill: Annotated[
         bool, typer.Option(help="repair: add text-layer words no block covers.")
     ] = False,
+    repair_budget: Annotated[
+        float,
+        typer.Option(
+            help="repair: extra requests the run may spend, as a share of its pages "
+            "(0.2: a repair by two tiles once 10 pages have started; 2.0: every page)."
+        ),
+    ] = REPAIR_BUDGET,
     force_ocr: Annotated[
         bool, typer.Option(help="Local engine: OCR every page, even with a text layer.")
     ] = False,
@@ -240,6 +248,7 @@ def convert_command(
             stream=stream,
             verify=verify,
             gap_fill=gap_fill,
+            repair_budget=repair_budget,
             force_ocr=force_ocr,
             **({"prompt": prompt} if prompt is not None else {}),
         )

@@ -14,6 +14,10 @@ VerifyMode = Literal["off", "flag", "repair"]
 VERIFY_MODES: tuple[VerifyMode, ...] = ("off", "flag", "repair")
 
 
+REPAIR_BUDGET = 0.2
+"""The default ``repair_budget``."""
+
+
 @dataclass(frozen=True, slots=True)
 class VerifySettings:
     """How pages are checked against their text layer and repaired (docs/verification.md)."""
@@ -31,7 +35,7 @@ class VerifySettings:
     repair_tile_ratio: float = 5.0
     """Text tokens per vision token each tile should carry (half the ``at_risk`` band's 10):
     a denser page is cut into more bands, within ``repair_max_requests``."""
-    repair_budget: float = 0.2
+    repair_budget: float = REPAIR_BUDGET
     """Extra requests the whole run may spend, as a share of its pages started so far (0.2:
     20 % more requests; a repair by tiles needs 2, so a run repairs its first page once it has
     started 10 pages; 2.0 lets every page be repaired)."""

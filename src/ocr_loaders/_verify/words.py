@@ -154,7 +154,10 @@ def layer_counts(words: Sequence[LayerWord]) -> Counter[str]:
 
 
 def joined_text(words: Iterable[LayerWord]) -> str:
-    """Words as lines of text: one line per layer line, words separated by spaces."""
+    """Words as running text, as a paragraph reads: words of a line separated by spaces, lines
+    joined by a space; a word broken at a line's end is joined with the next line's first word:
+    without its hyphen before lower case (``ef-`` / ``ficient`` -> ``efficient``), with it before
+    upper case (``Baden-`` / ``Württemberg``)."""
     lines: list[list[str]] = []
     last: int | None = None
     for word in words:
@@ -162,4 +165,14 @@ def joined_text(words: Iterable[LayerWord]) -> str:
             lines.append([])
             last = word.line
         lines[-1].append(word.text)
-    return "\n".join(" ".join(line) for line in lines)
+    text = ""
+    for line in lines:
+        piece = " ".join(line)
+        broken = len(text) > 1 and text[-1] in _HYPHENS and text[-2].isalpha()
+        if broken and piece[:1].islower():  # ef- / ficient
+            text = text[:-1] + piece
+        elif broken and piece[:1].isupper():  # Baden- / Württemberg: the hyphen is the word's
+            text += piece
+        else:
+            text = f"{text} {piece}" if text else piece
+    return text
