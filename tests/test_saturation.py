@@ -14,6 +14,7 @@ import pytest
 from ocr_loaders import DeepSeekOCRReader
 from ocr_loaders.testing import (
     FakeOCRServer,
+    Flavor,
     OCRReply,
     OCRRequest,
     grid_responder,
@@ -178,12 +179,18 @@ def test_a_streamed_loop_is_cut_and_retried_while_it_is_being_generated(tmp_path
     assert "The same line comes back" not in docs[0].text
 
 
-def test_a_constant_service_server_streams_through_its_service_time(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flavor", ["vllm", "sglang"])
+def test_a_constant_service_server_streams_through_its_service_time(
+    tmp_path: Path, flavor: Flavor
+) -> None:
     """A server whose every answer takes ``service_time`` streams the answer over that time
     (as a real one generates it), so a streamed loop is cut long before the answer would end;
     a request that is not streamed still gets its whole answer after ``service_time``."""
     pdf = blank_page(tmp_path)
-    with FakeOCRServer(length_responder(requests={0}), service_time=3.0) as server:
+    looping = length_responder(requests={0})
+    # SGLang takes the repetition guard only when started with --enable-custom-logit-processor
+    guard = {"enable_custom_logit_processor": True} if flavor == "sglang" else {}
+    with FakeOCRServer(looping, service_time=3.0, flavor=flavor, **guard) as server:
         docs = DeepSeekOCRReader(base_url=server.base_url, stream=True, mode="pages").load_data(pdf)
         records = sorted(server.requests, key=lambda r: r.seq)
     assert [r.status for r in records] == [0, 200]
@@ -192,8 +199,8 @@ def test_a_constant_service_server_streams_through_its_service_time(tmp_path: Pa
     # the loop was seen in the stream's first part, not after the 3 s the answer takes
     assert start is not None and end is not None and end - start < 2.0
     assert docs[0].metadata["ocr_status"] == "ok"
-    with FakeOCRServer(service_time=0.5) as server:
+    with FakeOCRServer(service_time=0.5, flavor=flavor, **guard) as server:
         DeepSeekOCRReader(base_url=server.base_url, mode="pages").load_data(pdf)
-        (record,) = server.requests
+        (record,) = [r for r in server.requests if r.path.endswith("/chat/completions")]
     assert record.service_started is not None and record.service_ended is not None
     assert record.service_ended - record.service_started >= 0.5

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from .apply import Verifier, flagged_summary
 from .policy import VERIFY_MODES, RepairBudget, VerifyMode, VerifySettings
-from .textlayer import NO_LAYER, TextLayer, read_text_layer
+from .textlayer import TextLayer
 
 __all__ = [
-    "NO_LAYER",
     "VERIFY_MODES",
     "RepairBudget",
     "TextLayer",
@@ -21,5 +20,4 @@ __all__ = [
     "VerifyMode",
     "VerifySettings",
     "flagged_summary",
-    "read_text_layer",
 ]
