@@ -8,7 +8,11 @@ docs/local-engine.md):
 * the detector sees the page scaled to at most ``DET_MAX_SIDE`` pixels, and its output boxes
   are mapped straight back onto the full-resolution image, from which the line crops are cut
   (sharper crops than cutting them from the scaled page);
-* recognition batches group crops of similar width only, so no compute is spent on padding;
+* recognition reads one crop per call (batches of mixed widths spend their time on padding),
+  with one caller thread per core on a single-threaded session: onnxruntime's own threads
+  split each small convolution between cores and lose a third of the time waking each other;
+  independent crops on separate cores do not (the session is shared, so the model is in
+  memory once);
 * onnxruntime's worker threads do not spin while waiting (spinning burns the other user's
   core on a shared machine and bought nothing here), and the memory arena is off (it kept
   the largest detector activations alive between pages).
@@ -18,7 +22,9 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,9 +48,8 @@ GAP_SPLIT = 1.0
 REC_HEIGHT = 48
 REC_MIN_WIDTH = 320
 """Shortest input width; a crop narrower than this is padded."""
-REC_BATCH = 1
-REC_PAD_SLACK = 1.15
-"""A batch takes crops while the widest is at most this much wider than the narrowest."""
+REC_WORKERS = max(1, min(4, os.cpu_count() or 1))
+"""Threads reading crops at once, each on one core."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +82,7 @@ def release_freed_memory() -> None:
 _malloc_trim: Any = None
 
 
-def _session(path: Path) -> Any:
+def _session(path: Path, threads: int) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -85,7 +90,7 @@ def _session(path: Path) -> Any:
     opts.enable_cpu_mem_arena = False
     opts.enable_mem_pattern = False
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = max(1, min(4, os.cpu_count() or 1))
+    opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
@@ -96,8 +101,9 @@ class OcrModels:
     """A detection and a recognition session (not thread-safe: callers serialise)."""
 
     def __init__(self, det_path: Path, rec_path: Path) -> None:
-        self._det = _session(det_path)
-        self._rec = _session(rec_path)
+        self._det = _session(det_path, threads=REC_WORKERS)
+        self._rec = _session(rec_path, threads=1)
+        self._pool = ThreadPoolExecutor(REC_WORKERS, thread_name_prefix="ocr-rec")
         meta = self._rec.get_modelmeta().custom_metadata_map
         chars = str(meta.get("character", "")).splitlines()
         if not chars:
@@ -137,26 +143,33 @@ class OcrModels:
     # --- recognition ----------------------------------------------------------------------
 
     def recognize(self, crops: Sequence[np.ndarray]) -> list[tuple[str, float]]:
-        """Text and mean character confidence of each upright line crop (BGR)."""
+        """Text and mean character confidence of each upright line crop (BGR).
+
+        ``REC_WORKERS`` threads take crops from one queue, widest first, so they finish
+        together; each result goes to its crop's place.
+        """
         out: list[tuple[str, float]] = [("", 0.0)] * len(crops)
-        ratios = [c.shape[1] / max(c.shape[0], 1) for c in crops]
-        order = sorted(range(len(crops)), key=lambda i: ratios[i])
+        todo = sorted(
+            range(len(crops)), key=lambda i: -crops[i].shape[1] / max(crops[i].shape[0], 1)
+        )
         name = self._rec.get_inputs()[0].name
-        k = 0
-        while k < len(order):
-            batch = [order[k]]
-            while (
-                k + len(batch) < len(order)
-                and len(batch) < REC_BATCH
-                and ratios[order[k + len(batch)]] <= REC_PAD_SLACK * max(ratios[order[k]], 2.0)
-            ):
-                batch.append(order[k + len(batch)])
-            width = max(REC_MIN_WIDTH, math.ceil(REC_HEIGHT * ratios[batch[-1]]))
-            x = np.stack([_rec_input(crops[i], width) for i in batch])
-            probs = self._rec.run(None, {name: x})[0]
-            for j, i in enumerate(batch):
-                out[i] = self._decode(probs[j])
-            k += len(batch)
+        lock = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with lock:
+                    if not todo:
+                        return
+                    i = todo.pop(0)
+                crop = crops[i]
+                width = max(
+                    REC_MIN_WIDTH, math.ceil(REC_HEIGHT * crop.shape[1] / max(crop.shape[0], 1))
+                )
+                probs = self._rec.run(None, {name: _rec_input(crop, width)[np.newaxis]})[0]
+                out[i] = self._decode(probs[0])
+
+        for done in [self._pool.submit(work) for _ in range(REC_WORKERS)]:
+            done.result()
         return out
 
     def _decode(self, probs: np.ndarray) -> tuple[str, float]:
