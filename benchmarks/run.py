@@ -674,9 +674,10 @@ def main() -> None:
             )
     results["two"] = two
 
-    from variance import measure_all, section, write_section  # issue 18's scenarios
+    from variance import PAGES, make_text_pdf, measure_all, section, write_section  # issue 18
 
-    under_variance = measure_all(big, work)
+    texts = work / "texts400.pdf"
+    under_variance = measure_all(texts, work, make_text_pdf(texts, PAGES))
 
     results["total_seconds"] = time.perf_counter() - t0
     (work / "results.json").write_text(json.dumps(results, indent=2, default=str))

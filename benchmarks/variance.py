@@ -4,15 +4,19 @@
     python benchmarks/variance.py --timeline   # also requests at the server, second by second
 
 A fake DeepSeek-OCR server with 40 slots runs in this process (a thread); the CLI converts a
-400-page PDF against it with ``--concurrency 64`` in its own process. Four server behaviours:
+400-page PDF against it with ``--concurrency 64`` in its own process. The PDF's pages hold text
+in amounts drawn from the real DeepSeek-OCR outputs' lengths
+(:data:`ocr_loaders.testing.workload.RAW_OUTPUT_TOKENS`, +/-25 %; one page in 30 a dense one of
+4000-6000 words). Server behaviours:
 
 1. every page 2 s, clean answers;
 2. every page 2 s, ~1 answer in 15 a loop (``finish_reason="length"``) that the client retries;
-3. service 0.3 s + 1.2 ms per output token, lengths drawn from the real DeepSeek-OCR outputs
-   (:data:`ocr_loaders.testing.workload.RAW_OUTPUT_TOKENS`, +/-25 %), one page in 30 a dense
-   one of 4000-6000 tokens, the same loops (a loop runs to ``max_tokens``: ~8 s);
-4. every page 2 s, but the first request (page 1) takes 25 s: it holds back every page after it
-   in the output order.
+3. service 0.3 s + 1.2 ms per output token, each answer as long as its page's text (its ink,
+   +/-25 %), the same loops (a loop runs to ``max_tokens``: ~9 s);
+4. every page 2 s, but the first request takes 25 s: it holds back every page after it
+   in the output order;
+5-7. rows 2 and 3 with ``--stream``, and row 3's service with lengths drawn at random,
+   unrelated to the page (as the earlier version of this benchmark did), with ``--stream``.
 
 The figure is the share of the best possible time: the slots' total busy time over the slot
 count (or the longest request, if longer), against the span from the first request's arrival
@@ -35,13 +39,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run import make_long_pdf  # noqa: E402
+import pymupdf  # noqa: E402
 
 from ocr_loaders.testing import FakeOCRServer  # noqa: E402
+from ocr_loaders.testing.images import image_ink  # noqa: E402
 from ocr_loaders.testing.workload import (  # noqa: E402
     RAW_OUTPUT_TOKENS,
     Saturation,
     Workload,
+    page_tokens,
     saturation,
     workload_responder,
 )
@@ -49,6 +55,29 @@ from ocr_loaders.testing.workload import (  # noqa: E402
 DOC_OUT = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Saturation under variance"
 SLOTS, PAGES, CONCURRENCY = 40, 400, 64
+WORDS = ("the", "page", "model", "text", "and", "of", "table", "order", "image", "region")
+"""One cl100k token each: a page of N of them reads back as about N tokens."""
+
+
+def make_text_pdf(path: Path, pages: int) -> float:
+    """``pages`` Letter pages of filler words, as many on each as a real answer's tokens
+    (drawn as :func:`page_tokens` draws them); returns ``ink_tokens``, the tokens per unit of
+    ink (:func:`image_ink`) on these pages, for :class:`Workload`."""
+    spec = Workload(loop_every=0)
+    doc = pymupdf.open()
+    counts = []
+    for i in range(pages):
+        n = page_tokens(spec, 7919 * i + 1)
+        counts.append(n)
+        page = doc.new_page(width=612, height=792)
+        text = " ".join(WORDS[(i + k * 7) % len(WORDS)] for k in range(n))
+        page.insert_textbox(pymupdf.Rect(24, 24, 588, 768), text, fontsize=3.5)
+    doc.save(path, garbage=3, deflate=True)
+    ratios = []
+    for i in range(0, pages, max(1, pages // 40)):
+        png = doc[i].get_pixmap(dpi=144, colorspace=pymupdf.csGRAY).tobytes("png")
+        ratios.append(counts[i] / max(image_ink(png), 1e-6))
+    return sorted(ratios)[len(ratios) // 2]
 
 
 @dataclass(frozen=True)
@@ -61,36 +90,46 @@ class Scenario:
     """More CLI arguments for this row."""
 
 
-SCENARIOS = (
-    Scenario("every page 2 s, clean answers", 2.0, 0.0, Workload(loop_every=0)),
-    Scenario("every page 2 s, ~1 in 15 answers a loop, retried", 2.0, 0.0, Workload()),
-    Scenario(
-        "0.3 s + 1.2 ms per output token (real output lengths, 1 in 30 dense), same loops",
-        0.3,
-        0.0012,
-        Workload(),
-    ),
-    Scenario(
-        "every page 2 s, clean, but page 1 a 25 s straggler",
-        2.0,
-        0.0,
-        Workload(loop_every=0, head_delay=23.0),
-    ),
-    Scenario(
-        "the third row with `--stream` (loops stopped while generated)",
-        0.3,
-        0.0012,
-        Workload(),
-        ("--stream",),
-    ),
-    Scenario(
-        "the second row with `--stream` (each answer streamed over its 2 s)",
-        2.0,
-        0.0,
-        Workload(),
-        ("--stream",),
-    ),
-)
+def scenarios(ink_tokens: float) -> tuple[Scenario, ...]:
+    """The rows of the table; ``ink_tokens`` from :func:`make_text_pdf`."""
+    by_text = Workload(ink_tokens=ink_tokens)
+    return (
+        Scenario("every page 2 s, clean answers", 2.0, 0.0, Workload(loop_every=0)),
+        Scenario("every page 2 s, ~1 in 15 answers a loop, retried", 2.0, 0.0, Workload()),
+        Scenario(
+            "0.3 s + 1.2 ms per output token (answers as long as the page's text), same loops",
+            0.3,
+            0.0012,
+            by_text,
+        ),
+        Scenario(
+            "every page 2 s, clean, but the first request a 25 s straggler",
+            2.0,
+            0.0,
+            Workload(loop_every=0, head_delay=23.0),
+        ),
+        Scenario(
+            "the second row with `--stream` (each answer streamed over its 2 s)",
+            2.0,
+            0.0,
+            Workload(),
+            ("--stream",),
+        ),
+        Scenario(
+            "the third row with `--stream` (loops stopped while generated)",
+            0.3,
+            0.0012,
+            by_text,
+            ("--stream",),
+        ),
+        Scenario(
+            "the sixth row, but lengths drawn at random, unrelated to the page",
+            0.3,
+            0.0012,
+            Workload(),
+            ("--stream",),
+        ),
+    )
 
 
 def run_once(
@@ -145,64 +184,65 @@ def section(results: Sequence[tuple[Scenario, Saturation, float]], command: str)
         for s, sat, _wall in results
     )
     lengths = ", ".join(str(n) for n in RAW_OUTPUT_TOKENS)
+    share = {i: sat.share for i, (_s, sat, _w) in enumerate(results, 1)}
     return f"""{SECTION}
 
-Reproduce with `{command}` (about 5 minutes). A 400-page PDF through the CLI with
-`--concurrency {CONCURRENCY}`, against a fake server of {SLOTS} slots in the benchmark's
-process. Service time is `0.3 s + 1.2 ms x output tokens` in the variable case, with output
-lengths drawn from the six clean real DeepSeek-OCR answers in `../shared/fixtures/raw_outputs`
-({lengths} tokens, each +/-25 %: 0.6 to 4.9 s, mean ~2.1 s), one page in
-30 a dense one of 4000-6000 tokens (5 to 7.5 s), and about one answer in 15 a repetition loop
+Reproduce with `{command}` (about 6 minutes). A 400-page PDF through the CLI with
+`--concurrency {CONCURRENCY}` and otherwise default settings, against a fake server of {SLOTS}
+slots in the benchmark's process. The PDF's pages hold filler words in amounts drawn from the
+six clean real DeepSeek-OCR answers in `../shared/fixtures/raw_outputs` ({lengths} tokens,
+each +/-25 %), one page in 30 a dense one of 4000-6000 words. Service time is
+`0.3 s + 1.2 ms x output tokens` in the variable rows (0.6 to 4.9 s, mean ~2.1 s; a dense page
+5 to 7.5 s), each answer as long as its page's text (the fake measures the ink of the image it
+is sent, +/-25 %), as the real model's answers are; about one answer in 15 is a repetition loop
 that runs to `max_tokens` (~9 s) and is retried by the client with a tighter guard
 (`ocr_loaders.testing.workload`). "Best" is the server's total busy slot-time divided by its
 slots (or the longest request, if longer); "span" runs from the first request's arrival to the
 last answer; both come from the server's own records, so the share does not depend on this
 machine's speed; it does move by a few points when the client is starved of CPU (this
-machine's 2 cores are shared: the straggler row gave 92 % to 100 % over three runs).
+machine's 2 cores are shared).
 
 | server behaviour | requests | best | span | share of best | mean requests at the server |
 |---|---|---|---|---|---|
 {rows}
 
-Where the idle slot-time is, from the server's records second by second (`--timeline`): while
-pages remain to be sent, the client keeps all {CONCURRENCY} requests at the server and every
-slot is busy, in every case; the reorder window never stopped new pages being sent (the
-straggler row aside, before the change below). The loss is the end of the run. With lock-step
-2 s waves, 418 requests fill ten waves and part of an eleventh, and a loop answered in that
-last wave needs a twelfth (2 s of ~24). With varying service, the last pages sent (queued
-~1.4 s behind the {CONCURRENCY - SLOTS} requests ahead of them) include loops that hold a slot
-for ~9 s until `max_tokens`, and their retries start only after that: the last ~10 s of the run
-have fewer than {SLOTS} requests to serve. A client cannot know which page will loop before its
-answer ends, so no send order or reorder window removes that tail. What does shorten it is
-`--stream` (rows 5 and 6): the client reads each answer as it is generated, checks its end for a
-repetition every 2000 characters, and closes the stream of one that loops; the server aborts it
-(its record shows the client gone) and the tighter-guard retry starts after ~2 s instead of ~9 s.
-The loops' slot time shrinks (the "best" column with it) and the run ends sooner (span); what
-remains, per `--timeline`, is the last few seconds, when the dense 5-7.5 s pages and retries
-sent last finish with most slots idle. Their cost cannot be told from their images here (page
-lengths are drawn at random), so sending the slowest first is not possible in this set-up.
-In row 6 (row 2 with `--stream`) the fake streams each 2 s answer over its 2 s, as a real
-server streams what it generates, so a loop is closed after its first few thousand characters
-and its retry joins the current wave instead of the next: that row meets the 90 % (95 %).
-Without `--stream` (row 2) a loop costs a whole 2 s slot before its retry can start, and a loop
-in the last wave needs one more wave: row 2 moves around the 90 % from run to run (86.5 %,
-90.3 % and 91.4 % in three runs). Row 5 stays under the 90 %, for the dense pages sent last.
-Earlier
-measurements: `--concurrency 48` gave 85.3 % and 75.0 % on rows 2 and 3, `--concurrency 128`
-86.6 % and 75.1 %. Row 1 meets its 95 % on an idle machine (a busy one costs it a few
-points). The requests column counts answers: the loops stopped early in rows 5 and 6 are not
-in it (their slot time is in "best").
+What held the runs back, found from the server's records second by second (`--timeline`) and
+a simulation of the same queue: while pages remain to be sent, the client keeps all
+{CONCURRENCY} requests at the server and every slot is busy; the reorder window never stops new
+pages being sent (below). The loss is the end of the run, in two parts:
+
+- **Loops found late.** Without streaming, a client learns that an answer looped only when it
+  ends at `max_tokens`, ~9 s later, and its retry starts after that: rows 2 and 3. With
+  `--stream` (rows 5 to 7) the client reads each answer as it is generated and probes its end
+  for a repetition every 400 characters (a cheap test, tens of microseconds; the full loop test
+  runs only when the probe says yes); it closes a looping stream within a few hundred
+  characters of the loop's start, the server aborts the request, and the retry starts a second
+  or so later. A client cannot know which page will loop before it does, so this is the one
+  lever on loops; it is the documented flag for servers whose answers loop.
+- **Dense pages sent last.** A 5-7.5 s page sent in the last seconds ends the run seconds after
+  the other slots ran dry. The loader now guesses each PDF page's weight before rendering it
+  (the compressed bytes of its content streams and images, which grow with its text;
+  `_page_weights.py`, well under a millisecond a page) and sends the heaviest waiting pages
+  first (`_limits.Slots`); results still come out in page order (the reorder window holds the
+  finished light pages, a few KB each). Row 7 is row 6 with answer lengths drawn at random,
+  unrelated to the page, so no guess can help: the difference between the two
+  ({share.get(6, 0):.1%} against {share.get(7, 0):.1%}) is what sending heavy pages first buys.
+
+Row 2 (constant 2 s service, loops, no streaming) moves around the 90 % from run to run: a loop
+answered in the last 2 s wave needs one more wave. Row 1 meets its 95 % on an idle machine.
+The requests column counts answers: the loops stopped early in rows 5 to 7 are not in it (their
+slot time is in "best").
 
 The reorder window used to hold at most `4 x concurrency + concurrency / 4` pages (272 at 64).
-A page pending longer than 272 pages take to go through (~14 s at 19 pages/s: a page that
-loops twice, 1 in 225 at these rates, is pending ~23 s) stopped new pages being sent: with page
-1 a 25 s straggler (the last row) the share was 75.0 % and the mean at the server 36 requests
-(measured before the change, same set-up). The window is now bounded by the estimated memory
-of the finished results it holds (64 MB) and a count of 4096 pages (a page not yet rendered is
-a suspended task of a few KB); the next document opens only below the old bound, and images
-stay bounded by the render-ahead (`concurrency + concurrency / 4` pages rendered or at the
-engine). `tests/test_saturation.py` holds page 1 (or each of its retries) at the server until
-35 (12) later pages have been sent, with `concurrency` 2.
+A page pending longer than 272 pages take to go through stopped new pages being sent: with the
+first request a 25 s straggler (row 4) the share was 75.0 % and the mean at the server 36
+requests (measured before the change, same set-up). The window is now bounded by the
+estimated memory of the finished results it holds (64 MB) and a count of 4096 pages (a page not
+yet rendered is a suspended task of a few KB); the next document opens only below the old
+bound, and images stay bounded by the render-ahead (`concurrency + concurrency / 4` pages
+rendered or at the engine). `tests/test_saturation.py` holds page 1 (or each of its retries) at
+the server until 35 (12) later pages have been sent, with `concurrency` 2, and checks that a
+heavy page is sent before the light pages ahead of it while the output stays in page order.
 """
 
 
@@ -219,6 +259,7 @@ Row = tuple[Scenario, Saturation, float]
 def measure_all(
     pdf: Path,
     work: Path,
+    ink_tokens: float,
     *,
     scale: float = 1.0,
     extra: Sequence[str] = (),
@@ -227,7 +268,7 @@ def measure_all(
 ) -> list[Row]:
     """Run the scenarios (``only``: their 1-based numbers) on ``pdf``; print each row."""
     results: list[Row] = []
-    for i, scenario in enumerate(SCENARIOS, 1):
+    for i, scenario in enumerate(scenarios(ink_tokens), 1):
         if only and i not in only:
             continue
         sat, wall = run_once(scenario, pdf, work / f"variance{i}", scale, list(extra), timeline)
@@ -244,17 +285,18 @@ def measure_all(
 def main() -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     p.add_argument("--scale", type=float, default=1.0, help="scale every service time")
-    p.add_argument("--only", type=int, action="append", help="run scenario N (1-6) only")
+    p.add_argument("--only", type=int, action="append", help="run scenario N (1-7) only")
     p.add_argument("--timeline", action="store_true", help="print requests at the server")
     p.add_argument("--no-write", action="store_true", help="leave docs/benchmarks.md alone")
     p.add_argument("cli_args", nargs="*", help="extra CLI arguments (after --)")
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ocr-variance-"))
     pdf = work / "long400.pdf"
-    make_long_pdf(pdf, PAGES)
+    ink_tokens = make_text_pdf(pdf, PAGES)
     results = measure_all(
         pdf,
         work,
+        ink_tokens,
         scale=args.scale,
         extra=args.cli_args,
         timeline=args.timeline,

@@ -17,6 +17,7 @@ from ocr_loaders._grounding import (
     find_repetition_loop,
     format_grounded,
     html_table_to_markdown,
+    may_end_in_loop,
     parse_boxes,
     parse_page,
     to_markdown,
@@ -145,6 +146,24 @@ def test_no_false_loop_on_real_pages(raw_outputs: Path) -> None:
         if "repetition-loop" in path.name:
             continue
         assert find_repetition_loop(path.read_text()) is None, path.name
+
+
+def test_the_cheap_loop_probe_says_yes_wherever_the_full_test_does(raw_outputs: Path) -> None:
+    """A streamed answer is probed every few hundred characters and fully tested only when
+    the probe says yes: at every cut of every real output (a loop among them) the probe never
+    says no where the full test finds a loop, and says no at most cuts of ordinary pages."""
+    found = probed = cuts = 0
+    for path in fixture_files(raw_outputs):
+        raw = path.read_text()
+        for k in range(300, len(raw), 61):
+            end = raw[:k][-4000:]
+            loop, maybe = find_repetition_loop(end) is not None, may_end_in_loop(end)
+            assert maybe or not loop, f"{path.name} cut at {k}"
+            found += loop
+            cuts += not loop
+            probed += maybe and not loop
+    assert found > 50  # the loop fixture's cuts were there to be found
+    assert probed < 0.15 * cuts
 
 
 # --- grammar bends --------------------------------------------------------------------------

@@ -204,3 +204,36 @@ def test_a_constant_service_server_streams_through_its_service_time(
         (record,) = [r for r in server.requests if r.path.endswith("/chat/completions")]
     assert record.service_started is not None and record.service_ended is not None
     assert record.service_ended - record.service_started >= 0.5
+
+
+def test_heavy_pages_are_sent_first_and_still_come_out_in_page_order(tmp_path: Path) -> None:
+    """Page 8 of 10 holds far more text than the others, so it is sent as soon as a render
+    slot frees (after the first ``concurrency + 2`` pages, which start at once), not eighth;
+    the pages still come out in page order. Each page has its own width, so the server knows
+    which page a request is for."""
+    path = tmp_path / "heavy.pdf"
+    doc = pymupdf.open()
+    widths = [300 + 30 * i for i in range(10)]
+    for i, width in enumerate(widths):
+        page = doc.new_page(width=width, height=792)
+        text = f"Page {i + 1:02d}"  # the same bytes on every light page: equal weights
+        if i == 7:
+            text = " ".join(f"word{n}" for n in range(3000))
+        page.insert_textbox(pymupdf.Rect(10, 10, width - 10, 780), text, fontsize=4)
+    doc.save(path)
+    sent: list[int] = []
+
+    def respond(request: OCRRequest) -> OCRReply:
+        ratio = request.width / request.height
+        sent.append(min(range(10), key=lambda i: abs(widths[i] / 792 - ratio)) + 1)
+        return grid_responder()(request)
+
+    with FakeOCRServer(respond) as server:
+        reader = DeepSeekOCRReader(
+            base_url=server.base_url, mode="pages", concurrency=1, verify="off"
+        )
+        docs = reader.load_data(path)
+    assert [int(d.metadata["page_start"]) for d in docs] == list(range(1, 11))
+    assert sorted(sent[:3]) == [1, 2, 3]  # they started at once, and render side by side
+    assert sent[3] == 8  # the first page admitted after them is the heaviest waiting
+    assert sorted(sent) == list(range(1, 11))

@@ -175,7 +175,9 @@ class PageCache:
             return None
         try:
             info = source_info(src, doc_hash, manifest["kind"], int(manifest["total_pages"]))
-            return DocumentOutline(info, tuple(str(label) for label in manifest["labels"]))
+            labels = tuple(str(label) for label in manifest["labels"])
+            weights = tuple(int(w) for w in manifest.get("weights", ()))
+            return DocumentOutline(info, labels, weights)
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -184,7 +186,13 @@ class PageCache:
         info = outline.info
         labels = [outline.label(n) for n in range(1, info.total_pages + 1)]
         self.put_manifest(
-            info.doc_hash, {"kind": info.kind, "total_pages": info.total_pages, "labels": labels}
+            info.doc_hash,
+            {
+                "kind": info.kind,
+                "total_pages": info.total_pages,
+                "labels": labels,
+                "weights": list(outline.weights),
+            },
         )
 
     def _entries(self) -> list[tuple[float, int, Path]]:

@@ -5,7 +5,10 @@ to the engine, which tells the engine when every page is in flight (``drain``)."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import heapq
+import itertools
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from ._engines.base import Engine
@@ -67,6 +70,58 @@ class Window:
         self._room.set()
 
 
+Key = tuple[int, ...]
+"""Admission order of a waiter in :class:`Slots`: lowest first."""
+FINISHING: Key = (-(2**62),)
+"""The key of a page that has its answer and needs its image again (crops): before any other."""
+
+
+class Slots:
+    """A semaphore that admits its waiters by key, lowest first, instead of in arrival order.
+
+    The pipeline starts every page of the reorder window at once and they wait here for a
+    render slot; keyed by ``(-weight, order)`` the heaviest pages go first
+    (``_page_weights``), so a dense page is not sent last and the run does not end on it.
+    Pages of equal weight (all of them when weights are unknown) go in page order.
+    """
+
+    def __init__(self, value: int) -> None:
+        self._free = value
+        self._waiting: list[tuple[Key, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: Key) -> AsyncIterator[None]:
+        """Wait for a slot in key order, hold it for the block."""
+        await self.acquire(key)
+        try:
+            yield
+        finally:
+            self.release()
+
+    async def acquire(self, key: Key) -> None:
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return
+        admitted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (key, next(self._arrivals), admitted))
+        try:
+            await admitted
+        except asyncio.CancelledError:
+            if admitted.done() and not admitted.cancelled():
+                self.release()  # admitted, then cancelled before it could run: pass it on
+            raise
+
+    def release(self) -> None:
+        """Free a slot: the lowest-keyed waiter still waiting gets it."""
+        while self._waiting:
+            _key, _n, admitted = heapq.heappop(self._waiting)
+            if not admitted.done():  # a cancelled waiter's future is done: skip it
+                admitted.set_result(None)
+                return
+        self._free += 1
+
+
 def result_bytes(result: PageResult) -> int:
     """A rough size of a finished page in memory: its markdown, the blocks' text (about as
     much again), its crops and a fixed overhead for the objects."""
@@ -78,14 +133,15 @@ class Limits:
     """The bounds on work in flight.
 
     ``requests``: requests at the engine (``concurrency``). ``prepared``: pages rendered or at
-    the engine, so rendering runs a little ahead and no further (images are the big objects).
+    the engine, so rendering runs a little ahead and no further (images are the big objects);
+    it admits the heaviest waiting pages first (:class:`Slots`).
     ``window``: pages started but not yet handed to the consumer (:class:`Window`), bounded by
     the memory of finished results, so a slow page at the head does not stop the pages behind
     it being sent while they wait their turn to come out in order.
     """
 
     requests: asyncio.Semaphore
-    prepared: asyncio.Semaphore
+    prepared: Slots
     window: Window
 
     @classmethod
@@ -93,7 +149,7 @@ class Limits:
         ahead = max(2, concurrency // 4)
         return cls(
             asyncio.Semaphore(concurrency),
-            asyncio.Semaphore(concurrency + ahead),
+            Slots(concurrency + ahead),
             Window(
                 max(WINDOW_PAGES, 4 * concurrency + ahead),
                 RESULT_BYTES_BUDGET,

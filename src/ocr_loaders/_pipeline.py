@@ -3,9 +3,11 @@
 One async core serves every entry point (the sync ones run it on a private event loop, see
 :mod:`ocr_loaders._sync`). Documents open lazily, one after another; their pages render in a
 :mod:`~ocr_loaders._rendering` renderer (PyMuPDF is not thread-safe) while up to
-``concurrency`` requests are in flight, so rendering overlaps with OCR. Results come out in page
-order while later pages are still being processed; memory is bounded by the pages in flight
-(``concurrency`` plus a small render-ahead window), never by document length. This module only
+``concurrency`` requests are in flight, so rendering overlaps with OCR. The heaviest pages of
+the window go first (a guess from the PDF, :mod:`~ocr_loaders._page_weights`), so a dense page
+does not end the run; results come out in page order while later pages are still processed.
+Memory is bounded by the pages in flight (``concurrency`` plus a small render-ahead window)
+and the finished results waiting for their turn, never by document length. This module only
 schedules: pages assemble in :mod:`~ocr_loaders._assemble`, the cache is
 :mod:`~ocr_loaders._cache`.
 
@@ -19,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import cast
 
@@ -37,7 +40,7 @@ from ._errors import (
     PageFailedError,
     PageRenderError,
 )
-from ._limits import Limits, Tail, count_finished, result_bytes
+from ._limits import FINISHING, Limits, Tail, count_finished, result_bytes
 from ._model import PageImage, PageResult, PageVerification, RawPage, SourceInfo
 from ._passwords import password_for
 from ._rendering import OpenDocument, Renderer, make_renderer
@@ -130,6 +133,8 @@ class _Run:
     """The document being queued: open, its :class:`_DocEnd` not queued yet."""
     cutting: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
     """One image input's crops cut at a time: each decodes a whole page image (memory)."""
+    order: Iterator[int] = field(default_factory=itertools.count)
+    """Pages in the order they were started: ties of weight go in page order."""
 
 
 class Pipeline:
@@ -137,6 +142,8 @@ class Pipeline:
 
     With ``crops``, each page's blocks of those labels are cropped (``PageResult.crops``),
     pages answered from the cache included (their crops are rendered again; no request).
+    ``on_page_done`` (progress bars) is called with each page as soon as it is finished, in
+    the order pages finish: heavier pages are sent first, so that order is not page order.
     """
 
     def __init__(self, options: LoaderOptions, crops: CropSettings | None = None) -> None:
@@ -150,6 +157,7 @@ class Pipeline:
         self._cache: PageCache | None = None
         if options.cache:
             self._cache = PageCache(options.cache_dir, max_bytes=options.cache_max_bytes)
+        self.on_page_done: Callable[[PageResult], None] | None = None
 
     def run_totals(self) -> Totals:
         """Totals of everything processed so far by this pipeline."""
@@ -241,6 +249,7 @@ class Pipeline:
                     await run.limits.window.enter()
                     task = asyncio.create_task(self._page(run, doc, number, run.tail.add()))
                     task.add_done_callback(functools.partial(count_finished, run.limits.window))
+                    task.add_done_callback(self._page_done)
                     await run.out.put(task)
                 await run.out.put(_DocEnd(doc))
                 run.opened = None
@@ -251,6 +260,10 @@ class Pipeline:
             await run.out.put(_Crashed(exc))
             return
         await run.out.put(_Done())
+
+    def _page_done(self, task: asyncio.Task[PageResult]) -> None:
+        if self.on_page_done is not None and not task.cancelled() and task.exception() is None:
+            self.on_page_done(task.result())
 
     def _manifests(self, password: str | None) -> PageCache | None:
         """The cache, where document manifests may be used: never with a password, so an
@@ -307,7 +320,8 @@ class Pipeline:
                 cached = self._result(info, image, raw, engine, cached=True)
                 handed()  # no request for this page
                 return await self._cropped(run, doc, cached, None)
-        async with run.limits.prepared:  # rendered pages waiting for a request slot are few
+        key = (-doc.outline.weight(number), next(run.order))  # heaviest first (_page_weights)
+        async with run.limits.prepared.hold(key):  # rendered pages waiting for a request are few
             try:
                 image = await doc.render(number, self._render, engine.page_hook)
             except PageRenderError as exc:  # logged with the other failed pages (ocr_loaders._run)
@@ -347,7 +361,7 @@ class Pipeline:
                 crops = await doc.crop(number, targets, settings, zoom)
             else:
                 if image is None:
-                    async with run.limits.prepared:
+                    async with run.limits.prepared.hold(FINISHING):
                         image = await doc.render(number, self.options.render, None)
                 async with run.cutting:
                     crops = await asyncio.to_thread(cut_image, image.image, targets, settings)

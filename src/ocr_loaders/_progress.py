@@ -17,6 +17,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ._model import PageResult
+
 
 class PageProgress:
     """One bar over ``total`` pages; :meth:`close` leaves it drawn at its final state."""
@@ -39,8 +41,8 @@ class PageProgress:
         """The file whose pages come next."""
         self._progress.update(self._task, description=name)
 
-    def page(self) -> None:
-        """One more page done (ok, truncated or failed)."""
+    def page_done(self, _result: PageResult) -> None:
+        """One more page done (ok, truncated or failed), in the order pages finish."""
         self._progress.advance(self._task)
 
     def close(self) -> None:

@@ -220,14 +220,14 @@ class Run:
         progress: PageProgress | None = None
         if self.options.show_progress:
             progress = PageProgress(await asyncio.to_thread(self.page_count, sources))
+            self.pipeline.on_page_done = progress.page_done
         try:
             async with aclosing(self.items(sources)) as items:
                 async for item in items:
                     if isinstance(item, Record):
                         yield item
                     elif isinstance(item, PageResult):
-                        if progress is not None:
-                            progress.page()
+                        pass  # counted by the bar when it finished (on_page_done)
                     elif isinstance(item, DocumentStarted):
                         if progress is not None:
                             progress.document(item.info.file_name)

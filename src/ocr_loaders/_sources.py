@@ -31,6 +31,7 @@ from ._errors import (
     UnsupportedInputError,
 )
 from ._model import SourceInfo
+from ._page_weights import page_weights
 from ._sniff import (
     SUFFIXES,
     Kind,
@@ -218,6 +219,8 @@ class DocumentOutline:
     info: SourceInfo
     labels: tuple[str, ...] = ()
     """The PDF's own page labels (``""`` where it defines none); empty when it has none."""
+    weights: tuple[int, ...] = ()
+    """A guess at each page's cost to the model (``_page_weights``); empty when unknown."""
 
     @property
     def page_count(self) -> int:
@@ -228,6 +231,10 @@ class DocumentOutline:
         if 0 < number <= len(self.labels) and self.labels[number - 1]:
             return self.labels[number - 1]
         return str(number)
+
+    def weight(self, number: int) -> int:
+        """The page's weight (0 when unknown): heavier pages are sent first."""
+        return self.weights[number - 1] if 0 < number <= len(self.weights) else 0
 
     def page_numbers(self, selection: PageSelection) -> list[int]:
         """Selected pages that exist; raises when a selection matches none of them."""
@@ -286,8 +293,10 @@ def lifted_pixel_limit() -> Iterator[None]:
             Image.MAX_IMAGE_PIXELS = saved
 
 
-def _open_pdf(src: DocumentSource, password: str | None) -> tuple[Any, int, list[str] | None]:
-    """Open, decrypt and check a PDF: its handle, page count and page labels."""
+def _open_pdf(
+    src: DocumentSource, password: str | None
+) -> tuple[Any, int, list[str] | None, tuple[int, ...]]:
+    """Open, decrypt and check a PDF: its handle, page count, page labels and page weights."""
     doc = _load_pdf(src, password)
     if doc.is_repaired and eof_marker_missing(src.data, src.path):
         doc.close()
@@ -305,7 +314,7 @@ def _open_pdf(src: DocumentSource, password: str | None) -> tuple[Any, int, list
             labels = [doc[i].get_label() for i in range(count)]
     except Exception:  # labels are a nicety; a broken label tree must not stop the document
         labels = None
-    return doc, count, labels
+    return doc, count, labels, page_weights(doc)
 
 
 def _load_pdf(src: DocumentSource, password: str | None) -> Any:
@@ -385,12 +394,13 @@ def open_input(
         )
     doc_hash = known_hash or hash_source(src)
     labels: list[str] | None = None
+    weights: tuple[int, ...] = ()
     if kind == "pdf":
-        handle, count, labels = _open_pdf(src, password)
+        handle, count, labels, weights = _open_pdf(src, password)
     else:
         handle, count = _open_image(src)
     reopen = (lambda: _load_pdf(src, password)) if kind == "pdf" else None
-    outline = DocumentOutline(source_info(src, doc_hash, kind, count), tuple(labels or ()))
+    outline = DocumentOutline(source_info(src, doc_hash, kind, count), tuple(labels or ()), weights)
     return OpenedInput(outline, handle, reopen)
 
 

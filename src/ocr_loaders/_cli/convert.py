@@ -82,6 +82,7 @@ async def convert(
     run = Run(options, figures, place)
     total = await asyncio.to_thread(run.page_count, sources)
     reporter = Reporter(console, total, quiet)
+    run.pipeline.on_page_done = reporter.page_done  # as pages finish, not in page order
     taken: set[str] = set()
     try:
         async for item in run.items(sources):
@@ -94,7 +95,6 @@ async def convert(
                 current.page(item)
                 if layout is not None:
                     layout.add(item.page)
-                reporter.page(item.stats)
                 if item.page.status == "failed":
                     reason = item.page.error or "failed"
                     done.failures.append(Failure(item.doc.source, reason, item.page.number))

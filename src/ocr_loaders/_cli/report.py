@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from .._estimate import Estimate
-from .._model import PageStats
+from .._model import PageResult
 from .._stats import Throughput, Totals
 
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
@@ -96,8 +96,9 @@ class Reporter:
             self.task = self.progress.add_task("pages", total=total or None, rate="0.00")
             self.progress.start()
 
-    def page(self, stats: PageStats) -> None:
-        self.throughput.add(stats)
+    def page_done(self, result: PageResult) -> None:
+        """A page finished (in the order pages finish, which is not page order)."""
+        self.throughput.add(result.stats)
         if self.progress is not None:
             rate = f"{self.throughput.pages_per_second:.2f}"
             self.progress.update(self.task, advance=1, rate=rate)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._defaults import ServerDialect
 from .._errors import ConfigError, EndpointError
-from .._grounding.loops import find_repetition_loop
+from .._grounding import find_repetition_loop, may_end_in_loop
 from .._model import PageImage
 from .._tokens import vision_tokens
 from .output_policy import Answer, Guard, TryFailed
@@ -267,8 +267,10 @@ async def complete(
     return parse_completion(body)
 
 
-LOOP_CHECK_CHARS = 2000
-"""A streamed answer is checked for a repetition loop each time it grows by this much."""
+LOOP_CHECK_CHARS = 400
+"""A streamed answer is checked for a repetition loop each time it grows by this much (a
+microseconds-cheap probe, :func:`may_end_in_loop`, then the full test when it says yes): a
+loop is stopped within a few hundred characters of its start, a second or so of a slot."""
 LOOP_WINDOW = 4000
 """How much of the answer's end each check reads (a loop runs to the end)."""
 
@@ -294,7 +296,9 @@ async def read_stream(chunks: AsyncIterable[Any]) -> Answer:
             if size - checked >= LOOP_CHECK_CHARS:
                 checked = size
                 text = "".join(parts)
-                if find_repetition_loop(text[-LOOP_WINDOW:]) is not None:
+                parts = [text]
+                end = text[-LOOP_WINDOW:]
+                if may_end_in_loop(end) and find_repetition_loop(end) is not None:
                     return Answer(text, "length", None, None)
     finally:
         close = getattr(chunks, "close", None)

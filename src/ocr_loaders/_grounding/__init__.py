@@ -36,6 +36,7 @@ from .loops import (
     ParsedPage,
     cut_repetition_loop,
     find_repetition_loop,
+    may_end_in_loop,
     parse_page,
 )
 from .markdown import (
@@ -69,6 +70,7 @@ __all__ = [
     "find_repetition_loop",
     "format_grounded",
     "html_table_to_markdown",
+    "may_end_in_loop",
     "neutralize_html",
     "parse_boxes",
     "parse_grounded",

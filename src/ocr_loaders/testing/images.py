@@ -140,6 +140,24 @@ def image_crc(data: bytes) -> int:
         return zlib.crc32(data)
 
 
+def image_ink(data: bytes) -> float:
+    """How much of an image is ink: 1 minus its mean brightness in gray (0 blank, 1 black).
+
+    A page's ink grows with the text on it, at any resolution (anti-aliased edges keep the
+    mean), so the fake can make an answer as long as its page's text (``Workload.ink_tokens``).
+    0 when Pillow cannot decode the bytes.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            hist = im.convert("L").histogram()
+    except Exception:  # Pillow raises many types; such an image is answered as blank
+        return 0.0
+    total = sum(hist)
+    return 1.0 - sum(v * n for v, n in enumerate(hist)) / (255.0 * total) if total else 0.0
+
+
 def sniff_image(data: bytes, *, full_decode: bool = False) -> ImageInfo:
     """Size and type of an encoded image, from its header; raises :class:`ImageError`.
 

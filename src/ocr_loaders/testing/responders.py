@@ -21,7 +21,7 @@ from typing import Any
 
 from .._grounding import format_grounded
 from .._model import Block
-from .images import image_crc
+from .images import image_crc, image_ink
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,11 @@ class OCRRequest:
     def image_crc(self) -> int:
         """A CRC of the pixels (:func:`~.images.image_crc`): seeds answers and faults."""
         return image_crc(self.image)
+
+    @property
+    def image_ink(self) -> float:
+        """How much of the image is ink (:func:`~.images.image_ink`): the text it holds."""
+        return image_ink(self.image)
 
 
 @dataclass(frozen=True, slots=True)

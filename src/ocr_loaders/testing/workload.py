@@ -41,7 +41,11 @@ class Workload:
     each scaled by a uniform factor in ``1 +/- spread``; ``slow_every``: one page in that many
     is a dense one of ``slow_tokens`` (a range); ``loop_every``: one answer in that many loops
     (``0``: none); ``head_delay``: extra seconds for the first request of a run (a straggler
-    at the head of the document, which holds back every page after it in the output order)."""
+    at the head of the document, which holds back every page after it in the output order);
+    ``ink_tokens``: when set, a clean answer is as long as its page's text instead of drawn,
+    ``ink x ink_tokens`` tokens (``ink``: :func:`~.images.image_ink`, +/- ``spread``), as the
+    real model's answers follow how much text a page holds (``lengths`` and ``slow_every``
+    unused)."""
 
     lengths: Sequence[int] = RAW_OUTPUT_TOKENS
     spread: float = 0.25
@@ -49,11 +53,15 @@ class Workload:
     slow_tokens: tuple[int, int] = (4000, 6000)
     loop_every: int = 15
     head_delay: float = 0.0
+    ink_tokens: float = 0.0
 
 
-def page_tokens(workload: Workload, image_crc: int) -> int:
-    """Output tokens of a clean answer for the page whose image has this CRC."""
+def page_tokens(workload: Workload, image_crc: int, ink: float = 0.0) -> int:
+    """Output tokens of a clean answer for the page whose image has this CRC (and ink)."""
     rng = random.Random(image_crc)
+    if workload.ink_tokens:
+        base = ink * workload.ink_tokens
+        return max(1, round(base * rng.uniform(1 - workload.spread, 1 + workload.spread)))
     if workload.slow_every and rng.randrange(workload.slow_every) == 0:
         return rng.randint(*workload.slow_tokens)
     base = rng.choice(tuple(workload.lengths))
@@ -87,11 +95,12 @@ def workload_responder(workload: Workload | None = None) -> Responder:
 
     def respond(request: OCRRequest) -> OCRReply:
         crc = request.image_crc
+        ink = request.image_ink if spec.ink_tokens else 0.0
         if request.seq == 0 and spec.head_delay:
-            return OCRReply(filler_page(page_tokens(spec, crc), crc), delay=spec.head_delay)
+            return OCRReply(filler_page(page_tokens(spec, crc, ink), crc), delay=spec.head_delay)
         if spec.loop_every and random.Random(_try_key(request)).randrange(spec.loop_every) == 0:
             return OCRReply(loop_text(), "length")
-        return OCRReply(filler_page(page_tokens(spec, crc), crc))
+        return OCRReply(filler_page(page_tokens(spec, crc, ink), crc))
 
     return respond
 
