@@ -56,13 +56,14 @@ DOC_OUT = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Saturation under variance"
 SLOTS, PAGES, CONCURRENCY = 40, 400, 64
 WORDS = ("the", "page", "model", "text", "and", "of", "table", "order", "image", "region")
-"""One cl100k token each: a page of N of them reads back as about N tokens."""
 
 
 def make_text_pdf(path: Path, pages: int) -> float:
-    """``pages`` Letter pages of filler words, as many on each as a real answer's tokens
-    (drawn as :func:`page_tokens` draws them); returns ``ink_tokens``, the tokens per unit of
-    ink (:func:`image_ink`) on these pages, for :class:`Workload`."""
+    """``pages`` Letter pages of filler words, a quarter as many on each as a real answer's
+    tokens (drawn as :func:`page_tokens` draws them; a quarter, in 7 pt type, so a dense page
+    holds as many words as a dense real page and costs the client what one does); returns
+    ``ink_tokens``, the tokens per unit of ink (:func:`image_ink`) on these pages, for
+    :class:`Workload`."""
     spec = Workload(loop_every=0)
     doc = pymupdf.open()
     counts = []
@@ -70,8 +71,8 @@ def make_text_pdf(path: Path, pages: int) -> float:
         n = page_tokens(spec, 7919 * i + 1)
         counts.append(n)
         page = doc.new_page(width=612, height=792)
-        text = " ".join(WORDS[(i + k * 7) % len(WORDS)] for k in range(n))
-        page.insert_textbox(pymupdf.Rect(24, 24, 588, 768), text, fontsize=3.5)
+        text = " ".join(WORDS[(i + k * 7) % len(WORDS)] for k in range(max(1, n // 4)))
+        page.insert_textbox(pymupdf.Rect(24, 24, 588, 768), text, fontsize=7)
     doc.save(path, garbage=3, deflate=True)
     ratios = []
     for i in range(0, pages, max(1, pages // 40)):
