@@ -17,7 +17,10 @@ from ocr_loaders._chunking.furniture import FurnitureFinder, is_page_number, nor
 from ocr_loaders._chunking.joins import hyphen_join, mend_hyphens
 from ocr_loaders._grounding import format_grounded
 from ocr_loaders._model import Block, Box, Chunk, Page
+from ocr_loaders._rendering.raster import RenderSettings, render_pdf_page
+from ocr_loaders._sources import DocumentSource, describe
 from ocr_loaders.testing import FakeOCRServer, OCRReply, OCRRequest
+from ocr_loaders.testing.images import image_crc
 
 # --- the 10-page report: running header, page-number footer, a two-page table, paragraphs
 # --- cut by page breaks (one of them hyphenated) --------------------------------------------
@@ -128,11 +131,19 @@ def html_table(rows: Sequence[tuple[str, ...]]) -> str:
     return f"<table>{cells}</table>"
 
 
-def report_responder() -> Callable[[OCRRequest], OCRReply]:
-    """Answers request ``k`` with page ``k + 1`` of the report (run with ``concurrency=1``)."""
+def report_responder(report: Path, dpi: int) -> Callable[[OCRRequest], OCRReply]:
+    """Answers each page of the report with that page's blocks: the page is known by the
+    pixels of its image, rendered here as the loader renders it at ``dpi`` (pages are not
+    sent in page order: the heaviest go first)."""
+    pdf = pymupdf.open(report)
+    outline = describe(DocumentSource(str(report), path=report))
+    settings = RenderSettings(dpi=dpi)
+    pages = {
+        image_crc(render_pdf_page(pdf, outline, n, settings).image): n for n in range(1, PAGES + 1)
+    }
 
     def respond(request: OCRRequest) -> OCRReply:
-        return OCRReply(format_grounded(report_blocks(request.seq % PAGES + 1)))
+        return OCRReply(format_grounded(report_blocks(pages[request.image_crc])))
 
     return respond
 
@@ -205,7 +216,7 @@ def test_local_engine_cleans_the_report(report: Path, tmp_path: Path) -> None:
 
 
 def test_fake_server_answers_clean_the_same_way(report: Path) -> None:
-    with FakeOCRServer(report_responder()) as server:
+    with FakeOCRServer(report_responder(report, dpi=72)) as server:
         reader = DeepSeekOCRReader(base_url=server.base_url, concurrency=1, chunk_size=200, dpi=72)
         docs = reader.load_data(report)
         check_report([d.text for d in docs], [d.metadata for d in docs], report)
