@@ -183,3 +183,68 @@ def test_no_grid_in_a_frame_around_text_or_under_a_rule() -> None:
     frame = [(100, 100, 400, 101), (100, 250, 400, 251), (100, 100, 101, 251), (400, 100, 401, 251)]
     underline = [(50, 300, 500, 301)]
     assert find_ruled_grids(_grid_image(frame + underline, (400, 600))) == []
+
+
+INVENTORY = [
+    ["Part", "Qty", "Price", "Supplier"],
+    ["Bolt M6", "120", "0.15", "Acme"],
+    ["Washer", "300", "0.02", "Brandt"],
+    ["Hinge", "8", "2.40", "Acme"],
+    ["Spring", "45", "0.85", "Corvin"],
+]
+
+
+def _borderless_png(rows: list[list[str]], columns: list[float]) -> bytes:
+    """A paragraph, a table with no rules at all (cells set at ``columns``, points), and a
+    closing paragraph, rendered at 200 dpi to a grayscale PNG."""
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    page.insert_text((72, 80), "The spring inventory is listed below by supplier.", fontsize=11)
+    for r, row in enumerate(rows):
+        for x, text in zip(columns, row, strict=True):
+            page.insert_text((x, 120 + 22 * r), text, fontsize=11)
+    page.insert_text((72, 260), "Quantities were counted on the first of the month.", fontsize=11)
+    png: bytes = page.get_pixmap(dpi=200, colorspace=pymupdf.csGRAY).tobytes("png")
+    return png
+
+
+def test_a_borderless_table_on_a_scan_is_an_html_table_with_every_cell_in_place() -> None:
+    png = _borderless_png(INVENTORY, [72, 200, 290, 380])
+    blocks = parse_grounded(ocr_image_grounded(png))
+    assert [b.label for b in blocks] == ["text", "table", "text"]
+    assert _rows(blocks[1].text) == INVENTORY
+    assert "Washer" not in blocks[0].text + blocks[2].text
+
+
+def test_columns_of_figures_make_a_table_and_columns_of_words_do_not() -> None:
+    """A table needs a column of figures: two columns of numbers are one; an author block
+    (names over affiliations, in three columns) or a grid of words reads as text."""
+    numbers = [["Year", "Output"], ["2021", "1,204"], ["2022", "1,377"], ["2023", "1,512"]]
+    blocks = parse_grounded(ocr_image_grounded(_borderless_png(numbers, [72, 300])))
+    assert [b.label for b in blocks] == ["text", "table", "text"]
+    assert _rows(blocks[1].text) == numbers
+    words = [["Harbour", "Amber"], ["Copper", "Silk"], ["Grain", "Merchants"], ["Towns", "Old"]]
+    blocks = parse_grounded(ocr_image_grounded(_borderless_png(words, [72, 300])))
+    assert "table" not in [b.label for b in blocks]
+    authors = [
+        ["Ada Brandt", "Carl Diaz", "Eva Fischer"],
+        ["IBM Research", "ETH Zurich", "EPFL"],
+        ["Zurich, Switzerland", "Zurich, Switzerland", "Lausanne, Switzerland"],
+    ]
+    blocks = parse_grounded(ocr_image_grounded(_borderless_png(authors, [72, 240, 408])))
+    assert "table" not in [b.label for b in blocks]
+
+
+def test_prose_in_three_columns_is_not_a_table() -> None:
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=400)
+    text = (
+        "Seven wizards quietly judge boxing matches during autumn evenings near old harbour "
+        "towns where merchants trade amber silk copper and grain. "
+    ) * 3
+    for k in range(3):
+        x0 = 54 + k * 172
+        page.insert_textbox(pymupdf.Rect(x0, 40, x0 + 156, 380), text, fontsize=10)
+    png = page.get_pixmap(dpi=170, colorspace=pymupdf.csGRAY).tobytes("png")
+    blocks = parse_grounded(ocr_image_grounded(png))
+    assert "table" not in [b.label for b in blocks]

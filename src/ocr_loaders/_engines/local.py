@@ -51,13 +51,14 @@ from .local_ocr import (
     scale_lines,
 )
 from .local_onnx import DET_MAX_SIDE
+from .local_borderless import borderless_tables
 from .local_scan_tables import erase_rules, find_ruled_grids, grid_tables
 from .local_tables import TableRegion
 from .local_textlayer import OCR_DPI, OCR_MAX_SIDE_PX, LocalPageData, extract_page
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "3"
+ENGINE_VERSION = "4"
 """Bump when the output for the same input changes (part of the cache identity)."""
 
 # --- from layout blocks to grounded text ----------------------------------------------------
@@ -83,6 +84,8 @@ def ocr_image_grounded(image: bytes) -> str:
     lines, direction = ocr_lines(erase_rules(arr, grids) if grids else arr)
     # Ruled tables on a page read sideways would come out transposed: read as text there.
     tables = grid_tables(grids, lines) if direction == 0 else []
+    if direction == 0:  # then tables without rules, among the lines no ruled table holds
+        tables += borderless_tables(lines, [t.bbox for t in tables])
     sx, sy = width / arr.shape[1], height / arr.shape[0]
     lines = scale_lines(lines, sx, sy)
     tables = [
