@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from .._grounding import format_grounded
 from .._model import Block, PageImage, RawPage, model_box
 from .base import PageHook
+from .local_borderless import borderless_tables
 from .local_layout import LayoutBlock, layout_page
 from .local_ocr import (
     DET_MODEL,
@@ -51,7 +52,6 @@ from .local_ocr import (
     scale_lines,
 )
 from .local_onnx import DET_MAX_SIDE
-from .local_borderless import borderless_tables
 from .local_scan_tables import erase_rules, find_ruled_grids, grid_tables
 from .local_tables import TableRegion
 from .local_textlayer import OCR_DPI, OCR_MAX_SIDE_PX, LocalPageData, extract_page
