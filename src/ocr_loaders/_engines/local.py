@@ -52,6 +52,7 @@ from .local_ocr import (
     scale_lines,
 )
 from .local_onnx import DET_MAX_SIDE
+from .local_quant import RECIPE_VERSION, int8_supported
 from .local_scan_tables import erase_rules, find_ruled_grids, grid_tables
 from .local_tables import TableRegion
 from .local_textlayer import OCR_DPI, OCR_MAX_SIDE_PX, LocalPageData, extract_page
@@ -143,7 +144,8 @@ class LocalEngine:
 
     @property
     def cache_identity(self) -> str:
-        """Engine version, model files and settings that change the output."""
+        """Engine version, model files, their int8 recipe and settings that change the
+        output."""
         try:
             import pymupdf
 
@@ -152,7 +154,9 @@ class LocalEngine:
             mupdf = "unknown"
         return (
             f"local/v{ENGINE_VERSION}/pymupdf-{mupdf}/rapidocr-{rapidocr_version()}"
-            f"/{DET_MODEL}+{REC_MODEL}/side{DET_MAX_SIDE}/score{MIN_SCORE}"
+            f"/{DET_MODEL}+{REC_MODEL}"
+            + (f"-int8-r{RECIPE_VERSION}" if int8_supported() else "")
+            + f"/side{DET_MAX_SIDE}/score{MIN_SCORE}"
             f"/dpi{OCR_DPI:g}-{OCR_MAX_SIDE_PX}px" + ("/force-ocr" if self.force_ocr else "")
         )
 

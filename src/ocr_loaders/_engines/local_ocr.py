@@ -1,9 +1,11 @@
 """CPU OCR for the local engine: PP-OCR ONNX models shipped in rapidocr's wheel.
 
 The models are loaded from the ``rapidocr/models`` folder of the installed wheel by explicit
-path, so no downloader is ever reached; a missing file is an error, not a download. They are
-run by :mod:`.local_onnx`. One process-wide instance, loaded once, serves every caller under
-a lock (onnxruntime already uses every core).
+path, so no downloader is ever reached; a missing file is an error, not a download. On
+CPUs with VNNI the recogniser is read as an int8 copy, made from its file on first use and
+cached (:mod:`.local_quant`). They are run by :mod:`.local_onnx`. One process-wide
+instance, loaded once, serves every caller under a lock (onnxruntime already uses every
+core).
 
 Orientation: the reader turns tall line crops a quarter turn counter-clockwise before reading
 them, so a page scanned a quarter turn clockwise reads well as is, and one turned the other
@@ -26,6 +28,7 @@ import numpy as np
 from .._model import BBox
 from .local_layout import TextLine
 from .local_onnx import OcrModels, crop_line, release_freed_memory, split_at_gaps
+from .local_quant import int8_model, int8_supported
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +88,13 @@ def _get_models() -> OcrModels:
             "rapidocr's bundled models are missing (" + ", ".join(missing) + "); reinstall "
             "rapidocr 3.x from its wheel. The local engine never downloads models."
         )
-    _models = OcrModels(paths[DET_MODEL], paths[REC_MODEL])
+    rec: Path | bytes = paths[REC_MODEL]
+    if int8_supported():
+        try:
+            rec = int8_model(paths[REC_MODEL])
+        except ImportError as exc:  # pragma: no cover - onnx is a dependency
+            raise OCRUnavailableError(f"cannot quantize the recogniser: {exc}") from exc
+    _models = OcrModels(paths[DET_MODEL], rec)
     return _models
 
 

@@ -82,7 +82,8 @@ def release_freed_memory() -> None:
 _malloc_trim: Any = None
 
 
-def _session(path: Path, threads: int) -> Any:
+def _session(model: Path | bytes, threads: int) -> Any:
+    """An onnxruntime session on the CPU for a model file or a serialized model."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -94,20 +95,22 @@ def _session(path: Path, threads: int) -> Any:
     opts.inter_op_num_threads = 1
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    source = model if isinstance(model, bytes) else str(model)
+    return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
 class OcrModels:
-    """A detection and a recognition session (not thread-safe: callers serialise)."""
+    """A detection and a recognition session (not thread-safe: callers serialise). Each
+    model is a file or a serialized model (the int8 recogniser of :mod:`.local_quant`)."""
 
-    def __init__(self, det_path: Path, rec_path: Path) -> None:
-        self._det = _session(det_path, threads=REC_WORKERS)
-        self._rec = _session(rec_path, threads=1)
+    def __init__(self, det: Path | bytes, rec: Path | bytes) -> None:
+        self._det = _session(det, threads=REC_WORKERS)
+        self._rec = _session(rec, threads=1)
         self._pool = ThreadPoolExecutor(REC_WORKERS, thread_name_prefix="ocr-rec")
         meta = self._rec.get_modelmeta().custom_metadata_map
         chars = str(meta.get("character", "")).splitlines()
         if not chars:
-            raise RuntimeError(f"{rec_path.name} carries no character list")
+            raise RuntimeError("the recognition model carries no character list")
         self._charset = ["", *chars, " "]  # CTC blank first, space last (PP-OCR's layout)
 
     # --- detection ------------------------------------------------------------------------
@@ -161,11 +164,7 @@ class OcrModels:
                     if not todo:
                         return
                     i = todo.pop(0)
-                crop = crops[i]
-                width = max(
-                    REC_MIN_WIDTH, math.ceil(REC_HEIGHT * crop.shape[1] / max(crop.shape[0], 1))
-                )
-                probs = self._rec.run(None, {name: _rec_input(crop, width)[np.newaxis]})[0]
+                probs = self._rec.run(None, {name: rec_input(crops[i])})[0]
                 out[i] = self._decode(probs[0])
 
         for done in [self._pool.submit(work) for _ in range(REC_WORKERS)]:
@@ -181,6 +180,12 @@ class OcrModels:
         chars = [self._charset[i] if i < len(self._charset) else "" for i in idx[keep]]
         conf = float(best[keep].mean()) if keep.any() else 0.0
         return "".join(chars), conf
+
+
+def rec_input(crop: np.ndarray) -> np.ndarray:
+    """The recogniser's input for one upright BGR line crop: (1, 3, ``REC_HEIGHT``, W)."""
+    width = max(REC_MIN_WIDTH, math.ceil(REC_HEIGHT * crop.shape[1] / max(crop.shape[0], 1)))
+    return _rec_input(crop, width)[np.newaxis]
 
 
 def _rec_input(crop: np.ndarray, width: int) -> np.ndarray:

@@ -1,0 +1,381 @@
+"""An int8 copy of the PP-OCR recogniser, made from rapidocr's fp32 file on first use and
+cached on disk.
+
+Recipe (onnxruntime's ``quantize_static``, QOperator format): the ``x * (1 + erf(x / sqrt 2))
+/ 2`` chains are first fused into ``Gelu`` nodes (left in float); ``Conv`` and ``MatMul``
+nodes are quantized, weights to per-channel int8, activations to uint8.
+Activation ranges come from running the fp32 model on text lines rendered here at run time
+(PyMuPDF's built-in fonts: English, German, French, digits, punctuation, Chinese and
+Japanese; light blur, grain or black-and-white thresholding); never the corpus, never a
+download. Each range is the tensor's minimum and maximum, clipped to the 99.999th
+percentile of its absolute values (onnxruntime's "Percentile" calibration).
+
+The result is kept in ``<user cache>/ocr-loaders/models``, named by the fp32 file's hash,
+onnxruntime's version and :data:`RECIPE_VERSION`, written atomically (racing processes each
+leave a whole file) with a SHA-256 of its content: a damaged file is made again. When the
+folder cannot be written the model is used from memory.
+
+Only x86-64 CPUs with VNNI use it (:func:`int8_supported`): without VNNI onnxruntime's
+uint8 x int8 kernels add products in 16-bit registers that can saturate, and other CPUs were
+not measured; they keep the fp32 model.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import math
+import os
+import platform
+import random
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .local_onnx import rec_input
+
+if TYPE_CHECKING:
+    import onnx
+
+log = logging.getLogger(__name__)
+
+RECIPE_VERSION = "1"
+"""Bump when the calibration inputs or the quantization settings change."""
+QUANTIZED_OPS = ("Conv", "MatMul")
+PERCENTILE = 99.999
+"""Activation ranges keep this share of absolute values; rarer outliers saturate."""
+CALIBRATION_LINES = 24
+_MAGIC = b"ocr-loaders int8 onnx\n"
+
+_LATIN = (
+    "The quarterly report was filed on 12 March 2019, three weeks after the deadline. "
+    "Revenue rose 4.7% to $1,284.50 million (see Table 3, p. 17); costs fell by 2,310 units. "
+    "In Section 2.1 we describe the method; results follow in Sections 3-5 and Appendix B. "
+    "Call +1 (555) 014-2398 or write to info@example.org before 5:30 p.m. on Friday! "
+    "Item No. 48-A: 250 g @ EUR 3.99/kg = EUR 0.998; total 17.45; VAT 19 % included. "
+    "Quality, speed and memory: which matters most? It depends on the reader's needs. "
+    "Die Überprüfung ergab größere Abweichungen bei Maßnahmen für Bäume und Gewässer. "
+    "Straße, Grüße, Öffnungszeiten: Mo.-Fr. 8:00-18:00 Uhr, Sa. nach Vereinbarung. "
+    "Le comité a approuvé la réforme après un débat très animé ; les élèves étaient déçus. "
+    "Où est la bibliothèque ? À côté du théâtre, près de la gare, à gauche de l'hôpital. "
+    '"Quoted text", [brackets], {braces}, <angles>, a/b, x_y, #7, *note, & so on; 1st 2nd.'
+)
+_CJK = (
+    "本报告介绍了文字识别模型的量化方法和测试结果，准确率保持不变。"
+    "会議は午後三時に始まり、予算と日程について話し合いました。"
+    "第3章では2024年の売上高（約1,200億円）を分析する。"
+)
+_LATIN_FONTS = ("helv", "hebo", "heit", "tiro", "tibo", "tiit", "cour", "cobo")
+
+
+def model_cache_dir() -> Path:
+    """Where the int8 model is kept: ``models`` beside the page cache's folders."""
+    from .._cache import default_cache_dir
+
+    return default_cache_dir() / "models"
+
+
+@functools.cache
+def int8_supported() -> bool:
+    """Whether this CPU reads the int8 model: x86-64 with VNNI (``avx512_vnni`` or
+    ``avx_vnni`` in ``/proc/cpuinfo``)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def int8_model(fp32: Path, directory: Path | None = None) -> bytes:
+    """The serialized int8 copy of the recogniser ``fp32``: from the cache when a whole copy
+    is there, else quantized now (seconds) and stored."""
+    import onnxruntime as ort
+
+    digest = hashlib.sha256(fp32.read_bytes()).hexdigest()[:16]
+    folder = directory or model_cache_dir()
+    path = folder / f"{fp32.stem}.int8-r{RECIPE_VERSION}-ort{ort.__version__}-{digest}.bin"
+    cached = _read(path)
+    if cached is not None:
+        return cached
+    start = time.perf_counter()
+    model = quantize(fp32)
+    log.info("made an int8 copy of %s in %.1f s", fp32.name, time.perf_counter() - start)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".bin")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(_MAGIC + hashlib.sha256(model).digest() + model)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        log.warning("cannot cache the int8 OCR model in %s (%s); using it from memory", folder, exc)
+    return model
+
+
+def _read(path: Path) -> bytes | None:
+    """A cached model's bytes, or ``None`` when it is missing, truncated or damaged."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    head = len(_MAGIC) + 32
+    if (
+        data[: len(_MAGIC)] != _MAGIC
+        or hashlib.sha256(data[head:]).digest() != data[head - 32 : head]
+    ):
+        log.warning("the cached int8 model %s is damaged; making it again", path)
+        return None
+    return data[head:]
+
+
+def quantize(fp32: Path) -> bytes:
+    """The recogniser ``fp32`` quantized (see the module docstring for the recipe)."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    inputs = [rec_input(c) for c in calibration_lines()]
+
+    with tempfile.TemporaryDirectory(prefix="ocr-loaders-quant-") as tmp:
+        pre, out = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
+        quant_pre_process(fp32, pre, skip_symbolic_shape=True)
+        model = onnx.load(pre)
+        fuse_gelu(model)
+        onnx.save(model, pre)
+        name = model.graph.input[0].name
+        ranges = activation_ranges(model, ({name: x} for x in inputs))
+        del model
+
+        class One(CalibrationDataReader):  # type: ignore[misc]
+            """One input: the ranges come from ``TensorQuantOverrides``."""
+
+            def __init__(self) -> None:
+                self._left = [{name: inputs[-1]}]
+
+            def get_next(self) -> dict[str, np.ndarray] | None:
+                return self._left.pop() if self._left else None
+
+        quantize_static(
+            pre,
+            out,
+            One(),
+            quant_format=QuantFormat.QOperator,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=list(QUANTIZED_OPS),
+            extra_options={
+                "TensorQuantOverrides": {
+                    t: [{"rmin": lo, "rmax": hi}] for t, (lo, hi) in ranges.items()
+                }
+            },
+        )
+        return out.read_bytes()
+
+
+def activation_ranges(
+    model: onnx.ModelProto, feeds: Iterable[dict[str, np.ndarray]], keep: float = PERCENTILE
+) -> dict[str, tuple[np.float32, np.float32]]:
+    """Quantization range of every float tensor read or written by a ``QUANTIZED_OPS`` node:
+    its minimum and maximum over ``feeds``, clipped to +-the ``keep`` percentile of its
+    absolute values (onnxruntime's "Percentile" calibration, computed one input at a time).
+    """
+    import onnx
+    import onnxruntime as ort
+
+    g = model.graph
+    floats = {
+        v.name
+        for v in (*g.input, *g.value_info, *g.output)
+        if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    } - {i.name for i in g.initializer}
+    names = list(
+        dict.fromkeys(
+            t
+            for n in g.node
+            if n.op_type in QUANTIZED_OPS
+            for t in (*n.input, *n.output)
+            if t in floats
+        )
+    )
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    present = {o.name for o in probe.graph.output}
+    for t in names:
+        if t not in present:
+            probe.graph.output.append(
+                onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None)
+            )
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.enable_cpu_mem_arena = False
+    session = ort.InferenceSession(
+        probe.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"]
+    )
+    del probe
+    low = {t: math.inf for t in names}
+    high = {t: -math.inf for t in names}
+    tops: dict[str, list[np.ndarray]] = {t: [] for t in names}
+    count = dict.fromkeys(names, 0)
+    share = 1.0 - keep / 100.0
+    for feed in feeds:
+        for t, value in zip(names, session.run(names, feed), strict=True):
+            flat = np.abs(value.ravel())
+            low[t] = min(low[t], float(value.min()))
+            high[t] = max(high[t], float(value.max()))
+            tops[t].append(_largest(flat, min(flat.size, math.ceil(flat.size * share) + 1)))
+            count[t] += flat.size
+    ranges = {}
+    for t in names:
+        top = np.sort(np.concatenate(tops[t]))[::-1]
+        q = float(top[min(len(top) - 1, int(count[t] * share))])
+        ranges[t] = (np.float32(max(low[t], -q)), np.float32(min(high[t], q)))
+    return ranges
+
+
+def _largest(values: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` largest of a flat array, in no order. Values under a floor taken from every
+    16th value are dropped first (exact: only when at least ``k`` remain)."""
+    if values.size > 64 * k:
+        sample = values[::16]
+        m = min(sample.size, 4 * (k // 16 + 1))
+        floor = np.partition(sample, sample.size - m)[sample.size - m]
+        above = values[values >= floor]
+        if above.size >= k:
+            values = above
+    top: np.ndarray = np.partition(values, values.size - k)[values.size - k :].copy()
+    return top
+
+
+def fuse_gelu(model: onnx.ModelProto) -> int:
+    """Replace each ``x * (1 + erf(x / sqrt 2)) * 0.5`` chain by one ``Gelu`` node (in place);
+    the number replaced.
+
+    onnxruntime fuses this chain itself in a float model but not between quantized
+    convolutions, where the five element-wise passes then cost about a quarter of the
+    recogniser's time. The quantizer leaves ``Gelu`` in float.
+    """
+    from onnx import helper, numpy_helper
+
+    nodes = list(model.graph.node)
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in nodes:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    consts = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    outputs = {o.name for o in model.graph.output}
+
+    def only_user(name: str, op: str) -> onnx.NodeProto | None:
+        users = consumers.get(name, [])
+        ok = len(users) == 1 and users[0].op_type == op and name not in outputs
+        return users[0] if ok else None
+
+    def other_is(node: onnx.NodeProto, known: str, value: float) -> bool:
+        rest = [n for n in node.input if n != known]
+        c = consts.get(rest[0]) if len(rest) == 1 else None
+        return c is not None and c.size == 1 and abs(float(c.reshape(-1)[0]) - value) < 1e-4
+
+    replaced: dict[int, onnx.NodeProto | None] = {}
+    for div in nodes:
+        if div.op_type != "Div" or div.domain or not other_is(div, div.input[0], math.sqrt(2)):
+            continue
+        x = div.input[0]
+        erf = only_user(div.output[0], "Erf")
+        add = erf and only_user(erf.output[0], "Add")
+        mul = add and only_user(add.output[0], "Mul")
+        half = mul and only_user(mul.output[0], "Mul")
+        if not (erf and add and mul and half):
+            continue
+        if not other_is(add, erf.output[0], 1.0) or set(mul.input) != {x, add.output[0]}:
+            continue
+        if not other_is(half, mul.output[0], 0.5):
+            continue
+        gelu = helper.make_node(
+            "Gelu", [x], [half.output[0]], name=f"{div.name}_gelu", domain="com.microsoft"
+        )
+        replaced.update({id(div): None, id(erf): None, id(add): None, id(mul): None})
+        replaced[id(half)] = gelu
+    if not replaced:
+        return 0
+    kept = [replaced.get(id(n), n) if id(n) in replaced else n for n in nodes]
+    del model.graph.node[:]
+    model.graph.node.extend(n for n in kept if n is not None)
+    used = {name for n in model.graph.node for name in n.input}
+    unused = [i for i in model.graph.initializer if i.name not in used]
+    for init in unused:
+        model.graph.initializer.remove(init)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return sum(n is not None for n in replaced.values())
+
+
+# --- calibration inputs, rendered here ------------------------------------------------------
+
+
+def calibration_lines(n: int = CALIBRATION_LINES, seed: int = 0) -> list[np.ndarray]:
+    """``n`` BGR line crops as the detector cuts them: Latin text (English, German, French,
+    digits, punctuation) in eight fonts and a few CJK lines, 7 to 16 pt at 150 to 300 dpi,
+    with varied margins, contrast, blur, noise, or thresholded like a bilevel scan."""
+    import pymupdf
+
+    rng = random.Random(seed)
+    noise = np.random.default_rng(seed)
+    latin, cjk = _LATIN.split(), _CJK
+    out = []
+    for i in range(n):
+        if i % 8 == 7:
+            start = rng.randrange(len(cjk) - 8)
+            text, font = cjk[start : start + rng.randint(6, 24)], "china-s"
+        else:
+            start = rng.randrange(len(latin))
+            words = [latin[(start + k) % len(latin)] for k in range(rng.randint(1, 14))]
+            text, font = " ".join(words), _LATIN_FONTS[i % len(_LATIN_FONTS)]
+        size = rng.uniform(7, 16)
+        f = pymupdf.Font(font)
+        pad_x, pad_y = size * rng.uniform(0.1, 0.6), size * rng.uniform(0.1, 0.4)
+        width = f.text_length(text, fontsize=size) + 2 * pad_x
+        height = size * (f.ascender - f.descender) + 2 * pad_y
+        doc = pymupdf.open()
+        page = doc.new_page(width=width, height=height)
+        writer = pymupdf.TextWriter(page.rect)
+        writer.append((pad_x, pad_y + size * f.ascender), text, font=f, fontsize=size)
+        writer.write_text(page)
+        pix = page.get_pixmap(dpi=rng.randint(150, 300), colorspace=pymupdf.csGRAY)
+        gray = np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.width)
+        doc.close()
+        out.append(_degrade(gray, rng, noise))
+    return out
+
+
+def _degrade(gray: np.ndarray, rng: random.Random, noise: np.random.Generator) -> np.ndarray:
+    """Scan-like variation of a rendered grayscale image, as BGR: a third thresholded to
+    black and white, the others with paper and ink tones, a light blur and grain."""
+    import cv2
+
+    img: np.ndarray = gray.astype(np.float32)
+    if rng.random() < 1 / 3:
+        img = np.where(img < rng.uniform(100, 180), 0.0, 255.0).astype(np.float32)
+    else:
+        paper, ink = rng.uniform(215, 255), rng.uniform(0, 70)
+        img = ink + (paper - ink) * img / 255.0
+        sigma = rng.uniform(0.0, 1.0)
+        if sigma > 0.3:
+            img = cv2.GaussianBlur(img, (0, 0), sigma)
+        img += noise.normal(0.0, rng.uniform(0.0, 6.0), img.shape).astype(np.float32)
+    out = np.clip(img, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(out[:, :, np.newaxis], 3, axis=2))
