@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 import threading
@@ -328,3 +329,26 @@ def test_unknown_model_fails_with_a_clear_error(tmp_path: Path, server: FakeOCRS
     with pytest.raises(EndpointError, match="does not exist"):
         DeepSeekOCRReader(base_url=server.base_url, model="no/such-model").load_data(pdf)
     assert len(chats(server)) <= 1  # fails at once: an unknown model is not retried
+
+
+def test_a_request_holds_its_page_once_and_its_body_is_what_the_server_reads() -> None:
+    """In flight, a request keeps the page's own PNG bytes (no data-URL string, no client
+    copy of the request); the body written from it has the servers' fields at the top."""
+    from ocr_loaders._engines.openai_compat import EndpointSettings, Guard
+    from ocr_loaders._engines.wire import InlineImage, build_request, encode_body
+    from ocr_loaders._model import PageImage, SourceInfo
+
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+    info = SourceInfo("d", "d.pdf", "d.pdf", "0" * 64, "pdf", 1)
+    page = PageImage(info, 1, "1", 612, 792, png, "image/png", 1224, 1584)
+    settings = EndpointSettings(base_urls=("http://127.0.0.1:1/v1",))
+    request = build_request(page, settings, "vllm", "<image>\nFree OCR.", Guard(30, 90), 100)
+    held = request["messages"][0]["content"][0]["image_url"]["url"]
+    assert isinstance(held, InlineImage) and held.data is png  # the page's bytes, not a copy
+
+    body = json.loads(encode_body(request, stream=True))
+    url = body["messages"][0]["content"][0]["image_url"]["url"]
+    assert url == "data:image/png;base64," + base64.b64encode(png).decode()
+    assert body["skip_special_tokens"] is False and "extra_body" not in body
+    assert body["vllm_xargs"]["ngram_size"] == 30 and body["stream"] is True
+    assert body["max_tokens"] == 100 and body["temperature"] == 0

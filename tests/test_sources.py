@@ -242,3 +242,75 @@ def test_a_pdf_that_changes_while_read_fails_its_pages_clearly(
     make_pdf(tmp_path / "moving.pdf", pages=2)  # replaced on disk mid-run
     with pytest.raises(PageRenderError, match=r"moving\.pdf.*page 3.*changed"):
         doc.render(3, RenderSettings(dpi=36))
+
+
+def _scan_like_pdf(path: Path, pages: int, side: int) -> Path:
+    """``pages`` pages, each drawing its own ``side`` x ``side`` grey image (a scan's shape)."""
+    out = pymupdf.open()
+    for n in range(pages):
+        buf = io.BytesIO()
+        Image.new("L", (side, side), 40 + n).save(buf, format="PNG")  # one image per page
+        out.new_page(width=612, height=792).insert_image(
+            pymupdf.Rect(0, 0, 612, 612), stream=buf.getvalue()
+        )
+    out.save(path, deflate=True)
+    return path
+
+
+def test_mupdf_cache_is_emptied_after_scanned_pages_and_every_64_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ocr_loaders._rendering import raster
+
+    emptied: list[int] = []
+    real = raster.empty_store
+    rendered: list[int] = []
+    monkeypatch.setattr(raster, "empty_store", lambda: emptied.append(rendered[-1]) or real())
+    settings = RenderSettings(dpi=36)
+
+    text = make_pdf(tmp_path / "text.pdf", pages=130)
+    doc = open_document(DocumentSource(str(text), path=text))
+    for n in range(1, 131):
+        rendered.append(n)
+        doc.render(n, settings)
+    doc.close()
+    assert emptied == [64, 128]  # text pages: fonts stay cached between the resets
+
+    emptied.clear()
+    scan = _scan_like_pdf(tmp_path / "scan.pdf", pages=3, side=1200)  # 1.44 Mpx each
+    doc = open_document(DocumentSource(str(scan), path=scan))
+    for n in range(1, 4):
+        rendered.append(n)
+        doc.render(n, settings)
+    doc.close()
+    assert emptied == [1, 2, 3]  # a decoded scan image is never kept for the next page
+
+
+def test_rendering_a_long_scan_keeps_memory_flat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ocr_loaders._rendering import raster
+
+    statm = Path("/proc/self/statm")
+    if not statm.is_file():
+        pytest.skip("resident memory is read from /proc (Linux)")
+
+    def grown_mb(scan: Path) -> float:
+        doc = open_document(DocumentSource(str(scan), path=scan))
+        settings = RenderSettings(dpi=144)  # the image drawn at full size: no subsampling
+        doc.render(1, settings)
+        doc.render(2, settings)
+        start = int(statm.read_text().split()[1])
+        for n in range(3, 21):
+            doc.render(n, settings)
+        grown = (int(statm.read_text().split()[1]) - start) * 4096 / 2**20
+        doc.close()
+        raster.empty_store()
+        return grown
+
+    scan = _scan_like_pdf(tmp_path / "scan.pdf", pages=20, side=1500)  # 2.25 MB decoded each
+    flat = grown_mb(scan)
+    monkeypatch.setattr(raster, "EMPTY_STORE_IMAGE_PIXELS", 10**12)  # the rule off
+    kept = grown_mb(scan)
+    assert kept > 25, f"MuPDF kept only {kept:.0f} MB: the test no longer exercises its cache"
+    assert flat < 10, f"resident memory grew {flat:.0f} MB over 18 scanned pages"

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import functools
+import inspect
 import json
 import re
 import time
@@ -123,6 +125,37 @@ def sglang_ngram_processor() -> str:
     return json.dumps({"callable": class_reference_pickle(*SGLANG_PROCESSOR_CLASS).hex()})
 
 
+@dataclass(frozen=True, slots=True)
+class InlineImage:
+    """A page's image inside a request: the encoded bytes the page already holds, written as
+    a base64 data URL only into the body being sent. So a request in flight holds its page
+    once (the body) besides the page itself, not also as a data-URL string and the OpenAI
+    client's copy of the whole request (docs/benchmarks.md, memory)."""
+
+    mime: str
+    data: bytes
+
+    def url(self) -> str:
+        """``data:<mime>;base64,...``, as the servers read it."""
+        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
+def encode_body(request: Mapping[str, Any], **more: Any) -> bytes:
+    """The JSON body of a request from :func:`build_request`, with ``more`` fields: the
+    ``extra_body`` fields at the top level (where vLLM and SGLang read them) and each
+    :class:`InlineImage` as its data URL."""
+    fields = {k: v for k, v in request.items() if k != "extra_body"}
+    fields.update(request.get("extra_body") or {})
+    fields.update(more)
+    return json.dumps(fields, default=_inline, separators=(",", ":")).encode("utf-8")
+
+
+def _inline(value: object) -> str:
+    if isinstance(value, InlineImage):
+        return value.url()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def build_request(
     page: PageImage,
     settings: EndpointSettings,
@@ -131,9 +164,10 @@ def build_request(
     guard: Guard,
     max_tokens: int | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments of ``chat.completions.create`` for one page (a pure function).
-    The balancer sets ``max_tokens`` again for the endpoint it picks (:class:`Sizing`)."""
-    data_uri = f"data:{page.mime};base64,{base64.b64encode(page.image).decode('ascii')}"
+    """The request for one page (a pure function): the chat-completions fields, the servers'
+    own fields under ``extra_body``, and the image as an :class:`InlineImage` that
+    :func:`encode_body` writes out. The balancer sets ``max_tokens`` again for the endpoint
+    it picks (:class:`Sizing`)."""
     # the plain prompt for both: vLLM and SGLang's deepseek-ocr template insert <image> themselves
     text = prompt
     extra: dict[str, Any] = {"skip_special_tokens": False}
@@ -156,7 +190,7 @@ def build_request(
             {
                 "role": "user",
                 "content": [
-                    {"type": "image_url", "image_url": {"url": data_uri}},
+                    {"type": "image_url", "image_url": {"url": InlineImage(page.mime, page.image)}},
                     {"type": "text", "text": text},
                 ],
             }
@@ -245,26 +279,47 @@ async def complete(
     *,
     stream: bool = False,
 ) -> Answer:
-    """Send one request (keyword arguments of :func:`build_request`) and read the answer,
-    raising one of this module's faults, or :class:`EndpointError` for a request the server
-    will never take (auth, unknown model). ``stream``: read the answer as it is generated
-    and stop at a repetition loop (:func:`read_stream`)."""
+    """Send one request (from :func:`build_request`) as a ready body through the OpenAI
+    client's ``post`` (its auth, timeouts and errors, without its copy of the request) and
+    read the answer, raising one of this module's faults, or :class:`EndpointError` for a
+    request the server will never take (auth, unknown model). ``stream``: read the answer as
+    it is generated and stop at a repetition loop (:func:`read_stream`)."""
     import httpx
     import openai
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+    fields = {"stream": True, "stream_options": {"include_usage": True}} if stream else {}
+    body = encode_body(request, **fields)
     try:
         if stream:
-            chunks = await client.chat.completions.create(
-                **request, stream=True, stream_options={"include_usage": True}
+            chunks = await client.post(
+                "/chat/completions",
+                cast_to=ChatCompletion,
+                stream=True,
+                stream_cls=openai.AsyncStream[ChatCompletionChunk],
+                **_raw_body(body),
             )
             return await read_stream(chunks)
-        raw = await client.chat.completions.with_raw_response.create(**request)
-        body = raw.http_response.content
+        response = await client.post("/chat/completions", cast_to=httpx.Response, **_raw_body(body))
+        answer = response.content
     except openai.APIError as exc:
         raise _fault(exc, url, timeout) from exc
     except httpx.HTTPError as exc:  # a stream cut mid-answer surfaces as httpx's own error
         raise Retryable(f"the answer stream broke: {_cause(exc)}", connection=True) from exc
-    return parse_completion(body)
+    return parse_completion(answer)
+
+
+def _raw_body(body: bytes) -> dict[str, Any]:
+    """How the OpenAI client takes a ready body: ``content`` where ``post`` has it (3.x),
+    else ``body`` (bytes are sent as they are from 1.100 on)."""
+    return {"content" if _post_takes_content() else "body": body}
+
+
+@functools.cache
+def _post_takes_content() -> bool:
+    import openai
+
+    return "content" in inspect.signature(openai.AsyncOpenAI.post).parameters
 
 
 LOOP_CHECK_CHARS = 400
@@ -430,6 +485,7 @@ __all__ = [
     "ContextTooLong",
     "Guard",
     "GuardRefused",
+    "InlineImage",
     "PageFailure",
     "Retryable",
     "Sizing",
@@ -437,6 +493,7 @@ __all__ = [
     "class_reference_pickle",
     "complete",
     "context_refusal",
+    "encode_body",
     "max_tokens_for",
     "normalize_base_url",
     "parse_completion",
