@@ -307,8 +307,8 @@ def stage_costs(pdf: Path, pages: int = 60) -> tuple[dict[str, float], float]:
     rasterization: the page to a PNG with PyMuPDF alone, what any client must do first."""
     from ocr_loaders._assemble import build_page
     from ocr_loaders._chunking import Chunker, ChunkOptions
+    from ocr_loaders._engines.body import encode_body
     from ocr_loaders._engines.openai_compat import EndpointSettings, Guard, build_request
-    from ocr_loaders._engines.wire import encode_body
     from ocr_loaders._grounding import format_grounded, to_markdown
     from ocr_loaders._model import PageImage, RawPage, SourceInfo
     from ocr_loaders._rendering.raster import png_bytes

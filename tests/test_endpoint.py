@@ -55,6 +55,8 @@ def test_one_request_per_page_exactly_as_the_protocol_wants(
         }
         assert (rec.image_width, rec.image_height) == (1224, 1584)  # 144 dpi of US Letter
         assert rec.image_mime == "image/png"
+        assert int(rec.headers["content-length"]) > 0  # a body of known length, not chunked
+        assert "transfer-encoding" not in {k.lower() for k in rec.headers}
         assert rec.max_tokens is not None
         assert rec.prompt_tokens + rec.max_tokens <= 8192
         assert rec.max_tokens > 8192 - rec.prompt_tokens - 200  # not needlessly small
@@ -333,12 +335,14 @@ def test_unknown_model_fails_with_a_clear_error(tmp_path: Path, server: FakeOCRS
 
 def test_a_request_holds_its_page_once_and_its_body_is_what_the_server_reads() -> None:
     """In flight, a request keeps the page's own PNG bytes (no data-URL string, no client
-    copy of the request); the body written from it has the servers' fields at the top."""
+    copy of the request, no whole body); the body, written from it in pieces as it is sent,
+    has the servers' fields at the top."""
+    from ocr_loaders._engines.body import PIECE, InlineImage, request_body
     from ocr_loaders._engines.openai_compat import EndpointSettings, Guard
-    from ocr_loaders._engines.wire import InlineImage, build_request, encode_body
+    from ocr_loaders._engines.wire import build_request
     from ocr_loaders._model import PageImage, SourceInfo
 
-    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 500  # several pieces, not a multiple of 3
     info = SourceInfo("d", "d.pdf", "d.pdf", "0" * 64, "pdf", 1)
     page = PageImage(info, 1, "1", 612, 792, png, "image/png", 1224, 1584)
     settings = EndpointSettings(base_urls=("http://127.0.0.1:1/v1",))
@@ -346,7 +350,12 @@ def test_a_request_holds_its_page_once_and_its_body_is_what_the_server_reads() -
     held = request["messages"][0]["content"][0]["image_url"]["url"]
     assert isinstance(held, InlineImage) and held.data is png  # the page's bytes, not a copy
 
-    body = json.loads(encode_body(request, stream=True))
+    streamed = request_body(request, stream=True)
+    pieces = list(streamed.pieces())
+    assert len(pieces) > 3 and max(len(p) for p in pieces) <= 4 * PIECE // 3  # never whole
+    whole = b"".join(pieces)
+    assert len(whole) == len(streamed)  # the Content-Length sent
+    body = json.loads(whole)
     url = body["messages"][0]["content"][0]["image_url"]["url"]
     assert url == "data:image/png;base64," + base64.b64encode(png).decode()
     assert body["skip_special_tokens"] is False and "extra_body" not in body

@@ -14,7 +14,6 @@ resend without the guard) and :class:`PageFailure` (this page cannot succeed).
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import functools
 import inspect
@@ -30,6 +29,7 @@ from .._errors import ConfigError, EndpointError
 from .._grounding import find_repetition_loop, may_end_in_loop
 from .._model import PageImage
 from .._tokens import vision_tokens
+from .body import InlineImage, RequestBody, request_body
 from .output_policy import Answer, Guard, TryFailed
 from .settings import EndpointSettings
 
@@ -125,37 +125,6 @@ def sglang_ngram_processor() -> str:
     return json.dumps({"callable": class_reference_pickle(*SGLANG_PROCESSOR_CLASS).hex()})
 
 
-@dataclass(frozen=True, slots=True)
-class InlineImage:
-    """A page's image inside a request: the encoded bytes the page already holds, written as
-    a base64 data URL only into the body being sent. So a request in flight holds its page
-    once (the body) besides the page itself, not also as a data-URL string and the OpenAI
-    client's copy of the whole request (docs/benchmarks.md, memory)."""
-
-    mime: str
-    data: bytes
-
-    def url(self) -> str:
-        """``data:<mime>;base64,...``, as the servers read it."""
-        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
-
-
-def encode_body(request: Mapping[str, Any], **more: Any) -> bytes:
-    """The JSON body of a request from :func:`build_request`, with ``more`` fields: the
-    ``extra_body`` fields at the top level (where vLLM and SGLang read them) and each
-    :class:`InlineImage` as its data URL."""
-    fields = {k: v for k, v in request.items() if k != "extra_body"}
-    fields.update(request.get("extra_body") or {})
-    fields.update(more)
-    return json.dumps(fields, default=_inline, separators=(",", ":")).encode("utf-8")
-
-
-def _inline(value: object) -> str:
-    if isinstance(value, InlineImage):
-        return value.url()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
 def build_request(
     page: PageImage,
     settings: EndpointSettings,
@@ -166,7 +135,7 @@ def build_request(
 ) -> dict[str, Any]:
     """The request for one page (a pure function): the chat-completions fields, the servers'
     own fields under ``extra_body``, and the image as an :class:`InlineImage` that
-    :func:`encode_body` writes out. The balancer sets ``max_tokens`` again for the endpoint
+    :func:`.body.request_body` writes out. The balancer sets ``max_tokens`` again for the endpoint
     it picks (:class:`Sizing`)."""
     # the plain prompt for both: vLLM and SGLang's deepseek-ocr template insert <image> themselves
     text = prompt
@@ -289,7 +258,7 @@ async def complete(
     from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
     fields = {"stream": True, "stream_options": {"include_usage": True}} if stream else {}
-    body = encode_body(request, **fields)
+    body = request_body(request, **fields)
     try:
         if stream:
             chunks = await client.post(
@@ -309,10 +278,15 @@ async def complete(
     return parse_completion(answer)
 
 
-def _raw_body(body: bytes) -> dict[str, Any]:
-    """How the OpenAI client takes a ready body: ``content`` where ``post`` has it (3.x),
-    else ``body`` (bytes are sent as they are from 1.100 on)."""
-    return {"content" if _post_takes_content() else "body": body}
+def _raw_body(body: RequestBody) -> dict[str, Any]:
+    """How the OpenAI client takes a ready body: streamed in pieces with its length where
+    ``post`` takes ``content`` (3.x), else whole as ``body`` (sent as is from 1.100 on)."""
+    if _post_takes_content():
+        return {
+            "content": body.stream(),
+            "options": {"headers": {"Content-Length": str(len(body))}},
+        }
+    return {"body": bytes(body)}
 
 
 @functools.cache
@@ -485,7 +459,6 @@ __all__ = [
     "ContextTooLong",
     "Guard",
     "GuardRefused",
-    "InlineImage",
     "PageFailure",
     "Retryable",
     "Sizing",
@@ -493,7 +466,6 @@ __all__ = [
     "class_reference_pickle",
     "complete",
     "context_refusal",
-    "encode_body",
     "max_tokens_for",
     "normalize_base_url",
     "parse_completion",
