@@ -246,14 +246,26 @@ rendered or at the engine). `tests/test_saturation.py` holds page 1 (or each of 
 the server until 35 (12) later pages have been sent, with `concurrency` 2, and checks that a
 heavy page is sent before the light pages ahead of it while the output stays in page order.
 
-Memory (issue 18 asks for peak RSS at 400 pages <= 1.15x that at 20): measured on this version
-with the CLI at `--concurrency 64` against a 0.3 s fake server, the client's process tree peaks
-at 406-410 MB for 20 pages and 477-478 MB for 400 (1.17-1.18x; main process 253 -> 300 MB,
-render worker 152-157 -> 175-178 MB). `tracemalloc` in the main process shows where the
-difference is: each request in flight holds its page three times (the PNG, its base64 data
-URL, and the JSON body the OpenAI client encodes, about 0.8 MB together for these pages), and
-20 pages never fill 64 requests while 400 do. That memory is bounded by `concurrency`, not by
-the document's length; the target as stated is not met.
+Memory (issue 18 asks for peak RSS at 400 pages <= 1.15x that at 20), measured as
+`benchmarks/run.py` does (the CLI at `--concurrency 64`, a cache being written, the 40 x 2 s
+server), three runs each on 2026-12-02: the client's process tree peaks at 394-396 MB for 20
+pages and 438-443 MB for 400, **1.11-1.12x** (main process 242 -> 270 MB, render worker 152 ->
+168-172 MB). The version before (stop 24's) peaked at 490 MB for 400 pages on the same machine
+the same hour. What changed, found with `tracemalloc` and by rendering alone:
+- a request in flight held its page three times (the PNG, its base64 data URL in the request,
+  and the OpenAI client's JSON body of the request, ~0.8 MB for these pages); 20 pages never
+  fill 64 requests, 400 do. Now the request holds the page's PNG by reference and its body is
+  written from it a piece at a time as it is sent, with its exact `Content-Length`
+  (`ocr_loaders._engines.body`; through the OpenAI client's `post`, its auth, timeouts and
+  errors kept; with openai 1.100-2.x, which cannot stream a body, the body is built whole).
+  Client CPU went down too (21.5-23.0 s for the 400 pages against 23.7-24.1 s);
+- MuPDF's own cache of decoded fonts and images (process-wide, up to 256 MB) grew in the
+  render worker with the document; it is now emptied every 64 pages and after any page whose
+  images hold over 1 Mpx (a scan's page image): 60 scanned pages rendered in one process went
+  from 440 MB to 163 MB, lecture notes from 176 to 162 MB at 400 pages.
+What is left of the difference is bounded by `concurrency`, not by the document's length (64
+PNGs in flight instead of 20) and the render worker meeting heavier pages (the German notes'
+page 31, rendered with its text layer, first appears after page 20).
 """
 
 
