@@ -58,6 +58,7 @@ from ocr_loaders._engines.local import LocalEngine, ocr_image_grounded
 from ocr_loaders._engines.local_textlayer import extract_page
 from ocr_loaders._grounding import parse_grounded, to_markdown
 from ocr_loaders._model import PageImage, SourceInfo
+from ocr_loaders._rendering.raster import EMPTY_STORE_IMAGE_PIXELS, empty_store, image_pixels
 
 HERE = Path(__file__).resolve()
 DEFAULT_CORPUS = HERE.parents[2] / "shared" / "corpus"
@@ -250,6 +251,8 @@ async def _read_pdf(engine: LocalEngine, path: Path, case: Case) -> tuple[str, i
         t0 = time.perf_counter()
         hint = extract_page(page)
         t1 = time.perf_counter()
+        if image_pixels(page) > EMPTY_STORE_IMAGE_PIXELS:
+            empty_store()  # as the pipeline's renderer does after a scanned page
         image = PageImage(
             source=info,
             number=page.number + 1,
