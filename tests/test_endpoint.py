@@ -361,3 +361,21 @@ def test_a_request_holds_its_page_once_and_its_body_is_what_the_server_reads() -
     assert body["skip_special_tokens"] is False and "extra_body" not in body
     assert body["vllm_xargs"]["ngram_size"] == 30 and body["stream"] is True
     assert body["max_tokens"] == 100 and body["temperature"] == 0
+
+
+def test_an_openai_client_without_streamed_bodies_gets_the_whole_body(
+    tmp_path: Path, server: FakeOCRServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """openai 1.100-2.x's ``post`` has no ``content``: the body goes whole as ``body``."""
+    import warnings
+
+    from ocr_loaders._engines import wire
+
+    monkeypatch.setattr(wire, "_post_takes_content", lambda: False)
+    pdf = make_pdf(tmp_path / "two.pdf", pages=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.x still takes it, with a warning
+        docs = DeepSeekOCRReader(base_url=server.base_url, mode="pages").load_data(pdf)
+    assert len(docs) == 2 and all(d.text for d in docs)
+    sent = chats(server)
+    assert len(sent) == 2 and all(r.status == 200 and r.image_mime == "image/png" for r in sent)
