@@ -286,31 +286,44 @@ def test_mupdf_cache_is_emptied_after_scanned_pages_and_every_64_pages(
     assert emptied == [1, 2, 3]  # a decoded scan image is never kept for the next page
 
 
-def test_rendering_a_long_scan_keeps_memory_flat(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from ocr_loaders._rendering import raster
+_GROWTH_SCRIPT = """
+import sys
+from pathlib import Path
+from ocr_loaders._rendering import raster
+from ocr_loaders._sources import DocumentSource
 
-    statm = Path("/proc/self/statm")
-    if not statm.is_file():
+if sys.argv[2] == "off":
+    raster.EMPTY_STORE_IMAGE_PIXELS = 10**12
+statm = Path("/proc/self/statm")
+doc = raster.open_document(DocumentSource("scan", path=Path(sys.argv[1])))
+settings = raster.RenderSettings(dpi=144)  # the image drawn at full size: no subsampling
+doc.render(1, settings)
+doc.render(2, settings)
+start = int(statm.read_text().split()[1])
+for n in range(3, 21):
+    doc.render(n, settings)
+print((int(statm.read_text().split()[1]) - start) * 4096 / 2**20)
+"""
+
+
+def test_rendering_a_long_scan_keeps_memory_flat(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    if not Path("/proc/self/statm").is_file():
         pytest.skip("resident memory is read from /proc (Linux)")
-
-    def grown_mb(scan: Path) -> float:
-        doc = open_document(DocumentSource(str(scan), path=scan))
-        settings = RenderSettings(dpi=144)  # the image drawn at full size: no subsampling
-        doc.render(1, settings)
-        doc.render(2, settings)
-        start = int(statm.read_text().split()[1])
-        for n in range(3, 21):
-            doc.render(n, settings)
-        grown = (int(statm.read_text().split()[1]) - start) * 4096 / 2**20
-        doc.close()
-        raster.empty_store()
-        return grown
-
     scan = _scan_like_pdf(tmp_path / "scan.pdf", pages=20, side=1500)  # 2.25 MB decoded each
-    flat = grown_mb(scan)
-    monkeypatch.setattr(raster, "EMPTY_STORE_IMAGE_PIXELS", 10**12)  # the rule off
-    kept = grown_mb(scan)
+
+    def grown_mb(rule: str) -> float:  # a fresh process: no heap left free by other tests
+        run = subprocess.run(
+            [sys.executable, "-c", _GROWTH_SCRIPT, str(scan), rule],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        return float(run.stdout.split()[-1])
+
+    flat, kept = grown_mb("on"), grown_mb("off")
     assert kept > 25, f"MuPDF kept only {kept:.0f} MB: the test no longer exercises its cache"
     assert flat < 10, f"resident memory grew {flat:.0f} MB over 18 scanned pages"
