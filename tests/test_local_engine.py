@@ -298,7 +298,7 @@ def test_image_only_page_is_read_by_ocr() -> None:
     page = doc.new_page(width=520, height=160)
     page.insert_image(page.rect, stream=png)
     data = extract_page(page)
-    assert data.source == "ocr" and data.ocr_image is not None
+    assert data.source == "ocr" and data.ocr_pixels is not None
     assert data.reason == "no text layer"
     blocks = parse_grounded(recognize_page_data(data))
     assert _recall(" ".join(OCR_LINES), to_markdown(blocks)) >= 0.9

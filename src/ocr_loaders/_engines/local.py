@@ -34,8 +34,11 @@ import asyncio
 import functools
 import logging
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+import numpy as np
 
 from .._grounding import format_grounded
 from .._model import Block, PageImage, RawPage, model_box
@@ -51,7 +54,7 @@ from .local_ocr import (
     rapidocr_version,
     scale_lines,
 )
-from .local_onnx import DET_MAX_SIDE
+from .local_onnx import DET_MAX_SIDE, gray_of
 from .local_quant import RECIPE_VERSION, int8_supported
 from .local_scan_tables import erase_rules, find_ruled_grids, grid_tables
 from .local_tables import TableRegion
@@ -81,7 +84,13 @@ def ocr_image_grounded(image: bytes) -> str:
     OpenAI-compatible server to answer requests with real text. Blocking and CPU-bound.
     """
     arr, width, height = decode_image(image)
-    grids = find_ruled_grids(arr.min(axis=2))
+    return ocr_array_grounded(arr, width, height)
+
+
+def ocr_array_grounded(arr: np.ndarray, width: int, height: int) -> str:
+    """OCR a decoded page (grayscale, or BGR) into grounded text, boxes in 0..999 units of a
+    ``width`` x ``height`` frame (the image's size before any scaling on decoding)."""
+    grids = find_ruled_grids(gray_of(arr))
     lines, direction = ocr_lines(erase_rules(arr, grids) if grids else arr)
     # Ruled tables on a page read sideways would come out transposed: read as text there.
     tables = grid_tables(grids, lines) if direction == 0 else []
@@ -99,8 +108,10 @@ def ocr_image_grounded(image: bytes) -> str:
 
 def recognize_page_data(data: LocalPageData) -> str:
     """Grounded text for one page's :class:`LocalPageData` (blocking, CPU-bound)."""
-    if data.ocr_image is not None:
-        return ocr_image_grounded(data.ocr_image)
+    if data.ocr_pixels is not None:
+        w, h = data.ocr_width, data.ocr_height
+        pixels = np.frombuffer(zlib.decompress(data.ocr_pixels), np.uint8).reshape(h, w)
+        return ocr_array_grounded(pixels, w, h)
     if data.source == "blank":
         return ""
     blocks = layout_page(data.lines, data.tables, data.images, data.width, data.height)

@@ -3,9 +3,10 @@
 The models are loaded from the ``rapidocr/models`` folder of the installed wheel by explicit
 path, so no downloader is ever reached; a missing file is an error, not a download. On
 CPUs with VNNI the recogniser is read as an int8 copy, made from its file on first use and
-cached (:mod:`.local_quant`). They are run by :mod:`.local_onnx`. One process-wide
-instance, loaded once, serves every caller under a lock (onnxruntime already uses every
-core).
+cached (:mod:`.local_quant`); the fp32 models are read from cached copies with their
+subnormal weights zeroed (:func:`.local_onnx.without_denormal_weights`). They are run by
+:mod:`.local_onnx`. One process-wide instance, loaded once, serves every caller under a lock
+(onnxruntime already uses every core).
 
 Orientation: the reader turns tall line crops a quarter turn counter-clockwise before reading
 them, so a page scanned a quarter turn clockwise reads well as is, and one turned the other
@@ -27,13 +28,22 @@ import numpy as np
 
 from .._model import BBox
 from .local_layout import TextLine
-from .local_onnx import OcrModels, crop_line, release_freed_memory, split_at_gaps
+from .local_model_cache import derived_model
+from .local_onnx import (
+    OcrModels,
+    crop_line,
+    release_freed_memory,
+    split_at_gaps,
+    without_denormal_weights,
+)
 from .local_quant import int8_model, int8_supported
 
 log = logging.getLogger(__name__)
 
 DET_MODEL = "PP-OCRv6_det_small.onnx"
 REC_MODEL = "PP-OCRv6_rec_small.onnx"
+DENORMAL_RECIPE = "nodenormal-r1"
+"""Names the cached copies of the fp32 models with subnormal weights zeroed."""
 
 MAX_DECODE_SIDE = 4096
 """Images larger than this are scaled down on decoding, to bound memory."""
@@ -88,13 +98,15 @@ def _get_models() -> OcrModels:
             "rapidocr's bundled models are missing (" + ", ".join(missing) + "); reinstall "
             "rapidocr 3.x from its wheel. The local engine never downloads models."
         )
-    rec: Path | bytes = paths[REC_MODEL]
-    if int8_supported():
-        try:
+    try:
+        det = derived_model(paths[DET_MODEL], DENORMAL_RECIPE, without_denormal_weights)
+        if int8_supported():
             rec = int8_model(paths[REC_MODEL])
-        except ImportError as exc:  # pragma: no cover - onnx is a dependency
-            raise OCRUnavailableError(f"cannot quantize the recogniser: {exc}") from exc
-    _models = OcrModels(paths[DET_MODEL], rec)
+        else:
+            rec = derived_model(paths[REC_MODEL], DENORMAL_RECIPE, without_denormal_weights)
+    except ImportError as exc:  # pragma: no cover - onnx is a dependency
+        raise OCRUnavailableError(f"cannot prepare the OCR models: {exc}") from exc
+    _models = OcrModels(det, rec)
     return _models
 
 
@@ -108,10 +120,12 @@ def warm_up() -> None:
 
 
 def decode_image(data: bytes) -> tuple[np.ndarray, int, int]:
-    """Encoded image bytes -> (BGR array for OCR, original width, original height).
+    """Encoded image bytes -> (array for OCR, original width, original height).
 
-    The first frame of multi-frame files is used; transparency is laid on white. Images larger
-    than ``MAX_DECODE_SIDE`` are scaled down; the caller maps boxes back with the original size.
+    The array is 2-D for grayscale and bilevel images (a third of the work of three equal
+    channels), else BGR. The first frame of multi-frame files is used; transparency is laid
+    on white. Images larger than ``MAX_DECODE_SIDE`` are scaled down; the caller maps boxes
+    back with the original size.
     """
     from PIL import Image
 
@@ -119,6 +133,11 @@ def decode_image(data: bytes) -> tuple[np.ndarray, int, int]:
         im.seek(0)
         width, height = im.size
         im.draft("RGB", (MAX_DECODE_SIDE, MAX_DECODE_SIDE))
+        if im.mode in ("1", "L") and "transparency" not in im.info:
+            gray = im.convert("L")
+            if max(gray.size) > MAX_DECODE_SIDE:
+                gray.thumbnail((MAX_DECODE_SIDE, MAX_DECODE_SIDE))
+            return np.ascontiguousarray(np.asarray(gray)), width, height
         if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
             rgba = im.convert("RGBA")
             rgb = Image.new("RGB", rgba.size, (255, 255, 255))
@@ -207,7 +226,8 @@ def _turn_box(b: BBox, width: float, height: float) -> BBox:
 
 
 def ocr_lines(img: np.ndarray) -> tuple[list[TextLine], int]:
-    """OCR a BGR image: text lines (boxes in the image frame) and the page's text direction.
+    """OCR a grayscale or BGR image: text lines (boxes in the image frame) and the page's
+    text direction.
 
     The direction is the clockwise angle of the writing in the image (0, 90, 180 or 270).
     Lines scoring below ``MIN_SCORE`` are dropped.

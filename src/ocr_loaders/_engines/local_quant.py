@@ -10,10 +10,8 @@ Japanese; light blur, grain or black-and-white thresholding); never the corpus, 
 download. Each range is the tensor's minimum and maximum, clipped to the 99.999th
 percentile of its absolute values (onnxruntime's "Percentile" calibration).
 
-The result is kept in ``<user cache>/ocr-loaders/models``, named by the fp32 file's hash,
-onnxruntime's version and :data:`RECIPE_VERSION`, written atomically (racing processes each
-leave a whole file) with a SHA-256 of its content: a damaged file is made again. When the
-folder cannot be written the model is used from memory.
+The result is kept on disk by :mod:`.local_model_cache` (named by the fp32 file's hash,
+onnxruntime's version and :data:`RECIPE_VERSION`).
 
 Only x86-64 CPUs with VNNI use it (:func:`int8_supported`): without VNNI onnxruntime's
 uint8 x int8 kernels add products in 16-bit registers that can saturate, and other CPUs were
@@ -23,20 +21,18 @@ not measured; they keep the fp32 model.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import math
-import os
 import platform
 import random
 import tempfile
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .local_model_cache import derived_model
 from .local_onnx import rec_input
 
 if TYPE_CHECKING:
@@ -50,7 +46,6 @@ QUANTIZED_OPS = ("Conv", "MatMul")
 PERCENTILE = 99.999
 """Activation ranges keep this share of absolute values; rarer outliers saturate."""
 CALIBRATION_LINES = 24
-_MAGIC = b"ocr-loaders int8 onnx\n"
 
 _LATIN = (
     "The quarterly report was filed on 12 March 2019, three weeks after the deadline. "
@@ -73,13 +68,6 @@ _CJK = (
 _LATIN_FONTS = ("helv", "hebo", "heit", "tiro", "tibo", "tiit", "cour", "cobo")
 
 
-def model_cache_dir() -> Path:
-    """Where the int8 model is kept: ``models`` beside the page cache's folders."""
-    from .._cache import default_cache_dir
-
-    return default_cache_dir() / "models"
-
-
 @functools.cache
 def int8_supported() -> bool:
     """Whether this CPU reads the int8 model: x86-64 with VNNI (``avx512_vnni`` or
@@ -96,46 +84,7 @@ def int8_supported() -> bool:
 def int8_model(fp32: Path, directory: Path | None = None) -> bytes:
     """The serialized int8 copy of the recogniser ``fp32``: from the cache when a whole copy
     is there, else quantized now (seconds) and stored."""
-    import onnxruntime as ort
-
-    digest = hashlib.sha256(fp32.read_bytes()).hexdigest()[:16]
-    folder = directory or model_cache_dir()
-    path = folder / f"{fp32.stem}.int8-r{RECIPE_VERSION}-ort{ort.__version__}-{digest}.bin"
-    cached = _read(path)
-    if cached is not None:
-        return cached
-    start = time.perf_counter()
-    model = quantize(fp32)
-    log.info("made an int8 copy of %s in %.1f s", fp32.name, time.perf_counter() - start)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".bin")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(_MAGIC + hashlib.sha256(model).digest() + model)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        log.warning("cannot cache the int8 OCR model in %s (%s); using it from memory", folder, exc)
-    return model
-
-
-def _read(path: Path) -> bytes | None:
-    """A cached model's bytes, or ``None`` when it is missing, truncated or damaged."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    head = len(_MAGIC) + 32
-    if (
-        data[: len(_MAGIC)] != _MAGIC
-        or hashlib.sha256(data[head:]).digest() != data[head - 32 : head]
-    ):
-        log.warning("the cached int8 model %s is damaged; making it again", path)
-        return None
-    return data[head:]
+    return derived_model(fp32, f"int8-r{RECIPE_VERSION}", lambda path: quantize(path), directory)
 
 
 def quantize(fp32: Path) -> bytes:
