@@ -81,7 +81,7 @@ def release_freed_memory() -> None:
 
 _malloc_trim: Any = None
 
-MMAP_THRESHOLD = 32 * 2**20
+MMAP_THRESHOLD = 16 * 2**20
 """Allocations of this size and more get their own mapping from glibc, returned when freed."""
 
 
@@ -91,10 +91,11 @@ def map_large_allocations() -> None:
     glibc maps large blocks and unmaps them when freed, but after freeing one it raises its
     threshold to that block's size, so from the second page on the detector's activations
     (tens of MB each) come from the heap and stay there: the peak of one scanned page in a
-    process rose from ~540 MB to 610-660 MB from its second page. With the threshold fixed the
-    largest ones (30-60 MB) are mapped and returned every page (docs/local-engine.md). A fresh
-    mapping is paid in page faults: at 16 MB they cost 0.2-0.35 s of system time per page, at
-    32 MB about what glibc's own rule costs, for a peak of 540 MB instead of 515.
+    process rose from ~540 MB to 610-660 MB from its second page. With the threshold fixed they
+    are mapped and returned every page: 500-530 MB flat (docs/local-engine.md). Fresh mappings
+    are paid in page faults, 0.2-0.35 s of system time per Letter page; at 32 MB that halves,
+    but the peak rose by 25 MB on the Letter scan and by 100 MB on small images.
+    Smaller blocks, the recogniser's included, still come from the heap.
     """
     global _mapped
     if _mapped:
