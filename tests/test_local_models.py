@@ -19,8 +19,9 @@ from PIL import Image
 from ocr_loaders._engines import local_ocr
 from ocr_loaders._engines.local import ocr_array_grounded, ocr_image_grounded, recognize_page_data
 from ocr_loaders._engines.local_model_cache import derived_model
+from ocr_loaders._engines.local_model_edits import fp32_recogniser, without_denormal_weights
 from ocr_loaders._engines.local_ocr import decode_image
-from ocr_loaders._engines.local_onnx import OcrModels, without_denormal_weights
+from ocr_loaders._engines.local_onnx import OcrModels
 from ocr_loaders._engines.local_textlayer import extract_page
 
 TINY = float(np.finfo(np.float32).tiny)
@@ -89,7 +90,7 @@ def test_detector_copy_has_no_subnormal_weights_and_finds_the_same_lines(
 
     assert derived_model(det, local_ocr.DENORMAL_RECIPE, refuse, tmp_path) == copy
 
-    rec = local_ocr.models_dir() / local_ocr.REC_MODEL
+    rec = fp32_recogniser(local_ocr.models_dir() / local_ocr.REC_MODEL)
     img = _page_text_gray()
     original = OcrModels(det, rec).detect(img)
     zeroed = OcrModels(copy, rec).detect(img)
@@ -109,15 +110,12 @@ def test_engine_loads_the_zeroed_copies(monkeypatch: pytest.MonkeyPatch, vnni: b
 
     monkeypatch.setattr(local_ocr, "derived_model", recording)
     monkeypatch.setattr(local_ocr, "int8_supported", lambda: vnni)
-    monkeypatch.setattr(
-        local_ocr, "int8_model", lambda fp32: real(fp32, "x", lambda p: p.read_bytes())
-    )
+    monkeypatch.setattr(local_ocr, "int8_model", fp32_recogniser)
     monkeypatch.setattr(local_ocr, "_models", None)  # restored after the test
     with local_ocr._lock:
         local_ocr._get_models()
-    recipe = local_ocr.DENORMAL_RECIPE
-    expected = [(local_ocr.DET_MODEL, recipe)] + ([] if vnni else [(local_ocr.REC_MODEL, recipe)])
-    assert made == expected
+    fp32_rec = [] if vnni else [(local_ocr.REC_MODEL, local_ocr.FP32_REC_RECIPE)]
+    assert made == [(local_ocr.DET_MODEL, local_ocr.DENORMAL_RECIPE), *fp32_rec]
 
 
 # --- grayscale pages ------------------------------------------------------------------------

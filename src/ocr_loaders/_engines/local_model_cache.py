@@ -1,12 +1,12 @@
 """Models the local engine derives from rapidocr's files, made once and kept on disk.
 
-Two are derived: the int8 copy of the recogniser (:mod:`.local_quant`, seconds to make) and
-the models with their subnormal weights zeroed (:func:`.local_onnx.without_denormal_weights`,
-cheap itself, but it needs the ``onnx`` package, whose import takes over a second). Each is
-kept in ``<user cache>/ocr-loaders/models``, named by its source file's SHA-256, the
-recipe and onnxruntime's version, written atomically (racing processes each leave a whole
-file) with a SHA-256 of its content, so a damaged copy is made again. When the folder cannot
-be written the model is made in each process and used from memory.
+Two kinds are derived: the int8 copy of the recogniser (:mod:`.local_quant`, seconds to
+make) and the fp32 models edited by :mod:`.local_model_edits` (cheap themselves, but they
+need the ``onnx`` package, whose import takes over a second). Each is kept in
+``<user cache>/ocr-loaders/models``, named by its source file's SHA-256, the recipe and
+onnxruntime's version, written atomically (racing processes each leave a whole file) with a
+SHA-256 of its content, so a damaged copy is made again. When the folder cannot be written
+the model is made in each process and used from memory.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 The models are loaded from the ``rapidocr/models`` folder of the installed wheel by explicit
 path, so no downloader is ever reached; a missing file is an error, not a download. On
 CPUs with VNNI the recogniser is read as an int8 copy, made from its file on first use and
-cached (:mod:`.local_quant`); the fp32 models are read from cached copies with their
-subnormal weights zeroed (:func:`.local_onnx.without_denormal_weights`). They are run by
+cached (:mod:`.local_quant`); the fp32 models are read from cached copies edited by
+:mod:`.local_model_edits` (subnormal weights zeroed, the recogniser returning each step's
+best class). They are run by
 :mod:`.local_onnx`. One process-wide instance, loaded once, serves every caller under a lock
 (onnxruntime already uses every core).
 
@@ -29,12 +30,12 @@ import numpy as np
 from .._model import BBox
 from .local_layout import TextLine
 from .local_model_cache import derived_model
+from .local_model_edits import fp32_recogniser, without_denormal_weights
 from .local_onnx import (
     OcrModels,
     crop_line,
     release_freed_memory,
     split_at_gaps,
-    without_denormal_weights,
 )
 from .local_quant import int8_model, int8_supported
 
@@ -43,7 +44,9 @@ log = logging.getLogger(__name__)
 DET_MODEL = "PP-OCRv6_det_small.onnx"
 REC_MODEL = "PP-OCRv6_rec_small.onnx"
 DENORMAL_RECIPE = "nodenormal-r1"
-"""Names the cached copies of the fp32 models with subnormal weights zeroed."""
+"""Names the cached copy of the detector with subnormal weights zeroed."""
+FP32_REC_RECIPE = "nodenormal-best-r1"
+"""Names the cached fp32 recogniser (:func:`.local_model_edits.fp32_recogniser`)."""
 
 MAX_DECODE_SIDE = 4096
 """Images larger than this are scaled down on decoding, to bound memory."""
@@ -103,7 +106,7 @@ def _get_models() -> OcrModels:
         if int8_supported():
             rec = int8_model(paths[REC_MODEL])
         else:
-            rec = derived_model(paths[REC_MODEL], DENORMAL_RECIPE, without_denormal_weights)
+            rec = derived_model(paths[REC_MODEL], FP32_REC_RECIPE, fp32_recogniser)
     except ImportError as exc:  # pragma: no cover - onnx is a dependency
         raise OCRUnavailableError(f"cannot prepare the OCR models: {exc}") from exc
     _models = OcrModels(det, rec)

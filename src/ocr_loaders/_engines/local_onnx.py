@@ -25,13 +25,14 @@ import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .._model import BBox
+from .local_detect import Detection, db_boxes, ink_window
+from .local_model_edits import BEST_CLASS, BEST_PROB
 
 DET_MAX_SIDE = 1280
 """Longest side of the image the detector sees (PP-OCR's own default is 2000; at 1280
@@ -40,9 +41,6 @@ DET_MIN_SIDE = 736
 """Small images are scaled up so their shorter side has this many pixels (PP-OCR's rule)."""
 DET_MAX_RATIO = 8.0
 """Wider images (a single line) are padded below to this width : height ratio."""
-DET_THRESH = 0.3
-DET_BOX_THRESH = 0.5
-DET_UNCLIP = 1.6
 GAP_SPLIT = 1.0
 """A line box is cut at whitespace wider than this many times its ink height."""
 REC_HEIGHT = 48
@@ -50,15 +48,6 @@ REC_MIN_WIDTH = 320
 """Shortest input width; a crop narrower than this is padded."""
 REC_WORKERS = max(1, min(4, os.cpu_count() or 1))
 """Threads reading crops at once, each on one core."""
-
-
-@dataclass(frozen=True, slots=True)
-class Detection:
-    """A text line found by the detector: its quadrilateral (4 x 2, clockwise from top-left)
-    in the frame of the image given, and the detector's mean score inside it."""
-
-    quad: np.ndarray
-    score: float
 
 
 def release_freed_memory() -> None:
@@ -115,35 +104,6 @@ M_MMAP_THRESHOLD = -3
 _mapped = False
 
 
-def without_denormal_weights(model: Path) -> bytes:
-    """The serialized model with its subnormal float weights set to zero.
-
-    A float below 1.2e-38 is subnormal, and x86 CPUs take a slow microcode path for every
-    multiplication by one. Two 1x1 convolutions of rapidocr's detector have 24 % and 63 % of
-    their weights subnormal, which made them two thirds of the detector's time on an Intel
-    Xeon (1.1 s -> 0.4 s per 1280 px page with them zeroed; AMD CPUs pay far less). Their
-    contribution is below 1e-38 of an activation, so the output does not change.
-    onnxruntime's ``session.set_denormal_as_zero`` would do the same for activations too,
-    but it changes the floating-point mode of the thread that first creates any session in
-    the process, which may be the caller's. Made once and cached
-    (:mod:`.local_model_cache`): importing ``onnx`` takes over a second.
-    """
-    import onnx
-    from onnx import numpy_helper
-
-    proto = onnx.load(str(model))
-    tiny = np.finfo(np.float32).tiny
-    for init in proto.graph.initializer:
-        if init.data_type != onnx.TensorProto.FLOAT:
-            continue
-        weights = numpy_helper.to_array(init)
-        subnormal = (weights != 0) & (np.abs(weights) < tiny)
-        if subnormal.any():
-            init.CopyFrom(numpy_helper.from_array(np.where(subnormal, 0, weights), init.name))
-    serialized: bytes = proto.SerializeToString()
-    return serialized
-
-
 def _session(model: Path | bytes, threads: int) -> Any:
     """An onnxruntime session on the CPU for a model file or a serialized model."""
     import onnxruntime as ort
@@ -172,13 +132,20 @@ def gray_of(img: np.ndarray) -> np.ndarray:
 
 class OcrModels:
     """A detection and a recognition session (not thread-safe: callers serialise). Each
-    model is a file or a serialized model (the int8 recogniser of :mod:`.local_quant`, the
-    models of :func:`without_denormal_weights`)."""
+    model is a file or a serialized model; the recogniser must have the outputs of
+    :func:`.local_model_edits.best_class_outputs` (the int8 copy of :mod:`.local_quant`, or
+    :func:`.local_model_edits.fp32_recogniser`)."""
 
     def __init__(self, det: Path | bytes, rec: Path | bytes) -> None:
         map_large_allocations()
         self._det = _session(det, threads=REC_WORKERS)
         self._rec = _session(rec, threads=1)
+        outputs = [o.name for o in self._rec.get_outputs()]
+        if outputs != [BEST_PROB, BEST_CLASS]:
+            raise ValueError(
+                f"the recogniser's outputs are {outputs}, not [{BEST_PROB!r}, {BEST_CLASS!r}]:"
+                " prepare it with local_model_edits.best_class_outputs"
+            )
         self._pool = ThreadPoolExecutor(REC_WORKERS, thread_name_prefix="ocr-rec")
         meta = self._rec.get_modelmeta().custom_metadata_map
         chars = str(meta.get("character", "")).splitlines()
@@ -203,18 +170,19 @@ class OcrModels:
         rh = max(32, round(ih * scale / 32) * 32)
         rw = max(32, round(iw * scale / 32) * 32)
         small = cv2.resize(img, (rw, rh), interpolation=cv2.INTER_AREA if scale < 1 else 1)
-        x = small.astype(np.float32)
+        win = ink_window(gray_of(small))
+        x = small[win.top : win.bottom, win.left : win.right].astype(np.float32)
+        del small
         x *= 2.0 / 255.0
         x -= 1.0
         if x.ndim == 2:  # grayscale: the same plane in the three channels the model reads
             x = np.ascontiguousarray(np.broadcast_to(x, (1, 3, *x.shape)))
         else:
             x = np.ascontiguousarray(x.transpose(2, 0, 1)[np.newaxis])
-        del small
         name = self._det.get_inputs()[0].name
         pred = self._det.run(None, {name: x})[0][0, 0]
         del x
-        found = _db_boxes(pred, iw, ih, w, h)
+        found = db_boxes(pred, (iw / rw, ih / rh), (win.left, win.top), (w, h))
         del pred
         release_freed_memory()
         return found
@@ -240,17 +208,16 @@ class OcrModels:
                     if not todo:
                         return
                     i = todo.pop(0)
-                probs = self._rec.run(None, {name: rec_input(crops[i])})[0]
-                out[i] = self._decode(probs[0])
+                prob, cls = self._rec.run(None, {name: rec_input(crops[i])})
+                out[i] = self._decode(prob.reshape(-1), cls.reshape(-1))
 
         for done in [self._pool.submit(work) for _ in range(REC_WORKERS)]:
             done.result()
         return out
 
-    def _decode(self, probs: np.ndarray) -> tuple[str, float]:
-        """Greedy CTC: best class per step, repeats collapsed, blanks dropped."""
-        idx = probs.argmax(axis=1)
-        best = probs[np.arange(len(idx)), idx]  # the maxima, without a second pass
+    def _decode(self, best: np.ndarray, idx: np.ndarray) -> tuple[str, float]:
+        """Greedy CTC from each step's best class and its probability: repeats collapsed,
+        blanks dropped; the confidence is the mean probability of the characters kept."""
         keep = idx != 0
         keep[1:] &= idx[1:] != idx[:-1]
         chars = [self._charset[i] if i < len(self._charset) else "" for i in idx[keep]]
@@ -332,57 +299,6 @@ def _clear_edges(crop: np.ndarray) -> np.ndarray:
         else:
             out[len(edge) - run :] = 255
     return out
-
-
-def _db_boxes(
-    pred: np.ndarray, width: int, height: int, clip_w: int, clip_h: int
-) -> list[Detection]:
-    """Differentiable-binarisation output (a text probability map) -> line quadrilaterals.
-
-    Each connected region above ``DET_THRESH`` gives its minimum-area rectangle, kept when the
-    map's mean inside it reaches ``DET_BOX_THRESH``, then grown by ``area * DET_UNCLIP /
-    perimeter`` on every side (the shrink the model was trained with, undone) and scaled to
-    ``width`` x ``height`` (the image the detector saw), then clipped to ``clip_w`` x
-    ``clip_h`` (that image without its padding).
-    """
-    import cv2
-
-    ph, pw = pred.shape
-    mask = cv2.dilate((pred > DET_THRESH).astype(np.uint8), np.ones((2, 2), np.uint8))
-    contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-    sx, sy = width / pw, height / ph
-    out: list[Detection] = []
-    for contour in contours[:1000]:
-        (cx, cy), (rw, rh), angle = cv2.minAreaRect(contour)
-        if min(rw, rh) < 3:
-            continue
-        x0, y0, _w, _h = cv2.boundingRect(contour)
-        region = pred[y0 : y0 + _h, x0 : x0 + _w]
-        box_mask = np.zeros(region.shape, np.uint8)
-        pts = cv2.boxPoints(((cx, cy), (rw, rh), angle)) - np.array([x0, y0], np.float32)
-        cv2.fillPoly(box_mask, [np.round(pts).astype(np.int32)], 1)
-        score = float(cv2.mean(region, box_mask)[0])
-        if score < DET_BOX_THRESH:
-            continue
-        grow = rw * rh * DET_UNCLIP / (2.0 * (rw + rh))
-        rw, rh = rw + 2 * grow, rh + 2 * grow
-        if min(rw, rh) < 5:
-            continue
-        quad = _clockwise(cv2.boxPoints(((cx, cy), (rw, rh), angle)))
-        quad[:, 0] = np.clip(quad[:, 0] * sx, 0, clip_w - 1)
-        quad[:, 1] = np.clip(quad[:, 1] * sy, 0, clip_h - 1)
-        if np.linalg.norm(quad[0] - quad[1]) <= 3 or np.linalg.norm(quad[0] - quad[3]) <= 3:
-            continue
-        out.append(Detection(quad, score))
-    return out
-
-
-def _clockwise(pts: np.ndarray) -> np.ndarray:
-    """Four corners ordered top-left, top-right, bottom-right, bottom-left."""
-    by_x = pts[np.argsort(pts[:, 0], kind="stable")]
-    left = by_x[:2][np.argsort(by_x[:2, 1], kind="stable")]
-    right = by_x[2:][np.argsort(by_x[2:, 1], kind="stable")]
-    return np.array([left[0], right[0], right[1], left[1]], dtype=np.float32)
 
 
 def quad_box(quad: np.ndarray) -> BBox:

@@ -3,7 +3,9 @@ cached on disk.
 
 Recipe (onnxruntime's ``quantize_static``, QOperator format): the ``x * (1 + erf(x / sqrt 2))
 / 2`` chains are first fused into ``Gelu`` nodes (left in float); ``Conv`` and ``MatMul``
-nodes are quantized, weights to per-channel int8, activations to uint8.
+nodes are quantized, weights to per-channel int8, activations to uint8; the final projection
+then writes float logits and the outputs become each step's best class and its probability
+(:func:`.local_model_edits.float_projection`, :func:`.local_model_edits.best_class_outputs`).
 Activation ranges come from running the fp32 model on text lines rendered here at run time
 (PyMuPDF's built-in fonts: English, German, French, digits, punctuation, Chinese and
 Japanese; light blur, grain or black-and-white thresholding); never the corpus, never a
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .local_model_cache import derived_model
+from .local_model_edits import best_class_outputs, float_projection
 from .local_onnx import rec_input
 
 if TYPE_CHECKING:
@@ -40,8 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RECIPE_VERSION = "1"
-"""Bump when the calibration inputs or the quantization settings change."""
+RECIPE_VERSION = "2"
+"""Bump when the calibration inputs, the quantization settings or the edits change."""
 QUANTIZED_OPS = ("Conv", "MatMul")
 PERCENTILE = 99.999
 """Activation ranges keep this share of absolute values; rarer outliers saturate."""
@@ -134,7 +137,12 @@ def quantize(fp32: Path) -> bytes:
                 }
             },
         )
-        return out.read_bytes()
+        quantized = onnx.load(out)
+        if not float_projection(quantized):
+            raise RuntimeError("the int8 recogniser has no QLinearMatMul projection to edit")
+        best_class_outputs(quantized)
+        serialized: bytes = quantized.SerializeToString()
+        return serialized
 
 
 def activation_ranges(
