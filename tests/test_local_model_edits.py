@@ -1,8 +1,7 @@
-"""The local engine's edits to its OCR models and the detector's window, each made for speed:
-the recogniser returning each step's best class (the same classes and probabilities as the
-whole softmax), the int8 projection written as float logits (the exact integer product,
-no longer rounded), and the detector reading only the inked part of the page (the same
-lines, in the page's frame). No timing assertions."""
+"""The local engine's edits to its OCR models, each made for speed: the recogniser returning
+each step's best class (the same classes and probabilities as the whole softmax), and the
+int8 projection written as float logits (the exact integer product, no longer rounded).
+No timing assertions."""
 
 from __future__ import annotations
 
@@ -11,12 +10,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-import pymupdf
 import pytest
 from onnx import helper, numpy_helper
 
 from ocr_loaders._engines import local_ocr
-from ocr_loaders._engines.local_detect import WINDOW_STEP, Window, ink_window
 from ocr_loaders._engines.local_model_edits import (
     BEST_CLASS,
     BEST_PROB,
@@ -24,7 +21,7 @@ from ocr_loaders._engines.local_model_edits import (
     float_projection,
     fp32_recogniser,
 )
-from ocr_loaders._engines.local_onnx import OcrModels, crop_line, quad_box
+from ocr_loaders._engines.local_onnx import OcrModels
 
 
 def _session(model: onnx.ModelProto | bytes) -> ort.InferenceSession:
@@ -129,96 +126,3 @@ def test_float_projection_leaves_other_models_alone() -> None:
     before = fp32.SerializeToString()
     assert not float_projection(fp32)
     assert fp32.SerializeToString() == before
-
-
-# --- the detector's window ------------------------------------------------------------------
-
-
-def test_ink_window_holds_the_ink_with_a_margin_on_the_detector_grid() -> None:
-    page = np.full((640, 480), 255, np.uint8)
-    page[200:260, 150:300] = 0
-    win = ink_window(page, margin=32)
-    assert (win.top, win.left, win.bottom, win.right) == (160, 96, 320, 352)
-    for v in (win.top, win.left, win.bottom, win.right):
-        assert v % WINDOW_STEP == 0
-    assert win.top <= 200 - 32 and win.bottom >= 260 + 32
-    assert win.left <= 150 - 32 and win.right >= 300 + 32
-
-
-def test_ink_window_is_the_whole_page_when_blank_or_inked_to_the_edges() -> None:
-    blank = np.full((320, 256), 255, np.uint8)
-    assert ink_window(blank) == Window(0, 0, 320, 256)
-    edges = blank.copy()
-    edges[0, 0] = edges[-1, -1] = 0
-    assert ink_window(edges) == Window(0, 0, 320, 256)
-    faint = blank.copy()
-    faint[100:110, 100:200] = 235  # lighter than ink: not counted
-    assert ink_window(faint) == Window(0, 0, 320, 256)
-
-
-class _Recording:
-    """An onnxruntime session that records the shape of each input it runs."""
-
-    def __init__(self, session: ort.InferenceSession) -> None:
-        self._session = session
-        self.shapes: list[tuple[int, ...]] = []
-
-    def get_inputs(self) -> list[ort.NodeArg]:
-        return list(self._session.get_inputs())
-
-    def run(self, names: list[str] | None, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        self.shapes.extend(tuple(v.shape) for v in feed.values())
-        out: list[np.ndarray] = self._session.run(names, feed)
-        return out
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])
-    return w * h / (area - w * h)
-
-
-def _text_in_the_middle(dpi: int = 200) -> np.ndarray:
-    doc = pymupdf.open()
-    page = doc.new_page(width=612, height=792)
-    for k, line in enumerate(
-        [
-            "Quarterly report of the river authority",
-            "Levels rose by 4.7 % in March 2019, the",
-            "highest since the survey began in 1952.",
-        ]
-    ):
-        page.insert_text((150, 300 + 22 * k), line, fontsize=13, fontname="helv")
-    pix = page.get_pixmap(dpi=dpi, colorspace=pymupdf.csGRAY)
-    return np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.width).copy()
-
-
-def test_the_detector_reads_the_inked_window_and_finds_the_same_lines_in_the_page_frame() -> None:
-    models = local_ocr._get_models()
-    page = _text_in_the_middle()
-    whole = page.copy()
-    whole[:3, :3] = whole[-3:, -3:] = 0  # specks in two corners: the window is the page
-    real = models._det
-    recording = _Recording(real)
-    models._det = recording  # type: ignore[assignment]
-    try:
-        windowed = models.detect(page)
-        full = models.detect(whole)
-    finally:
-        models._det = real
-    (_, _, wh, ww), (_, _, fh, fw) = recording.shapes
-    assert wh * ww < 0.4 * fh * fw  # the margins were not read
-    assert len(windowed) == len(full) == 3
-    for a, b in zip(
-        sorted(windowed, key=lambda d: float(d.quad[0, 1])),
-        sorted(full, key=lambda d: float(d.quad[0, 1])),
-        strict=True,
-    ):
-        assert _iou(quad_box(a.quad), quad_box(b.quad)) > 0.75  # the same line, same frame
-        assert abs(quad_box(a.quad)[0] - 150 / 72 * 200) < 30  # where the page has it
-    read = models.recognize([crop_line(page, d.quad) for d in windowed])
-    assert [t for t, _ in read] == [
-        t for t, _ in models.recognize([crop_line(page, d.quad) for d in full])
-    ]
-    assert "Quarterly report of the river authority" in [t for t, _ in read]

@@ -62,7 +62,7 @@ from .local_textlayer import OCR_DPI, OCR_MAX_SIDE_PX, LocalPageData, extract_pa
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "5"
+ENGINE_VERSION = "4"
 """Bump when the output for the same input changes (part of the cache identity)."""
 
 # --- from layout blocks to grounded text ----------------------------------------------------

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .._model import BBox
-from .local_detect import Detection, db_boxes, ink_window
+from .local_detect import Detection, db_boxes
 from .local_model_edits import BEST_CLASS, BEST_PROB
 
 DET_MAX_SIDE = 1280
@@ -172,8 +172,7 @@ class OcrModels:
         rh = max(32, round(ih * scale / 32) * 32)
         rw = max(32, round(iw * scale / 32) * 32)
         small = cv2.resize(img, (rw, rh), interpolation=cv2.INTER_AREA if scale < 1 else 1)
-        win = ink_window(gray_of(small))
-        x = small[win.top : win.bottom, win.left : win.right].astype(np.float32)
+        x = small.astype(np.float32)
         del small
         x *= 2.0 / 255.0
         x -= 1.0
@@ -184,7 +183,7 @@ class OcrModels:
         name = self._det.get_inputs()[0].name
         pred = self._det.run(None, {name: x})[0][0, 0]
         del x
-        found = db_boxes(pred, (iw / rw, ih / rh), (win.left, win.top), (w, h))
+        found = db_boxes(pred, (iw / rw, ih / rh), (w, h))
         del pred
         release_freed_memory()
         return found
