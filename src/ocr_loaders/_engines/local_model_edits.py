@@ -17,6 +17,7 @@ the first time.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,35 +41,34 @@ def without_denormal_weights(model: Path) -> bytes:
     the floating-point mode of the thread that first creates any session in the process,
     which may be the caller's.
     """
-    import onnx
-
-    proto = onnx.load(str(model))
-    zero_denormal_weights(proto)
-    serialized: bytes = proto.SerializeToString()
-    return serialized
+    return _edited(model, zero_denormal_weights)
 
 
 def fp32_recogniser(model: Path) -> bytes:
     """The serialized float recogniser as the engine runs it where int8 is not used:
     subnormal weights zeroed, best class and probability per step as its outputs."""
+    return _edited(model, zero_denormal_weights, best_class_outputs)
+
+
+def _edited(model: Path, *edits: Callable[[onnx.ModelProto], object]) -> bytes:
+    """The model file at ``model`` with ``edits`` applied in order, serialized."""
     import onnx
 
     proto = onnx.load(str(model))
-    zero_denormal_weights(proto)
-    best_class_outputs(proto)
+    for edit in edits:
+        edit(proto)
     serialized: bytes = proto.SerializeToString()
     return serialized
 
 
-def zero_denormal_weights(model: onnx.ModelProto) -> int:
-    """Set float weights below 1.2e-38 in magnitude to zero; the number of tensors changed.
+def zero_denormal_weights(model: onnx.ModelProto) -> None:
+    """Set float weights below 1.2e-38 in magnitude to zero.
 
     Their contribution is below 1e-38 of an activation, so the output does not change."""
     import onnx
     from onnx import numpy_helper
 
     tiny = np.finfo(np.float32).tiny
-    changed = 0
     for init in model.graph.initializer:
         if init.data_type != onnx.TensorProto.FLOAT:
             continue
@@ -76,8 +76,6 @@ def zero_denormal_weights(model: onnx.ModelProto) -> int:
         subnormal = (weights != 0) & (np.abs(weights) < tiny)
         if subnormal.any():
             init.CopyFrom(numpy_helper.from_array(np.where(subnormal, 0, weights), init.name))
-            changed += 1
-    return changed
 
 
 def best_class_outputs(model: onnx.ModelProto) -> None:
