@@ -16,7 +16,7 @@ import pytest
 from onnx import helper, numpy_helper
 from PIL import Image
 
-from ocr_loaders._engines import local_ocr
+from ocr_loaders._engines import local_ocr, local_onnx
 from ocr_loaders._engines.local import ocr_array_grounded, ocr_image_grounded, recognize_page_data
 from ocr_loaders._engines.local_model_cache import derived_model
 from ocr_loaders._engines.local_model_edits import fp32_recogniser, without_denormal_weights
@@ -116,6 +116,34 @@ def test_engine_loads_the_zeroed_copies(monkeypatch: pytest.MonkeyPatch, vnni: b
         local_ocr._get_models()
     fp32_rec = [] if vnni else [(local_ocr.REC_MODEL, local_ocr.FP32_REC_RECIPE)]
     assert made == [(local_ocr.DET_MODEL, local_ocr.DENORMAL_RECIPE), *fp32_rec]
+
+
+# --- the detector's two sessions -------------------------------------------------------------
+
+
+def _quads(found: list[local_onnx.Detection]) -> list[list[list[float]]]:
+    return [d.quad.tolist() for d in found]
+
+
+def test_the_detector_reads_the_same_in_and_out_of_the_arena(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pages up to ``DET_ARENA_MAX_PIXELS`` are read in onnxruntime's arena, larger ones in a
+    session without it: the same model, so the same lines; and a map read in the arena is
+    the caller's own array, not memory a later run (of another size) writes over."""
+    with local_ocr._lock:
+        models = local_ocr._get_models()
+    img = _page_text_gray()
+    other = np.ascontiguousarray(np.rot90(_page_text_gray(dpi=150)))
+    in_arena = models.detect(img)
+    models.detect(other)
+    assert len(in_arena) >= 4
+    assert _quads(models.detect(img)) == _quads(in_arena)
+
+    monkeypatch.setattr(local_onnx, "DET_ARENA_MAX_PIXELS", 0)  # every input: no arena
+    without = models.detect(img)
+    assert _quads(without) == _quads(in_arena)
+    assert [d.score for d in without] == [d.score for d in in_arena]
 
 
 # --- grayscale pages ------------------------------------------------------------------------

@@ -14,9 +14,12 @@ docs/local-engine.md):
   independent crops on separate cores do not (the session is shared, so the model is in
   memory once);
 * onnxruntime's worker threads do not spin while waiting (spinning burns the other user's
-  core on a shared machine and bought nothing here); the detector runs without onnxruntime's
-  memory arena (it kept the largest activations, hundreds of MB, alive between pages), the
-  recogniser with it (its tensors are a few MB, allocated anew for every crop otherwise).
+  core on a shared machine and bought nothing here);
+* the detector runs in onnxruntime's memory arena, which hands its memory back at the end of
+  each run (without an arena every activation was a fresh mapping from the system: half a
+  second of system time per Letter page); near-square pages, whose activations the arena
+  packs less tightly than the system allocator does, run in a second session without it. The
+  recogniser keeps its arena (its tensors are a few MB, reused from crop to crop).
 """
 
 from __future__ import annotations
@@ -44,6 +47,11 @@ DET_MAX_RATIO = 8.0
 """Wider images (a single line) are padded below to this width : height ratio."""
 GAP_SPLIT = 1.0
 """A line box is cut at whitespace wider than this many times its ink height."""
+DET_ARENA_MAX_PIXELS = 1280 * 1088
+"""Detector inputs up to this many pixels (every common paper shape at ``DET_MAX_SIDE``) run in
+onnxruntime's arena: 160-200 MB of working memory against 270-300 MB without it, and a third
+less time. Larger (near-square) inputs use more memory in the arena than without it (295-315
+MB against 265-285 at 1280 x 1152 to 1280 x 1280), so they run without it."""
 REC_HEIGHT = 48
 REC_MIN_WIDTH = 320
 """Shortest input width; a crop narrower than this is padded."""
@@ -79,13 +87,13 @@ def map_large_allocations() -> None:
     """Fix glibc's mmap threshold at :data:`MMAP_THRESHOLD` (process-wide; glibc only).
 
     glibc maps large blocks and unmaps them when freed, but after freeing one it raises its
-    threshold to that block's size, so from the second page on the detector's activations
-    (tens of MB each) come from the heap and stay there: the peak of one scanned page in a
-    process rose from ~540 MB to 610-660 MB from its second page. With the threshold fixed they
-    are mapped and returned every page: 500-530 MB flat (docs/local-engine.md). Fresh mappings
-    are paid in page faults, 0.2-0.35 s of system time per Letter page; at 32 MB that halves,
-    but the peak rose by 25 MB on the Letter scan and by 100 MB on small images.
-    Smaller blocks, the recogniser's included, still come from the heap.
+    threshold to that block's size, so from the second page on the detector's memory (blocks
+    of tens of MB) came from the heap and stayed there: the peak of one scanned page in a
+    process rose from ~540 MB to 610-660 MB from its second page. With the threshold fixed
+    they are mapped and returned every page (docs/local-engine.md). The detector's arena
+    asks for a few such blocks per page instead of one per activation, so the fresh mappings
+    cost about 0.15 s of system time per Letter page rather than 0.5-0.7 s. Smaller blocks,
+    the recogniser's included, still come from the heap.
     """
     global _mapped
     if _mapped:
@@ -123,6 +131,16 @@ def _session(model: Path | bytes, threads: int, arena: bool) -> Any:
     return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
+def _shrinking_run() -> Any:
+    """Run options under which the arena hands its free memory back to the system when the
+    run ends (so nothing is held between pages)."""
+    import onnxruntime as ort
+
+    opts = ort.RunOptions()
+    opts.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return opts
+
+
 def gray_of(img: np.ndarray) -> np.ndarray:
     """A grayscale view of a page or crop: itself when it is 2-D, else the darkest of its
     channels per pixel (ink in any colour is dark there)."""
@@ -140,7 +158,9 @@ class OcrModels:
 
     def __init__(self, det: Path | bytes, rec: Path | bytes) -> None:
         map_large_allocations()
-        self._det = _session(det, threads=REC_WORKERS, arena=False)
+        self._det = _session(det, threads=REC_WORKERS, arena=True)
+        self._det_large = _session(det, threads=REC_WORKERS, arena=False)
+        self._det_run = _shrinking_run()
         self._rec = _session(rec, threads=1, arena=True)
         outputs = [o.name for o in self._rec.get_outputs()]
         if outputs != [BEST_PROB, BEST_CLASS]:
@@ -180,13 +200,32 @@ class OcrModels:
             x = np.ascontiguousarray(np.broadcast_to(x, (1, 3, *x.shape)))
         else:
             x = np.ascontiguousarray(x.transpose(2, 0, 1)[np.newaxis])
-        name = self._det.get_inputs()[0].name
-        pred = self._det.run(None, {name: x})[0][0, 0]
+        pred = self._det_map(x)
         del x
         found = db_boxes(pred, (iw / rw, ih / rh), (w, h))
         del pred
         release_freed_memory()
         return found
+
+    def _det_map(self, x: np.ndarray) -> np.ndarray:
+        """The detector's text probability map for input ``x`` (1 x 3 x h x w).
+
+        In the arena session the map is written into an array of ours: with no output of the
+        run left in the arena, the arena hands all of its memory back when the run ends.
+        """
+        if x.shape[2] * x.shape[3] > DET_ARENA_MAX_PIXELS:
+            plain = self._det_large
+            out: np.ndarray = plain.run(None, {plain.get_inputs()[0].name: x})[0][0, 0]
+            return out
+        pred = np.empty((1, 1, *x.shape[2:]), np.float32)
+        binding = self._det.io_binding()
+        binding.bind_cpu_input(self._det.get_inputs()[0].name, x)
+        binding.bind_output(
+            self._det.get_outputs()[0].name, "cpu", 0, np.float32, pred.shape, pred.ctypes.data
+        )
+        self._det.run_with_iobinding(binding, self._det_run)
+        mapped: np.ndarray = pred[0, 0]
+        return mapped
 
     # --- recognition ----------------------------------------------------------------------
 
