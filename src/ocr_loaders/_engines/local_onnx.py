@@ -49,7 +49,7 @@ GAP_SPLIT = 1.0
 """A line box is cut at whitespace wider than this many times its ink height."""
 DET_ARENA_MAX_PIXELS = 1280 * 1088
 """Detector inputs up to this many pixels (every common paper shape at ``DET_MAX_SIDE``) run in
-onnxruntime's arena: 160-200 MB of working memory against 270-300 MB without it, and a third
+onnxruntime's arena: 160-200 MB of working memory against 230-300 MB without it, and a third
 less time. Larger (near-square) inputs use more memory in the arena than without it (295-315
 MB against 265-285 at 1280 x 1152 to 1280 x 1280), so they run without it."""
 REC_HEIGHT = 48
