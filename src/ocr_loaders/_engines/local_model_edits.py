@@ -139,9 +139,18 @@ def float_projection(model: onnx.ModelProto) -> bool:
     for node in (mm, dq, add):
         g.node.remove(node)
     g.node.insert(index, fused)
+    after_fusion(model)
+    return True
+
+
+def after_fusion(model: onnx.ModelProto) -> None:
+    """Tidy a model after nodes were fused into onnxruntime's own (``com.microsoft``)
+    operators: drop the initializers no node reads any more, declare that domain."""
+    from onnx import helper
+
+    g = model.graph
     used = {name for n in g.node for name in n.input}
     for init in [i for i in g.initializer if i.name not in used]:
         g.initializer.remove(init)
     if not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    return True

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .local_model_cache import derived_model
-from .local_model_edits import best_class_outputs, float_projection
+from .local_model_edits import after_fusion, best_class_outputs, float_projection
 from .local_onnx import rec_input
 
 if TYPE_CHECKING:
@@ -272,12 +272,7 @@ def fuse_gelu(model: onnx.ModelProto) -> int:
     kept = [replaced.get(id(n), n) if id(n) in replaced else n for n in nodes]
     del model.graph.node[:]
     model.graph.node.extend(n for n in kept if n is not None)
-    used = {name for n in model.graph.node for name in n.input}
-    unused = [i for i in model.graph.initializer if i.name not in used]
-    for init in unused:
-        model.graph.initializer.remove(init)
-    if not any(o.domain == "com.microsoft" for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    after_fusion(model)
     return sum(n is not None for n in replaced.values())
 
 
