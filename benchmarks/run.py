@@ -886,8 +886,10 @@ writing the outputs.
 
 A cached re-run through the CLI opens no document: page count and labels come from the
 cache's document manifest, so neither PyMuPDF (whose 2.0 release imports an ONNX layout
-module, ~0.6 s) nor a render worker is started. What remains is interpreter start-up, loading
-tiktoken's table (~0.3 s) and the pipeline's own work for 400 cached pages, the
+module, ~0.6 s, which the command line and the render workers now leave out:
+[local-engine.md](local-engine.md), "PyMuPDF's add-ons") nor a render worker is started.
+What remains is interpreter start-up, loading tiktoken's table (~0.3 s) and the pipeline's
+own work for 400 cached pages, the
 {api["second_s"]:.2f} s of the in-process figure.
 
 ## Throughput against concurrency

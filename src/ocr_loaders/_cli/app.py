@@ -26,6 +26,7 @@ from .._config import LoaderOptions
 from .._errors import ConfigError, InputError, OCRLoadersError
 from .._estimate import DEFAULT_PAGES_PER_SECOND, Estimate, estimate_options
 from .._figures import figure_options
+from .._mupdf_setup import skip_pymupdf_addons
 from .._verify.policy import REPAIR_BUDGET
 from .convert import Converted, convert
 from .inspector import inspect_command
@@ -295,4 +296,5 @@ def _fail(console: Console, exc: BaseException, debug: bool) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    skip_pymupdf_addons()
     app(prog_name="ocr-loaders")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._model import BBox
+from .._mupdf_setup import uncorrected_quads
 from .._verify.garbage import layer_quality
 from .local_layout import TextLine, dominant_direction
 from .local_tables import TableRegion, find_tables
@@ -229,8 +230,13 @@ def extract_page(page: Any, force_ocr: bool = False) -> LocalPageData:
     Runs where the document is open (PyMuPDF is not thread-safe). Text lines, tables and
     image boxes come back in the displayed frame (``page.rect``, after ``/Rotate``); a page
     whose text layer is not usable (or every page, with ``force_ocr``) comes back with the
-    page rendered for OCR instead.
+    page rendered for OCR instead. Text is read with :func:`.._mupdf_setup.uncorrected_quads`.
     """
+    with uncorrected_quads():
+        return _extract_page(page, force_ocr)
+
+
+def _extract_page(page: Any, force_ocr: bool) -> LocalPageData:
     import pymupdf
 
     width, height = float(page.rect.width), float(page.rect.height)

@@ -1,0 +1,180 @@
+"""PyMuPDF's add-ons (pymupdf4llm, the layout analyzer) are kept out of ocr_loaders' own
+processes, and text is read the same way with or without them.
+
+PyMuPDF 2.0 imports both with ``pymupdf`` (the analyzer loads an ONNX model on the spot);
+ocr_loaders uses neither. The add-on checks run in a fresh interpreter, since this one has
+imported PyMuPDF already.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ocr_loaders._engines import local_textlayer
+from ocr_loaders._engines.local_textlayer import extract_page
+from ocr_loaders._mupdf_setup import ADDONS, skip_pymupdf_addons
+from ocr_loaders._rendering import raster
+
+from .conftest import CORPUS, make_pdf, needs_corpus
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+needs_addons = pytest.mark.skipif(
+    not (_installed("pymupdf_layout") and _installed("pymupdf4llm")),
+    reason="PyMuPDF's add-ons (pymupdf_layout, pymupdf4llm; PyMuPDF 2.0 requires them) are "
+    "not installed, so there is nothing to leave out",
+)
+
+TABLE_PAGE = """
+import pymupdf
+doc = pymupdf.open()
+page = doc.new_page()
+for i in range(4):  # a ruled 3 x 3 grid with a word per cell
+    page.draw_line((72, 72 + 30 * i), (342, 72 + 30 * i))
+    page.draw_line((72 + 90 * i, 72), (72 + 90 * i, 162))
+for r in range(3):
+    for c in range(3):
+        page.insert_text((80 + 90 * c, 92 + 30 * r), f"r{r}c{c}")
+found = len(page.find_tables(use_layout=False).tables)
+loaded = [m for m in ("pymupdf.layout", "pymupdf4llm", "onnxruntime") if sys.modules.get(m)]
+"""
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYMUPDF_SUGGEST_LAYOUT_ANALYZER"}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=True,
+    )
+
+
+@needs_addons
+def test_pymupdf_loads_without_its_addons_and_says_nothing() -> None:
+    plain = _python("import sys\n" + TABLE_PAGE + "print('loaded', loaded)")
+    # The control: PyMuPDF 2.0 loads both add-ons, and the analyzer brings onnxruntime.
+    everything = ["pymupdf.layout", "pymupdf4llm", "onnxruntime"]
+    assert plain.stdout.splitlines()[-1] == f"loaded {everything}"
+
+    skipped = _python(
+        "import sys\nfrom ocr_loaders._mupdf_setup import skip_pymupdf_addons\n"
+        "print('skipped', skip_pymupdf_addons())\n"
+        + TABLE_PAGE
+        + "print('tables', found)\nprint('loaded', loaded)\n"
+    )
+    # The table is still found, nothing else is loaded, and PyMuPDF's advice to install the
+    # analyzer is not printed.
+    assert skipped.stdout.splitlines() == ["skipped True", "tables 1", "loaded []"]
+
+
+def test_the_command_line_and_the_render_worker_leave_them_out() -> None:
+    cli = _python(
+        """
+        import sys
+        from ocr_loaders._cli import main
+        sys.argv = ["ocr-loaders", "--help"]
+        try:
+            main()
+        except SystemExit:
+            pass
+        print("entries", [sys.modules.get(m, "absent") for m in ("pymupdf.layout", "pymupdf4llm")])
+        """
+    )
+    assert cli.stdout.splitlines()[-1] == "entries [None, None]"
+    worker = subprocess.run(  # the worker serves stdin until it ends, then returns
+        [
+            sys.executable,
+            "-c",
+            "import sys; from ocr_loaders._rendering.process import main; main(); "
+            "sys.stderr.write('entries ' + repr([sys.modules.get(m, 'absent') for m in "
+            "('pymupdf.layout', 'pymupdf4llm')]))",
+        ],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert worker.stderr.splitlines()[-1] == "entries [None, None]"
+
+
+def test_once_pymupdf_is_loaded_nothing_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pymupdf  # noqa: F401 - loaded, as a user's process may have it
+
+    before = [sys.modules.get(m, "absent") for m in ADDONS]
+    monkeypatch.delenv("PYMUPDF_SUGGEST_LAYOUT_ANALYZER", raising=False)
+    assert skip_pymupdf_addons() is False
+    assert [sys.modules.get(m, "absent") for m in ADDONS] == before
+
+
+# --- text geometry ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def corrections_on() -> Iterator[None]:
+    """PyMuPDF's own default (its corrections of character boxes on), as in a process where
+    pymupdf4llm was never imported; the process's setting is restored afterwards."""
+    import pymupdf
+
+    before = pymupdf.TOOLS.unset_quad_corrections()
+    pymupdf.TOOLS.unset_quad_corrections(False)
+    yield
+    pymupdf.TOOLS.unset_quad_corrections(bool(before))
+
+
+def test_the_page_hook_and_the_text_layer_read_uncorrected_boxes(
+    monkeypatch: pytest.MonkeyPatch, corrections_on: None, tmp_path: Path
+) -> None:
+    import pymupdf
+
+    seen: list[bool] = []
+    real_lines, real_layer = local_textlayer._text_lines, raster.read_text_layer
+
+    def lines(page: Any, glyph_codes: bool = False) -> Any:
+        seen.append(bool(pymupdf.TOOLS.unset_quad_corrections()))
+        return real_lines(page, glyph_codes)
+
+    def layer(page: Any, displayed: Any = None) -> Any:
+        seen.append(bool(pymupdf.TOOLS.unset_quad_corrections()))
+        return real_layer(page, displayed)
+
+    monkeypatch.setattr(local_textlayer, "_text_lines", lines)
+    monkeypatch.setattr(raster, "read_text_layer", layer)
+    page = pymupdf.open(make_pdf(tmp_path / "a.pdf", 1))[0]
+    extract_page(page)
+    raster._text_layer(page, page.get_displaylist())
+    assert seen == [True, True]
+    assert not pymupdf.TOOLS.unset_quad_corrections()  # put back as it was
+
+
+@needs_corpus
+def test_line_boxes_do_not_depend_on_pymupdf4llm_being_loaded(corrections_on: None) -> None:
+    """A TeX-made PDF whose embedded fonts PyMuPDF's corrections change: the hook reads the
+    same lines whichever way the process was left."""
+    import pymupdf
+
+    page = pymupdf.open(CORPUS / "long_geotopo_math_de_117p.pdf")[0]
+    fresh = extract_page(page).lines
+    with_corrections = [w[:4] for w in page.get_text("words")]
+    pymupdf.TOOLS.unset_quad_corrections(True)  # as pymupdf4llm leaves it
+    assert [w[:4] for w in page.get_text("words")] != with_corrections  # the setting matters
+    assert extract_page(page).lines == fresh
