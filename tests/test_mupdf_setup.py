@@ -21,7 +21,7 @@ import pytest
 
 from ocr_loaders._engines import local_textlayer
 from ocr_loaders._engines.local_textlayer import extract_page
-from ocr_loaders._mupdf_setup import ADDONS, skip_pymupdf_addons
+from ocr_loaders._mupdf_setup import ADDONS, import_pymupdf_without_addons, skip_pymupdf_addons
 from ocr_loaders._rendering import raster
 
 from .conftest import CORPUS, make_pdf, needs_corpus
@@ -77,16 +77,16 @@ def test_pymupdf_loads_without_its_addons_and_says_nothing() -> None:
 
     skipped = _python(
         "import sys\nfrom ocr_loaders._mupdf_setup import skip_pymupdf_addons\n"
-        "print('skipped', skip_pymupdf_addons())\n"
+        "print('skipped', len(skip_pymupdf_addons()))\n"
         + TABLE_PAGE
         + "print('tables', found)\nprint('loaded', loaded)\n"
     )
     # The table is still found, nothing else is loaded, and PyMuPDF's advice to install the
     # analyzer is not printed.
-    assert skipped.stdout.splitlines() == ["skipped True", "tables 1", "loaded []"]
+    assert skipped.stdout.splitlines() == ["skipped 2", "tables 1", "loaded []"]
 
 
-def test_the_command_line_and_the_render_worker_leave_them_out() -> None:
+def test_the_command_line_leaves_them_out() -> None:
     cli = _python(
         """
         import sys
@@ -100,13 +100,20 @@ def test_the_command_line_and_the_render_worker_leave_them_out() -> None:
         """
     )
     assert cli.stdout.splitlines()[-1] == "entries [None, None]"
+
+
+@needs_addons
+def test_the_render_worker_loads_pymupdf_without_them_and_a_hook_may_import_them() -> None:
+    """The worker imports PyMuPDF without the add-ons; a page hook of a user's own engine,
+    which runs in the worker, can still import one."""
     worker = subprocess.run(  # the worker serves stdin until it ends, then returns
         [
             sys.executable,
             "-c",
             "import sys; from ocr_loaders._rendering.process import main; main(); "
-            "sys.stderr.write('entries ' + repr([sys.modules.get(m, 'absent') for m in "
-            "('pymupdf.layout', 'pymupdf4llm')]))",
+            "names = ('pymupdf', 'pymupdf.layout', 'pymupdf4llm', 'onnxruntime'); "
+            "sys.stderr.write(f'loaded {[n in sys.modules for n in names]}\\n'); "
+            "import pymupdf4llm; sys.stderr.write(f'later {pymupdf4llm.__name__}')",
         ],
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -114,7 +121,10 @@ def test_the_command_line_and_the_render_worker_leave_them_out() -> None:
         timeout=120,
         check=True,
     )
-    assert worker.stderr.splitlines()[-1] == "entries [None, None]"
+    assert worker.stderr.splitlines()[-2:] == [
+        "loaded [True, False, False, False]",
+        "later pymupdf4llm",
+    ]
 
 
 def test_once_pymupdf_is_loaded_nothing_changes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,7 +132,8 @@ def test_once_pymupdf_is_loaded_nothing_changes(monkeypatch: pytest.MonkeyPatch)
 
     before = [sys.modules.get(m, "absent") for m in ADDONS]
     monkeypatch.delenv("PYMUPDF_SUGGEST_LAYOUT_ANALYZER", raising=False)
-    assert skip_pymupdf_addons() is False
+    assert skip_pymupdf_addons() == []
+    assert import_pymupdf_without_addons() is sys.modules["pymupdf"]
     assert [sys.modules.get(m, "absent") for m in ADDONS] == before
 
 

@@ -5,8 +5,10 @@ PyMuPDF 2.0 requires two add-on packages and imports both with ``pymupdf``: ``py
 ``pymupdf_layout`` package), which loads an ONNX model on import. Together they take ``import
 pymupdf`` from 47 to 138 MB resident and from 0.15 to 0.8-1.0 s, in every process that imports
 PyMuPDF (docs/local-engine.md). ocr_loaders uses neither (its table finder runs with
-``use_layout=False``), so its own processes turn both imports away before PyMuPDF is loaded.
-In a user's process they are left alone: the user's code may use them.
+``use_layout=False``), so its own processes load PyMuPDF without them: the command line for
+good (:func:`skip_pymupdf_addons`; no user code runs there), a render worker only while it
+imports PyMuPDF (:func:`import_pymupdf_without_addons`), since the page hook of a user's own
+engine runs there and may import them. In a user's process they are left alone.
 
 One of them changes how PyMuPDF reads text: ``pymupdf4llm`` turns PyMuPDF's character-quad
 corrections off process-wide when it is imported. The local engine's line heights (headings,
@@ -20,24 +22,39 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from types import ModuleType
 
 ADDONS = ("pymupdf.layout", "pymupdf4llm")
 """Modules ``import pymupdf`` imports when they are installed; it carries on without them."""
 
 
-def skip_pymupdf_addons() -> bool:
-    """Make ``import pymupdf`` leave out :data:`ADDONS` in this process (and PyMuPDF's advice
-    to install the layout analyzer, here and in the processes this one starts). Call before
-    anything imports PyMuPDF; returns False when that already happened (then nothing else
-    changes)."""
+def skip_pymupdf_addons() -> list[str]:
+    """Make ``import pymupdf`` leave out :data:`ADDONS` in this process, and turn off
+    PyMuPDF's advice to install the layout analyzer (here and in the processes this one
+    starts). Call before anything imports PyMuPDF. Returns the add-ons turned away: none when
+    PyMuPDF is loaded already (then nothing else changes)."""
     os.environ.setdefault("PYMUPDF_SUGGEST_LAYOUT_ANALYZER", "0")
     if "pymupdf" in sys.modules:
-        return False
-    for name in ADDONS:
+        return []
+    turned = [name for name in ADDONS if name not in sys.modules]
+    for name in turned:
         # A None entry makes the import raise ImportError, which PyMuPDF takes as "not
         # installed".
-        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
-    return True
+        sys.modules[name] = None  # type: ignore[assignment]
+    return turned
+
+
+def import_pymupdf_without_addons() -> ModuleType:
+    """Import PyMuPDF with :func:`skip_pymupdf_addons`, then let the add-ons be imported
+    again by whoever asks for them later (they load then, and only then)."""
+    turned = skip_pymupdf_addons()
+    try:
+        import pymupdf  # noqa: F401 - loaded here, handed back from sys.modules
+    finally:
+        for name in turned:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+    return sys.modules["pymupdf"]
 
 
 @contextlib.contextmanager

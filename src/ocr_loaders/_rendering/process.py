@@ -28,7 +28,7 @@ from typing import IO, Any, Literal
 from .._engines.base import PageHook
 from .._errors import InputError, PageRenderError, UnreadableInputError
 from .._model import Crop, PageImage
-from .._mupdf_setup import skip_pymupdf_addons
+from .._mupdf_setup import import_pymupdf_without_addons
 from .._sources import DocumentOutline, DocumentSource, describe
 from .crops import CropSettings, CropTarget, clip_pdf
 from .raster import RasterDocument, RenderSettings, open_document
@@ -149,10 +149,8 @@ def main() -> None:
     """Entry point of ``python -m ocr_loaders._rendering.process``."""
     proto_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not corrupt frames
-    skip_pymupdf_addons()
     try:
-        import pymupdf
-
+        pymupdf = import_pymupdf_without_addons()
         pymupdf.TOOLS.mupdf_display_errors(False)
     except Exception:  # noqa: S110 - quieter logs are a nicety
         pass
