@@ -1,4 +1,4 @@
-"""How the processes ocr_loaders owns (the CLI, the render workers) load PyMuPDF.
+"""How ocr_loaders loads PyMuPDF and reads text with it, whatever else the process loaded.
 
 PyMuPDF 2.0 requires two add-on packages and imports both with ``pymupdf``: ``pymupdf4llm``
 (its own markdown converter) and its layout analyzer (``pymupdf.layout``, from the
