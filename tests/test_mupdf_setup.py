@@ -158,20 +158,20 @@ def test_the_page_hook_and_the_text_layer_read_uncorrected_boxes(
     import pymupdf
 
     seen: list[bool] = []
-    real_lines, real_layer = local_textlayer._text_lines, raster.read_text_layer
+    real_lines, real_words = local_textlayer._text_lines, pymupdf.TextPage.extractWORDS
 
     def lines(page: Any, glyph_codes: bool = False) -> Any:
         seen.append(bool(pymupdf.TOOLS.unset_quad_corrections()))
         return real_lines(page, glyph_codes)
 
-    def layer(page: Any, displayed: Any = None) -> Any:
+    def words(textpage: Any, *args: Any, **kwargs: Any) -> Any:
         seen.append(bool(pymupdf.TOOLS.unset_quad_corrections()))
-        return real_layer(page, displayed)
+        return real_words(textpage, *args, **kwargs)
 
     monkeypatch.setattr(local_textlayer, "_text_lines", lines)
-    monkeypatch.setattr(raster, "read_text_layer", layer)
     page = pymupdf.open(make_pdf(tmp_path / "a.pdf", 1))[0]
     extract_page(page)
+    monkeypatch.setattr(pymupdf.TextPage, "extractWORDS", words)  # the verifier's reader
     raster._text_layer(page, page.get_displaylist())
     assert seen == [True, True]
     assert not pymupdf.TOOLS.unset_quad_corrections()  # put back as it was

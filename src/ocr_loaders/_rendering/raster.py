@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from .._engines.base import PageHook
 from .._errors import ConfigError, InputError, PageRenderError
 from .._model import PageImage, SourceInfo
-from .._mupdf_setup import uncorrected_quads
 from .._sources import (
     DocumentOutline,
     DocumentSource,
@@ -204,9 +203,8 @@ def _text_layer(page: Any, display: Any) -> TextLayer:
     import pymupdf
 
     try:
-        with uncorrected_quads():
-            textpage = pymupdf.TextPage(display.get_textpage(flags=pymupdf.TEXT_MEDIABOX_CLIP))
-            return read_text_layer(page, textpage)
+        textpage = pymupdf.TextPage(display.get_textpage(flags=pymupdf.TEXT_MEDIABOX_CLIP))
+        return read_text_layer(page, textpage)
     except Exception:  # a broken content stream: no reference, not a failed page
         return NO_LAYER
 

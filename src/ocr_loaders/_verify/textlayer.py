@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .._mupdf_setup import uncorrected_quads
 from .garbage import layer_quality
 from .words import LayerWord, tokens
 
@@ -74,16 +75,18 @@ def read_text_layer(page: Any, displayed: Any = None) -> TextLayer:
 
     ``displayed``: a ``pymupdf.TextPage`` of the page's display list, whose words are in the
     displayed frame already (the renderer's); without it the page's text is read here and
-    turned by the page's ``/Rotate``.
+    turned by the page's ``/Rotate``. Words are read with
+    :func:`.._mupdf_setup.uncorrected_quads`.
     """
     import pymupdf
 
-    if displayed is None:
-        m = page.rotation_matrix
-        raw = page.get_textpage(flags=pymupdf.TEXT_MEDIABOX_CLIP).extractWORDS()
-    else:
-        m = pymupdf.Identity
-        raw = displayed.extractWORDS()
+    with uncorrected_quads():
+        if displayed is None:
+            m = page.rotation_matrix
+            raw = page.get_textpage(flags=pymupdf.TEXT_MEDIABOX_CLIP).extractWORDS()
+        else:
+            m = pymupdf.Identity
+            raw = displayed.extractWORDS()
     a, b, c, d, e, f = m.a, m.b, m.c, m.d, m.e, m.f
     turned = (a, b, c, d, e, f) != (1, 0, 0, 1, 0, 0)
     width, height = float(page.rect.width), float(page.rect.height)
