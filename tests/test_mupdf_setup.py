@@ -21,7 +21,12 @@ import pytest
 
 from ocr_loaders._engines import local_textlayer
 from ocr_loaders._engines.local_textlayer import extract_page
-from ocr_loaders._mupdf_setup import ADDONS, import_pymupdf_without_addons, skip_pymupdf_addons
+from ocr_loaders._mupdf_setup import (
+    ADDONS,
+    import_pymupdf_without_addons,
+    skip_pymupdf_addons,
+    uncorrected_quads,
+)
 from ocr_loaders._rendering import raster
 
 from .conftest import CORPUS, make_pdf, needs_corpus
@@ -174,6 +179,22 @@ def test_the_page_hook_and_the_text_layer_read_uncorrected_boxes(
     monkeypatch.setattr(pymupdf.TextPage, "extractWORDS", words)  # the verifier's reader
     raster._text_layer(page, page.get_displaylist())
     assert seen == [True, True]
+    assert not pymupdf.TOOLS.unset_quad_corrections()  # put back as it was
+
+
+def test_overlapping_readers_keep_the_setting_until_the_last_leaves(
+    corrections_on: None,
+) -> None:
+    """Two readers on two threads whose blocks overlap: the first to leave must not switch
+    the corrections back on under the second."""
+    import pymupdf
+
+    first, second = uncorrected_quads(), uncorrected_quads()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert pymupdf.TOOLS.unset_quad_corrections()  # still off for the second reader
+    second.__exit__(None, None, None)
     assert not pymupdf.TOOLS.unset_quad_corrections()  # put back as it was
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -49,7 +50,7 @@ def import_pymupdf_without_addons() -> ModuleType:
     again by whoever asks for them later (they load then, and only then)."""
     turned = skip_pymupdf_addons()
     try:
-        import pymupdf  # noqa: F401 - loaded here, handed back from sys.modules
+        import pymupdf  # noqa: F401 - loaded here, handed back typed from sys.modules
     finally:
         for name in turned:
             if name in sys.modules and sys.modules[name] is None:
@@ -57,16 +58,29 @@ def import_pymupdf_without_addons() -> ModuleType:
     return sys.modules["pymupdf"]
 
 
+_readers_lock = threading.Lock()
+_readers = 0
+_setting_before = False
+
+
 @contextlib.contextmanager
 def uncorrected_quads() -> Iterator[None]:
     """Read text inside this block with PyMuPDF's own corrections of character boxes off
     (each box as MuPDF gives it), as ``pymupdf4llm`` leaves them. The setting is
-    process-wide, so it is put back afterwards."""
+    process-wide: it is put back when the last block open in the process (on any thread)
+    ends, so one reader leaving cannot switch it under another."""
     import pymupdf
 
-    before = bool(pymupdf.TOOLS.unset_quad_corrections())
-    pymupdf.TOOLS.unset_quad_corrections(True)
+    global _readers, _setting_before
+    with _readers_lock:
+        if _readers == 0:
+            _setting_before = bool(pymupdf.TOOLS.unset_quad_corrections())
+            pymupdf.TOOLS.unset_quad_corrections(True)
+        _readers += 1
     try:
         yield
     finally:
-        pymupdf.TOOLS.unset_quad_corrections(before)
+        with _readers_lock:
+            _readers -= 1
+            if _readers == 0:
+                pymupdf.TOOLS.unset_quad_corrections(_setting_before)
