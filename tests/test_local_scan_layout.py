@@ -13,6 +13,7 @@ import numpy as np
 import pymupdf
 
 from ocr_loaders._engines.local import ocr_image_grounded
+from ocr_loaders._engines.local_layout import TextLine, layout_page
 from ocr_loaders._engines.local_onnx import split_at_gaps
 from ocr_loaders._grounding import parse_grounded, to_markdown
 
@@ -128,3 +129,32 @@ def test_split_at_gaps_cuts_only_wide_gaps() -> None:
     gutter = _strip((20, 200), (232, 400))
     pieces = split_at_gaps(gutter, _quad(5, 5, 420, 35))
     assert [(round(b[0]), round(b[2])) for _, b in pieces] == [(20, 200), (232, 400)]
+
+
+def _line(x0: float, y0: float, text: str, size: float) -> TextLine:
+    """An OCR-like line: box height = ``size`` (px), width from the text's length."""
+    return TextLine((x0, y0, x0 + 0.5 * size * len(text), y0 + size), text, size)
+
+
+def test_large_bulleted_items_are_list_text_and_end_at_their_bullet() -> None:
+    """As on a scanned brochure: bullets set larger than the body (so their OCR line height
+    is that of a heading), then a heading at the bullets' left edge and an indented
+    paragraph. Bullets are not headings, and the heading is not merged into the last item."""
+    body = "Plain body text runs on across the page to set the size of the body text here"
+    lines = [_line(100, 100 + 36 * k, body, 30) for k in range(8)]
+    lines += [
+        _line(100, 420, "• Ultra-fast disk drive stores songs in seconds and holds over", 44),
+        _line(144, 470, "110,000 notes per disk!", 44),
+        _line(100, 520, "• Optional remote control.", 44),
+        _line(100, 580, "Recording a Sequence", 34),
+        _line(140, 622, "To record a sequence, simply press RECORD and PLAY, then play", 30),
+        _line(100, 658, "your keyboard in time to the click track of the sequencer now.", 30),
+    ]
+    blocks = layout_page(lines, [], [], 2400, 900, ocr=True)
+    texts = [b.text for b in blocks]
+    bullets = [b for b in blocks if "•" in b.text]
+    assert [b.label for b in bullets] == ["text", "text"], texts
+    assert bullets[0].text.endswith("110,000 notes per disk!")  # its hanging line joined
+    assert bullets[1].text == "• Optional remote control."
+    assert "Recording a Sequence" in texts
+    assert any(t.startswith("To record a sequence") for t in texts)

@@ -15,9 +15,11 @@ from .local_geometry import Item, Row, union_bbox, y_overlap
 
 _HYPHEN_END = re.compile(r"[^\W\d_]-$")
 _LOWER_START = re.compile(r"^[^\W\d_]")
+_SYMBOL_BULLET = r"[•●▪◦‣■□►▶✓✔·∙○◆◇\-–—*!\uf0a7\uf0b7]\s"
 _BULLET_START = re.compile(
-    r"^(?:[•●▪◦‣■□►▶✓✔·∙○◆◇\-–—*!\uf0a7\uf0b7]\s|\(?\d{1,3}[.)]\s|\(?[a-z][.)]\s|\([ivx]{1,4}\)\s)"
+    rf"^(?:{_SYMBOL_BULLET}|\(?\d{{1,3}}[.)]\s|\(?[a-z][.)]\s|\([ivx]{{1,4}}\)\s)"
 )
+_SYMBOL_BULLET_START = re.compile(f"^{_SYMBOL_BULLET}")
 _TERMINAL_END = re.compile(r"[.!?:;。！？]['\"”’)\]]?$")
 _CAPTION_START = re.compile(
     r"^(?P<kind>figure|fig\.|table|tab\.|abbildung|abb\.|tabelle|图|表)\s*[\dIVX]+[a-z]?\s*[.:|]",
@@ -116,13 +118,16 @@ def _joins(para: Para, row: Row, size_tolerance: float) -> bool:
         return False
     if _starts_list_item(row.text):
         return False
+    ended = bool(_TERMINAL_END.search(last.text))
+    first = para.rows[0]
+    if ended and _SYMBOL_BULLET_START.match(first.text) and row.x0 < first.x0 + 0.5 * size:
+        return False  # a bulleted item's lines hang right of its bullet; back at it: new text
     if (
         len(para.rows) == 1
         and last.x1 - last.x0 < 0.6 * (row.x1 - row.x0)
         and not last.text.endswith(("-", ","))
     ):
         return False  # a short first line over a long one: a heading or a label
-    ended = bool(_TERMINAL_END.search(last.text))
     indented = row.x0 > px0 + 0.8 * size and last.x0 <= px0 + 0.5 * size
     short = last.x1 < px1 - 2.5 * size
     return not (ended and (indented or short))
@@ -208,6 +213,7 @@ def _heading_level(para: Para, body: float, *, ocr: bool) -> str | None:
         or len(para.rows) > 3
         or sum(ch.isalpha() for ch in text) < 2
         or _CAPTION_START.match(text)
+        or _SYMBOL_BULLET_START.match(text)  # a list item set large, not a heading
     ):
         return None
     ratio = para.size / body
