@@ -158,3 +158,25 @@ def test_large_bulleted_items_are_list_text_and_end_at_their_bullet() -> None:
     assert bullets[1].text == "• Optional remote control."
     assert "Recording a Sequence" in texts
     assert any(t.startswith("To record a sequence") for t in texts)
+
+
+def test_a_first_line_made_taller_by_a_large_initial_stays_in_its_paragraph() -> None:
+    """As in a scanned book: the chapter's first line starts with a large initial (its OCR
+    box is half again as tall and starts further left), the sentence runs on in lower case
+    in a justified column. It is one paragraph; the chapter heading above stays apart."""
+    lines = [
+        TextLine((240, 3, 640, 164), "Chapter", 161),
+        TextLine((344, 179, 767, 225), "WE went tip-toeing along a path amongst", 46),
+        TextLine((410, 218, 767, 248), "the trees back towards the end of the", 30),
+        TextLine((412, 248, 767, 277), "widow's garden, stooping down so as", 29),
+        TextLine((411, 276, 766, 305), "the branches wouldn't scrape our heads.", 29),
+        TextLine((413, 304, 768, 335), "When we was passing by the kitchen", 31),
+        TextLine((413, 334, 766, 362), "I fell over a root and made a noise.", 28),
+    ]
+    blocks = layout_page(lines, [], [], 800, 1000, ocr=True)
+    assert [b.text for b in blocks] == [
+        "# Chapter",
+        "WE went tip-toeing along a path amongst the trees back towards the end of the"
+        " widow's garden, stooping down so as the branches wouldn't scrape our heads. When we"
+        " was passing by the kitchen I fell over a root and made a noise.",
+    ]

@@ -96,15 +96,33 @@ def _starts_list_item(text: str) -> bool:
     return bool(_BULLET_START.match(text))
 
 
-def _joins(para: Para, row: Row, size_tolerance: float) -> bool:
-    """Whether ``row`` continues paragraph ``para`` (same column, close, same style)."""
+def _after_large_initial(para: Para, row: Row, size: float) -> bool:
+    """``row`` continues a first line made taller by a large initial (a drop cap, the first
+    word in capitals): the sentence runs on in lower case and both lines end at the same
+    right edge of the column."""
+    last = para.rows[-1]
+    return (
+        len(para.rows) == 1
+        and size < last.size <= 2.0 * size
+        and not _TERMINAL_END.search(last.text)
+        and row.text[:1].islower()
+        and abs(row.x1 - last.x1) <= size
+    )
+
+
+def _joins(para: Para, row: Row, *, ocr: bool) -> bool:
+    """Whether ``row`` continues paragraph ``para`` (same column, close, same style).
+
+    OCR line heights vary with ascenders and descenders, so ``ocr`` allows more size spread,
+    and a first line made taller by a large initial (a scanned book's chapter opening).
+    """
     last = para.rows[-1]
     if row.kind != "line" or last.kind != "line":
         return False
     size = min(last.size, row.size)
     big = max(last.size, row.size)
-    if big > size_tolerance * size:  # different font size
-        return False
+    if big > (1.4 if ocr else 1.15) * size and not (ocr and _after_large_initial(para, row, size)):
+        return False  # different font size
     if last.bold and not row.bold and len(para.rows) == 1:
         return False  # a bold heading line, then body text
     if row.bold and not last.bold and _TERMINAL_END.search(last.text) and len(row.text) < 100:
@@ -148,10 +166,7 @@ def _continues_across(prev: Para, nxt: Para) -> bool:
 
 def build_paragraphs(regions: list[list[Row]], *, ocr: bool = False) -> list[Para]:
     """Rows in reading order -> paragraphs; tables and images stay single-row 'paragraphs'.
-
-    OCR line heights vary with ascenders and descenders, so ``ocr`` allows more size spread.
-    """
-    size_tolerance = 1.4 if ocr else 1.15
+    ``ocr``: the rows come from OCR (see :func:`_joins`)."""
     rows: list[Row] = []
     for region in regions:
         for row in region:
@@ -161,7 +176,7 @@ def build_paragraphs(regions: list[list[Row]], *, ocr: bool = False) -> list[Par
                 rows.append(row)
     paras: list[Para] = []
     for row in rows:
-        if paras and _joins(paras[-1], row, size_tolerance):
+        if paras and _joins(paras[-1], row, ocr=ocr):
             paras[-1].rows.append(row)
         else:
             paras.append(Para([row]))
