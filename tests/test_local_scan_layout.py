@@ -180,3 +180,60 @@ def test_a_first_line_made_taller_by_a_large_initial_stays_in_its_paragraph() ->
         " widow's garden, stooping down so as the branches wouldn't scrape our heads. When we"
         " was passing by the kitchen I fell over a root and made a noise.",
     ]
+
+
+def test_bold_headings_at_the_body_size_are_headings_on_a_scan() -> None:
+    """As on a scanned brochure: sections under bold headings set at the body's size, each
+    heading one line below the last paragraph. OCR gives no weights; the ink does."""
+    paras = _paragraphs(seed=7, count=3, length=40)
+    headings = ["Recording a Sequence", "Creating a Song", "Composition Without Compromise"]
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=560)
+    y = 50.0
+    for heading, para in zip(headings, paras, strict=True):
+        page.insert_text((54, y), heading, fontname="tibo", fontsize=11)
+        rect = pymupdf.Rect(54, y + 4, 400, y + 130)
+        left = page.insert_textbox(rect, para, fontsize=11, fontname="tiro")
+        y = rect.y1 - left + 16  # the box's last line, then one line down
+    png = page.get_pixmap(dpi=200, colorspace=pymupdf.csGRAY).tobytes("png")
+    blocks = parse_grounded(ocr_image_grounded(png))
+    texts = [b.text for b in blocks]
+    assert [t for t in texts if t.startswith("#")] == [f"## {h}" for h in headings], texts
+    starts = [_words(t)[:3] for t in texts if not t.startswith("#")]
+    assert starts == [_words(p)[:3] for p in paras], texts
+
+
+def test_a_bold_heading_under_two_columns_starts_the_full_width_section() -> None:
+    """As on a scanned brochure turned a quarter turn: the left column's paragraph runs on
+    into the right column; a bold heading sits under the left column, its OCR box closer to
+    the column than a paragraph gap, above full-width bullets. The heading starts the
+    section below; the paragraph stays one, across the columns."""
+    left = [
+        "To erase a wrong note, simply hold ERASE and press",
+        "the note to be erased just before it plays in the",
+        "when played back, it will be gone. Notes may also",
+        "added, erased, or changed using the SINGLE STEP func-",
+        "tion. To overdub notes at specific points within a",
+    ]
+    right = [
+        "simply use LOCATE, FAST FORWARD, or REWIND to",
+        "find the desired bar number, then start recording.",
+        "The technology you use should never be so complex",
+        "it interferes with the creative process. That is why",
+        "music. See your Linn dealer today for a demonstration!",
+    ]
+    lines = [TextLine((346, 2036 + 42 * k, 1204, 2090 + 42 * k), t, 54) for k, t in enumerate(left)]
+    lines += [
+        TextLine((1294, 2036 + 42 * k, 2160, 2090 + 42 * k), t, 54) for k, t in enumerate(right)
+    ]
+    lines += [
+        TextLine((345, 2277, 705, 2343), "Additional Features", 66, bold=True),
+        TextLine((347, 2326, 2171, 2393), "• Simple, easy to learn operation, the display", 67),
+        TextLine((347, 2412, 1468, 2475), "• Non-destructive recording of every note.", 63),
+        TextLine((347, 2454, 2145, 2523), "• Two FOOTSWITCH INPUTS may be assigned to it.", 69),
+    ]
+    blocks = layout_page(lines, [], [], 2550, 3300, ocr=True)
+    texts = [b.text for b in blocks]
+    heading = texts.index("## Additional Features")
+    assert texts[heading + 1].startswith("• Simple"), texts
+    assert any("within a simply use LOCATE" in t for t in texts[:heading]), texts

@@ -62,8 +62,9 @@ from .local_textlayer import OCR_DPI, OCR_MAX_SIDE_PX, LocalPageData, extract_pa
 
 log = logging.getLogger(__name__)
 
-ENGINE_VERSION = "4"
-"""Bump when the output for the same input changes (part of the cache identity)."""
+ENGINE_VERSION = "6"
+"""Bump when the output for the same input changes (part of the cache identity; 5 was used
+by a change taken back, so it is skipped)."""
 
 # --- from layout blocks to grounded text ----------------------------------------------------
 

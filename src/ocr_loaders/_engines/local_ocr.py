@@ -34,10 +34,12 @@ from .local_model_edits import fp32_recogniser, without_denormal_weights
 from .local_onnx import (
     OcrModels,
     crop_line,
+    gray_of,
     release_freed_memory,
     split_at_gaps,
 )
 from .local_quant import int8_model, int8_supported
+from .local_weight import bold_lines
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +235,8 @@ def ocr_lines(img: np.ndarray) -> tuple[list[TextLine], int]:
     text direction.
 
     The direction is the clockwise angle of the writing in the image (0, 90, 180 or 270).
-    Lines scoring below ``MIN_SCORE`` are dropped.
+    Lines scoring below ``MIN_SCORE`` are dropped; lines set in bold are told from their
+    ink (:mod:`.local_weight`).
     """
     height, width = img.shape[:2]
     with _lock:
@@ -257,16 +260,21 @@ def ocr_lines(img: np.ndarray) -> tuple[list[TextLine], int]:
                     )
                     flipped = True
     direction = (90 if vertical else 0) + (180 if flipped else 0)
+    kept = [
+        (box, text.strip(), tall)
+        for box, text, score, tall in zip(
+            read.boxes, read.texts, read.scores, read.vertical, strict=True
+        )
+        if score >= MIN_SCORE and text.strip()
+    ]
+    bold = bold_lines(
+        gray_of(img), [k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept]
+    )
     lines: list[TextLine] = []
-    for box, text, score, tall in zip(
-        read.boxes, read.texts, read.scores, read.vertical, strict=True
-    ):
-        text = text.strip()
-        if score < MIN_SCORE or not text:
-            continue
+    for (box, text, tall), heavy in zip(kept, bold, strict=True):
         line_dir = ((90 if tall else 0) + (180 if flipped else 0)) % 360
         size = (box[2] - box[0]) if tall else (box[3] - box[1])
-        lines.append(TextLine(box, text, size=max(size, 1.0), direction=line_dir))
+        lines.append(TextLine(box, text, size=max(size, 1.0), bold=heavy, direction=line_dir))
     return lines, direction % 360
 
 

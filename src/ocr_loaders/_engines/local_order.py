@@ -185,8 +185,9 @@ def _split_at_blockers(
 
     Each run of crossing items (with anything beside them on the same rows) is a segment; the
     items between two runs form another, to be split into columns. A heading that ends such a
-    column stretch, below everything in the other column and after a gap, belongs to the
-    full-width section that follows it, so it moves there.
+    column stretch, below everything in the other column and after a gap (or set in bold
+    after regular text), belongs to the full-width section that follows it, so it moves
+    there.
     """
     a, b = gutter
     mid = (a + b) / 2
@@ -224,12 +225,18 @@ def _split_at_blockers(
                 continue
             bottom = max(i.y1 for i in other)
             ordered = sorted(side, key=lambda i: i.y0)
-            # the first item below the other column that also follows a vertical gap
+            # the first item below the other column that also follows a vertical gap, or
+            # starts a bold line after text that is not (OCR boxes can close the gap)
             first = next(
                 (
                     n
                     for n, i in enumerate(ordered)
-                    if n > 0 and i.y0 > bottom and i.y0 - ordered[n - 1].y1 >= 0.8 * unit
+                    if n > 0
+                    and i.y0 > bottom
+                    and (
+                        i.y0 - ordered[n - 1].y1 >= 0.8 * unit
+                        or (i.bold and not ordered[n - 1].bold)
+                    )
                 ),
                 None,
             )

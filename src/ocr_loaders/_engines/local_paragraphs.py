@@ -238,21 +238,25 @@ def _heading_level(para: Para, body: float, *, ocr: bool) -> str | None:
             return "title"
         if ratio >= 1.4 and len(text) <= 120:
             return "sub_title"
-        return None
+        return "sub_title" if _bold_line_heading(para, 0.8 <= ratio < 1.4) else None
     if ratio >= 1.6:
         return "title"
     if ratio >= 1.15:
         return "sub_title"
-    if (
-        para.bold
+    return "sub_title" if _bold_line_heading(para, abs(ratio - 1) < 0.15) else None
+
+
+def _bold_line_heading(para: Para, body_sized: bool) -> bool:
+    """A heading set in bold at about the body's size: one bold line, not a sentence."""
+    text = para.text
+    return (
+        body_sized
+        and para.bold
         and len(para.rows) == 1
         and len(text) <= 100
-        and abs(ratio - 1) < 0.15
         and not _TERMINAL_END.search(text.rstrip("."))
         and not text.endswith(".")
-    ):
-        return "sub_title"
-    return None
+    )
 
 
 def _caption_label(text: str) -> str | None:
