@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import random
 import re
+from pathlib import Path
 
 import numpy as np
 import pymupdf
 
-from ocr_loaders._engines.local import ocr_image_grounded
+from ocr_loaders._engines.local import (
+    ocr_array_grounded,
+    ocr_image_grounded,
+    recognize_page_data,
+)
 from ocr_loaders._engines.local_layout import TextLine, layout_page
 from ocr_loaders._engines.local_onnx import split_at_gaps
+from ocr_loaders._engines.local_textlayer import extract_page
 from ocr_loaders._grounding import parse_grounded, to_markdown
 
 _VOCABULARY = [
@@ -237,3 +243,93 @@ def test_a_bold_heading_under_two_columns_starts_the_full_width_section() -> Non
     heading = texts.index("## Additional Features")
     assert texts[heading + 1].startswith("• Simple"), texts
     assert any("within a simply use LOCATE" in t for t in texts[:heading]), texts
+
+
+def test_a_stamp_running_up_the_margin_reads_right() -> None:
+    """As on a scanned arXiv paper: the identifier runs up the left margin (the reader turns
+    standing lines for text running down, so it must try the other way too)."""
+    paras = _paragraphs(seed=9, count=2, length=45)
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=420)
+    page.insert_text((72, 60), "Introduction", fontname="tibo", fontsize=12)
+    page.insert_textbox(
+        pymupdf.Rect(72, 70, 540, 400), "\n".join(paras), fontname="tiro", fontsize=10
+    )
+    page.insert_text((40, 380), "arXiv:2206.01062v1 [cs.CV] 2 Jun 2022", fontsize=14, rotate=90)
+    png = page.get_pixmap(dpi=200, colorspace=pymupdf.csGRAY).tobytes("png")
+    texts = [b.text for b in parse_grounded(ocr_image_grounded(png))]
+    assert "arXiv:2206.01062v1 [cs.CV] 2 Jun 2022" in texts, texts
+    assert texts[0] == "## Introduction", texts
+
+
+def test_a_paper_read_as_a_scan_has_the_headings_of_its_text_layer(corpus: Path) -> None:
+    """The two-column paper's pages rendered at 200 dpi and OCRed: the same headings as its
+    text layer gives, ``## 1 Introduction`` with its number (a narrow piece the detector
+    boxes apart) after an abstract ending ``benchmarks.¹``, and ``## 3.1 Overview``."""
+    with pymupdf.open(corpus / "digital_2col_dpr_paper_2p.pdf") as doc:
+        for page in doc:
+            digital = parse_grounded(recognize_page_data(extract_page(page)))
+            pix = page.get_pixmap(dpi=200, colorspace=pymupdf.csGRAY)
+            gray = np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.width)
+            scan = parse_grounded(ocr_array_grounded(gray, pix.width, pix.height))
+            heads = [
+                [b.text for b in blocks if b.text.startswith("#")] for blocks in (digital, scan)
+            ]
+            assert heads[1] == heads[0]
+            assert len(heads[0]) == 3
+
+
+def test_a_footnote_mark_after_a_full_stop_ends_the_sentence() -> None:
+    """``benchmarks.¹`` ends a paragraph as ``benchmarks.`` does: the bold heading under it
+    and the indented paragraph after it stay apart."""
+    lines = [
+        TextLine((100, 100, 900, 130), "our end-to-end system sets new results on several", 30),
+        TextLine((100, 136, 640, 166), "open-domain question answering benchmarks.¹", 30),
+        TextLine((100, 172, 400, 204), "Introduction", 32, bold=True),
+        TextLine((140, 210, 900, 240), "Open-domain question answering is a task that answers", 30),
+        TextLine(
+            (100, 246, 900, 276), "factoid questions using a large collection of documents.", 30
+        ),
+        TextLine(
+            (100, 282, 900, 312), "While early systems are often complicated, they work.²", 30
+        ),
+        TextLine(
+            (140, 318, 900, 348), "Retrieval in open-domain question answering is usually", 30
+        ),
+        TextLine((100, 354, 700, 384), "implemented with sparse vector space models.", 30),
+    ]
+    blocks = layout_page(lines, [], [], 1000, 500, ocr=True)
+    assert [b.text[:24] for b in blocks] == [
+        "our end-to-end system se",
+        "## Introduction",
+        "Open-domain question ans",
+        "Retrieval in open-domain",
+    ]
+
+
+def test_a_section_number_beside_a_bold_heading_keeps_it_a_heading() -> None:
+    """OCR cannot weigh ``3.1`` (too few letters), so it is not bold; the row is still a
+    bold heading, since its letters are."""
+    body = "Our dense passage retriever uses a dense encoder which maps any text passage"
+    lines = [TextLine((100, 100 + 36 * k, 1000, 130 + 36 * k), body, 30) for k in range(4)]
+    lines += [
+        TextLine((100, 260, 136, 292), "3.1", 32),
+        TextLine((170, 260, 330, 292), "Overview", 32, bold=True),
+    ]
+    lines += [TextLine((100, 300 + 36 * k, 1000, 330 + 36 * k), body, 30) for k in range(3)]
+    blocks = layout_page(lines, [], [], 1100, 500, ocr=True)
+    assert [b.text for b in blocks][1] == "## 3.1 Overview"
+
+
+def test_a_displayed_formula_read_by_ocr_is_not_a_heading() -> None:
+    """A formula's OCR line is tall (fraction bars, sums) and reads as loose letters and
+    digits: not a heading, whatever its height or weight."""
+    body = "Sei p eine Überlagerung und X einfach zusammenhängend, dann gilt die Aussage"
+    lines = [TextLine((100, 100 + 36 * k, 1000, 130 + 36 * k), body, 30) for k in range(3)]
+    lines += [
+        TextLine((300, 220, 800, 270), "x n x 0 1 k n1 f x x 1 n 1", 50),
+        TextLine((300, 290, 700, 322), "d p q 2 d r q yq yp 2", 32, bold=True),
+    ]
+    lines += [TextLine((100, 340 + 36 * k, 1000, 370 + 36 * k), body, 30) for k in range(3)]
+    blocks = layout_page(lines, [], [], 1100, 500, ocr=True)
+    assert [b.label for b in blocks if b.text.startswith(("x n", "d p"))] == ["text", "text"]

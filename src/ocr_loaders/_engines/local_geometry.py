@@ -119,6 +119,11 @@ class Row:
 
     @property
     def bold(self) -> bool:
-        total = sum(len(i.text.strip()) for i in self.items)
-        bold = sum(len(i.text.strip()) for i in self.items if i.bold)
-        return total > 0 and bold >= 0.8 * total
+        """At least 80 % of the row's letters (of its characters, when it has no letters)
+        are bold: a section number beside a bold heading does not count (OCR cannot weigh
+        a piece that short)."""
+        letters = [(sum(ch.isalpha() for ch in i.text), i.bold) for i in self.items]
+        if not any(n for n, _ in letters):
+            letters = [(len(i.text.strip()), i.bold) for i in self.items]
+        total = sum(n for n, _ in letters)
+        return total > 0 and sum(n for n, b in letters if b) >= 0.8 * total

@@ -56,6 +56,9 @@ MIN_SCORE = 0.5
 """Lines the recogniser is less sure of are dropped (rapidocr's own default)."""
 GOOD_SCORE = 0.9
 """Above this character-weighted mean score the page is taken as upright without a check."""
+NARROW = 0.6
+"""A standing piece thinner than this share of the page's lying lines is read as part of
+a lying line (:func:`_reread_standing`)."""
 
 _lock = threading.Lock()
 _models: OcrModels | None = None
@@ -163,7 +166,8 @@ class _Read:
     boxes: list[BBox]
     texts: list[str]
     scores: list[float]
-    vertical: list[bool]
+    angles: list[int]
+    """Clockwise angle of each line's writing in the image: 0, 90 (down) or 270 (up)."""
 
     def quality(self) -> float:
         """Character-weighted mean recognition score."""
@@ -175,11 +179,11 @@ class _Read:
     def vertical_share(self) -> float:
         """Share of line length in tall boxes (text running up or down the image)."""
         tall = wide = 0.0
-        for (x0, y0, x1, y1), v in zip(self.boxes, self.vertical, strict=True):
+        for (x0, y0, x1, y1), angle in zip(self.boxes, self.angles, strict=True):
             w, h = x1 - x0, y1 - y0
             if max(w, h) < 1.5 * min(w, h):
                 continue  # too square to tell
-            if v:
+            if angle:
                 tall += h
             else:
                 wide += w
@@ -190,14 +194,48 @@ def _run(models: OcrModels, img: np.ndarray) -> _Read:
     pieces = [p for d in models.detect(img) for p in split_at_gaps(img, d.quad)]
     if not pieces:
         return _Read([], [], [], [])
-    read = models.recognize([crop_line(img, q) for q, _ in pieces])
-    release_freed_memory()
-    boxes = [box for _, box in pieces]
-    vertical = [
-        float(np.linalg.norm(q[0] - q[3])) >= 1.5 * float(np.linalg.norm(q[0] - q[1]))
+    crops = [crop_line(img, q) for q, _ in pieces]
+    read = models.recognize(crops)
+    angles = [
+        90 if float(np.linalg.norm(q[0] - q[3])) >= 1.5 * float(np.linalg.norm(q[0] - q[1])) else 0
         for q, _ in pieces
-    ]  # crop_line turns tall crops before reading
-    return _Read(boxes, [t for t, _ in read], [s for _, s in read], vertical)
+    ]  # crop_line turns tall crops a quarter turn counter-clockwise before reading
+    out = _Read([box for _, box in pieces], [t for t, _ in read], [s for _, s in read], angles)
+    if angles.count(90) and out.vertical_share() <= 0.5:
+        _reread_standing(models, crops, out)
+    release_freed_memory()
+    return out
+
+
+def _reread_standing(models: OcrModels, crops: list[np.ndarray], read: _Read) -> None:
+    """On a page of lying lines, read its standing pieces the other ways too (in place).
+
+    ``crop_line`` turns a standing piece for text running down the page. One running up (an
+    arXiv stamp in the margin, a spine label) then reads as garbage, so it is also read
+    half-turned, and that reading is kept when it is confident and better. A piece thinner than
+    :data:`NARROW` of the page's lying lines is a glyph or two of a lying line cut off by a
+    gap (a section number, a digit in a table cell): read upright, it stays with its line.
+    """
+    lying = [b[3] - b[1] for b, a in zip(read.boxes, read.angles, strict=True) if not a]
+    typical = float(np.median(lying)) if lying else 0.0
+    again: list[np.ndarray] = []
+    owners: list[tuple[int, int]] = []
+    for i, angle in enumerate(read.angles):
+        if not angle:
+            continue
+        box = read.boxes[i]
+        if box[2] - box[0] < NARROW * typical:
+            again.append(np.ascontiguousarray(np.rot90(crops[i], -1)))
+            owners.append((i, 0))
+        again.append(np.ascontiguousarray(np.rot90(crops[i], 2)))
+        owners.append((i, 270))
+    for (i, angle), (text, score) in zip(owners, models.recognize(again), strict=True):
+        if angle == 0:
+            better = score >= MIN_SCORE  # a narrow piece reads upright when it can
+        else:  # running up: only a confident reading (specks read as anything turned)
+            better = read.angles[i] != 0 and score >= GOOD_SCORE and score > read.scores[i]
+        if better:
+            read.texts[i], read.scores[i], read.angles[i] = text, score, angle
 
 
 def _sample_scores(
@@ -216,8 +254,8 @@ def _sample_scores(
         crop = img[max(0, y0) : max(y0 + 1, y1), max(0, x0) : max(x0 + 1, x1)]
         if crop.size == 0:
             continue
-        if read.vertical[i]:
-            crop = np.rot90(crop)
+        if read.angles[i]:
+            crop = np.rot90(crop, 1 if read.angles[i] == 90 else -1)
         if flip:
             crop = np.rot90(crop, 2)
         crops.append(np.ascontiguousarray(crop))
@@ -256,24 +294,24 @@ def ocr_lines(img: np.ndarray) -> tuple[list[TextLine], int]:
                         [_turn_box(b, width, height) for b in again.boxes],
                         again.texts,
                         again.scores,
-                        again.vertical,
+                        again.angles,
                     )
                     flipped = True
     direction = (90 if vertical else 0) + (180 if flipped else 0)
     kept = [
-        (box, text.strip(), tall)
-        for box, text, score, tall in zip(
-            read.boxes, read.texts, read.scores, read.vertical, strict=True
+        (box, text.strip(), angle)
+        for box, text, score, angle in zip(
+            read.boxes, read.texts, read.scores, read.angles, strict=True
         )
         if score >= MIN_SCORE and text.strip()
     ]
     bold = bold_lines(
-        gray_of(img), [k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept]
+        gray_of(img), [k[0] for k in kept], [k[1] for k in kept], [bool(k[2]) for k in kept]
     )
     lines: list[TextLine] = []
-    for (box, text, tall), heavy in zip(kept, bold, strict=True):
-        line_dir = ((90 if tall else 0) + (180 if flipped else 0)) % 360
-        size = (box[2] - box[0]) if tall else (box[3] - box[1])
+    for (box, text, angle), heavy in zip(kept, bold, strict=True):
+        line_dir = (angle + (180 if flipped else 0)) % 360
+        size = (box[2] - box[0]) if angle else (box[3] - box[1])
         lines.append(TextLine(box, text, size=max(size, 1.0), bold=heavy, direction=line_dir))
     return lines, direction % 360
 

@@ -20,7 +20,11 @@ _BULLET_START = re.compile(
     rf"^(?:{_SYMBOL_BULLET}|\(?\d{{1,3}}[.)]\s|\(?[a-z][.)]\s|\([ivx]{{1,4}}\)\s)"
 )
 _SYMBOL_BULLET_START = re.compile(f"^{_SYMBOL_BULLET}")
-_TERMINAL_END = re.compile(r"[.!?:;。！？]['\"”’)\]]?$")
+_TERMINAL_END = re.compile(
+    r"[.!?:;。！？]['\"”’)\]]?"
+    r"(?:[\u00b9\u00b2\u00b3\u2070-\u2079*†‡§]+|(?<=[^\W\d_][.!?])\d{1,2})?$"
+)
+"""A sentence's end, with a footnote mark after it (``benchmarks.¹``, ``results.3``)."""
 _CAPTION_START = re.compile(
     r"^(?P<kind>figure|fig\.|table|tab\.|abbildung|abb\.|tabelle|图|表)\s*[\dIVX]+[a-z]?\s*[.:|]",
     re.IGNORECASE,
@@ -233,6 +237,8 @@ def _heading_level(para: Para, body: float, *, ocr: bool) -> str | None:
         return None
     ratio = para.size / body
     if ocr:
+        if not _wordy(text):
+            return None  # a formula or a figure's labels, read as letters and digits
         # OCR line heights are noisy (ascenders, descenders): ask for a clearer jump.
         if ratio >= 2.0 and len(para.rows) <= 2:
             return "title"
@@ -244,6 +250,14 @@ def _heading_level(para: Para, body: float, *, ocr: bool) -> str | None:
     if ratio >= 1.15:
         return "sub_title"
     return "sub_title" if _bold_line_heading(para, abs(ratio - 1) < 0.15) else None
+
+
+def _wordy(text: str) -> bool:
+    """Text made of words: at least half its tokens hold two letters or more, and one
+    three (``1.6 Wege und Knoten``, ``Definition 17``; not ``x n x 0 1 k n1 f x x``)."""
+    tokens = text.split()
+    letters = [sum(ch.isalpha() for ch in t) for t in tokens]
+    return 2 * sum(n >= 2 for n in letters) >= len(tokens) and max(letters, default=0) >= 3
 
 
 def _bold_line_heading(para: Para, body_sized: bool) -> bool:
