@@ -1,6 +1,7 @@
 """The local engine's edits to its OCR models, each made for speed: the recogniser returning
 each step's best class (the same classes and probabilities as the whole softmax), and the
-int8 projection written as float logits (the exact integer product, no longer rounded).
+int8 projection quantized as onnxruntime's quantizer would, written as float logits (the
+exact integer product, not rounded).
 No timing assertions."""
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from ocr_loaders._engines.local_model_edits import (
     BEST_CLASS,
     BEST_PROB,
     best_class_outputs,
-    float_projection,
     fp32_recogniser,
+    integer_projection,
 )
 from ocr_loaders._engines.local_onnx import OcrModels
 
@@ -58,71 +59,109 @@ def test_the_engine_refuses_a_recogniser_without_the_best_class_outputs() -> Non
 # --- the int8 projection as float logits ----------------------------------------------------
 
 
-def _quantized_projection(
-    w: np.ndarray, bias: np.ndarray, a_scale: float, y_scale: float
-) -> onnx.ModelProto:
-    """uint8 features -> QLinearMatMul (int8 weights, per column) -> DequantizeLinear ->
-    Add(bias) -> Softmax: the end of the int8 recogniser, small."""
+def _float_projection(w: np.ndarray, bias: np.ndarray) -> onnx.ModelProto:
+    """Float features -> MatMul (weights) -> Add(bias) -> Softmax: the end of the
+    recogniser, small."""
     k, n = w.shape
-    w_scale = (np.abs(w).max(axis=0) / 127).astype(np.float32)
-    w_q = np.round(w / w_scale).astype(np.int8)
-    c = [
-        numpy_helper.from_array(np.array(a_scale, np.float32), "a_s"),
-        numpy_helper.from_array(np.array(128, np.uint8), "a_z"),
-        numpy_helper.from_array(w_q, "w_q"),
-        numpy_helper.from_array(w_scale, "w_s"),
-        numpy_helper.from_array(np.zeros(n, np.int8), "w_z"),
-        numpy_helper.from_array(np.array(y_scale, np.float32), "y_s"),
-        numpy_helper.from_array(np.array(128, np.uint8), "y_z"),
-        numpy_helper.from_array(bias.astype(np.float32), "bias"),
-    ]
     nodes = [
-        helper.make_node(
-            "QLinearMatMul", ["a", "a_s", "a_z", "w_q", "w_s", "w_z", "y_s", "y_z"], ["y_q"]
-        ),
-        helper.make_node("DequantizeLinear", ["y_q", "y_s", "y_z"], ["y"]),
+        helper.make_node("MatMul", ["a", "w"], ["y"], name="head"),
         helper.make_node("Add", ["y", "bias"], ["logits"]),
         helper.make_node("Softmax", ["logits"], ["probs"], axis=2),
     ]
     graph = helper.make_graph(
         nodes,
         "projection",
-        [helper.make_tensor_value_info("a", onnx.TensorProto.UINT8, [1, None, k])],
-        [helper.make_tensor_value_info("probs", onnx.TensorProto.FLOAT, [1, None, n])],
-        c,
+        [helper.make_tensor_value_info("a", onnx.TensorProto.FLOAT, [1, 30, k])],
+        [helper.make_tensor_value_info("probs", onnx.TensorProto.FLOAT, [1, 30, n])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(bias, "bias")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     return model
 
 
-def test_float_projection_keeps_the_integer_product_without_rounding_it() -> None:
-    rng = np.random.default_rng(0)
-    k, n, a_scale, y_scale = 24, 40, 0.05, 0.2
-    w = rng.normal(0, 1, (k, n)).astype(np.float32)
-    bias = rng.normal(0, 1, n).astype(np.float32)
-    model = _quantized_projection(w, bias, a_scale, y_scale)
-    a = rng.integers(0, 256, (1, 30, k), dtype=np.uint8)
-    (rounded,) = _session(model).run(None, {"a": a})
+def _weights(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0, 1, (24, 40)).astype(np.float32)
+    w[:, 7] = 0.0  # an all-zero column: scale 1, as onnxruntime's quantizer gives it
+    bias = rng.normal(0, 1, 40).astype(np.float32)
+    a = rng.uniform(-2, 3, (1, 30, 24)).astype(np.float32)
+    return w, bias, a
 
-    assert float_projection(model)
-    ops = [nd.op_type for nd in model.graph.node]
-    assert ops == ["MatMulIntegerToFloat", "Softmax"]
-    assert {i.name for i in model.graph.initializer} == {"a_s", "a_z", "w_q", "w_s", "w_z", "bias"}
-    (exact,) = _session(model).run(None, {"a": a})
 
-    # what the integer product means, in float: dequantized features x dequantized weights
-    w_scale = np.abs(w).max(axis=0) / 127
+def test_integer_projection_is_the_exact_integer_product() -> None:
+    w, bias, a = _weights()
+    model = _float_projection(w, bias)
+    assert integer_projection(model, (np.float32(-2.0), np.float32(3.0)))
+    assert [nd.op_type for nd in model.graph.node] == [
+        "QuantizeLinear",
+        "MatMulIntegerToFloat",
+        "Softmax",
+    ]
+    (probs,) = _session(model).run(None, {"a": a})
+
+    # what it means: uint8 features over [-2, 3], int8 weights per column, float logits
+    a_scale = 5.0 / 255
+    a_zero = round(2.0 / a_scale)
+    a_q = np.clip(np.round(a / np.float32(a_scale)) + a_zero, 0, 255)
+    w_scale = np.where(np.abs(w).max(axis=0) > 0, np.abs(w).max(axis=0) / 127, 1.0)
     w_deq = np.round(w / w_scale) * w_scale
-    logits = (a.astype(np.float64) - 128) * a_scale @ w_deq + bias
+    logits = (a_q - a_zero) * a_scale @ w_deq + bias
     expected = np.exp(logits - logits.max(axis=2, keepdims=True))
     expected /= expected.sum(axis=2, keepdims=True)
-    assert np.abs(exact - expected).max() < 1e-4
-    assert np.abs(rounded - expected).max() > 10 * np.abs(exact - expected).max()
+    assert np.abs(probs - expected).max() < 1e-4
 
 
-def test_float_projection_leaves_other_models_alone() -> None:
-    fp32 = onnx.load(_rec_path())  # a float model: no QLinearMatMul before its softmax
-    before = fp32.SerializeToString()
-    assert not float_projection(fp32)
-    assert fp32.SerializeToString() == before
+def test_integer_projection_quantizes_as_onnxruntime_does(tmp_path: Path) -> None:
+    """The same int8 weights, scales and feature quantization as onnxruntime's own
+    per-channel quantizer gives the projection, computed in one array operation."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    w, bias, a = _weights(1)
+    onnx.save(_float_projection(w, bias), tmp_path / "float.onnx")
+
+    class One(CalibrationDataReader):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self._left = [{"a": a}]
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return self._left.pop() if self._left else None
+
+    quantize_static(
+        tmp_path / "float.onnx",
+        tmp_path / "int8.onnx",
+        One(),
+        quant_format=QuantFormat.QOperator,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul"],
+        extra_options={
+            "TensorQuantOverrides": {"a": [{"rmin": np.float32(-1.7), "rmax": np.float32(2.9)}]}
+        },
+    )
+    theirs = {
+        i.name: numpy_helper.to_array(i)
+        for i in onnx.load(tmp_path / "int8.onnx").graph.initializer
+    }
+    ours_model = _float_projection(w, bias)
+    assert integer_projection(ours_model, (np.float32(-1.7), np.float32(2.9)))
+    ours = {i.name: numpy_helper.to_array(i) for i in ours_model.graph.initializer}
+    for name in ("w_quantized", "w_scale", "w_zero_point", "a_scale", "a_zero_point"):
+        assert ours[name].dtype == theirs[name].dtype, name
+        assert np.array_equal(ours[name], theirs[name]), name
+
+
+def test_integer_projection_leaves_other_models_alone() -> None:
+    w, bias, _ = _weights()
+    model = _float_projection(w, bias)
+    model.graph.node[2].op_type = "Sigmoid"  # not a softmax head
+    model.graph.node[2].ClearField("attribute")
+    before = model.SerializeToString()
+    assert not integer_projection(model, (np.float32(-1.0), np.float32(1.0)))
+    assert model.SerializeToString() == before

@@ -1,9 +1,11 @@
 """The int8 recogniser of the local engine (``local_quant``): made once and then read from
 its cache, made again when the cached copy is damaged, usable when the cache cannot be
-written, and reading a rendered line exactly. No timing assertions."""
+written, reading a rendered line exactly, and made from shipped activation ranges that are
+the calibration's own. No timing assertions."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -123,6 +125,48 @@ def test_gelu_fusion_keeps_the_outputs() -> None:
     x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 48, 320)).astype(np.float32)
     a, b = plain.run(None, {"x": x})[0], fused.run(None, {"x": x})[0]
     assert float(np.abs(a - b).max()) < 1e-4
+
+
+def _shipped() -> dict[str, tuple[np.float32, np.float32]]:
+    """The shipped ranges for the installed recogniser (skip when they are for another)."""
+    digest = hashlib.sha256(_fp32().read_bytes()).hexdigest()
+    shipped = local_quant.shipped_ranges(digest)
+    if shipped is None:
+        pytest.skip(
+            f"the installed rapidocr {local_ocr.rapidocr_version()} ships another recogniser "
+            f"(sha256 {digest[:12]}): it is calibrated at run time; remake the shipped ranges "
+            "with `python -m ocr_loaders._engines.local_quant`"
+        )
+    return shipped
+
+
+def test_shipped_ranges_are_what_calibration_gives() -> None:
+    """The shipped file holds the calibration's own result for this recogniser (to float
+    rounding: other CPUs may sum in another order)."""
+    shipped = _shipped()
+    calibrated = local_quant.calibrated_ranges(_fp32())
+    assert sorted(shipped) == sorted(calibrated)
+    for name, (lo, hi) in calibrated.items():
+        assert shipped[name] == pytest.approx((lo, hi), rel=1e-4, abs=1e-6), name
+
+
+def test_a_recogniser_without_shipped_ranges_is_calibrated(
+    made: tuple[Path, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another model file (another rapidocr) gets no shipped ranges and is calibrated; with
+    the same ranges the same model comes out."""
+    shipped = _shipped()
+    assert local_quant.shipped_ranges("0" * 64) is None
+    calls: list[Path] = []
+
+    def calibrated(fp32: Path) -> dict[str, tuple[np.float32, np.float32]]:
+        calls.append(fp32)
+        return shipped
+
+    monkeypatch.setattr(local_quant, "shipped_ranges", lambda digest: None)
+    monkeypatch.setattr(local_quant, "calibrated_ranges", calibrated)
+    assert local_quant.quantize(_fp32()) == made[1]
+    assert calls == [_fp32()]
 
 
 def test_calibration_lines_are_rendered_here() -> None:

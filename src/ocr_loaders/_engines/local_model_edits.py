@@ -9,10 +9,11 @@ the first time.
 * :func:`best_class_outputs`: the recogniser returns each step's best class and its
   probability instead of the probability of all 18,710 characters at every step. Greedy CTC
   needs nothing else, and the whole array cost a copy out of onnxruntime and a numpy pass;
-* :func:`float_projection`: in the int8 recogniser, the final projection onto the character
-  set writes float logits (``MatMulIntegerToFloat`` with its bias) instead of rounding them
-  to 256 levels, dequantizing them and adding the bias in three passes over the largest
-  tensor of the model.
+* :func:`integer_projection`: in the int8 recogniser, the final projection onto the character
+  set is quantized here (onnxruntime's quantizer leaves it in float) and writes float logits
+  (``MatMulIntegerToFloat`` with its bias) instead of rounding them to 256 levels,
+  dequantizing them and adding the bias in three passes over the largest tensor of the
+  model.
 """
 
 from __future__ import annotations
@@ -100,45 +101,87 @@ def best_class_outputs(model: onnx.ModelProto) -> None:
     )
 
 
-def float_projection(model: onnx.ModelProto) -> bool:
-    """Replace the int8 recogniser's ``QLinearMatMul -> DequantizeLinear -> Add(bias)``
-    before its softmax by one ``MatMulIntegerToFloat`` with the bias; whether it was found.
-
-    The same integer product, scaled to float directly: the logits keep their precision
-    (they were rounded to steps of about 0.2 before the softmax).
-    """
-    from onnx import helper
-
+def projection(model: onnx.ModelProto) -> tuple[onnx.NodeProto, onnx.NodeProto] | None:
+    """The recogniser's final projection onto the character set: the float ``MatMul`` (by a
+    weight matrix) and the ``Add`` of its bias feeding the softmax output, or ``None``."""
     g = model.graph
     made_by = {out: n for n in g.node for out in n.output}
     consts = {i.name for i in g.initializer}
     softmax = made_by.get(g.output[0].name) if len(g.output) == 1 else None
     add = softmax and softmax.op_type == "Softmax" and made_by.get(softmax.input[0])
-    if not add or add.op_type != "Add":
+    if not add or add.op_type != "Add" or sum(i in consts for i in add.input) != 1:
+        return None
+    mm = next((made_by[i] for i in add.input if i in made_by), None)
+    if mm is None or mm.op_type != "MatMul" or mm.input[1] not in consts:
+        return None
+    if sum(mm.output[0] in n.input for n in g.node) != 1:  # the product feeds only the Add
+        return None
+    return mm, add
+
+
+def integer_projection(
+    model: onnx.ModelProto, a_range: tuple[np.float32, np.float32] | tuple[float, float]
+) -> bool:
+    """Quantize the float projection (:func:`projection`, left out of onnxruntime's
+    quantizer) into ``QuantizeLinear`` + one ``MatMulIntegerToFloat`` with the bias, in
+    place; whether it was found.
+
+    The features are quantized to uint8 over ``a_range`` and the weights to int8 per
+    character (symmetric), exactly as onnxruntime's quantizer does (its own scale function,
+    the same float64 division and rounding), but in one array operation instead of a Python
+    loop over 18,710 columns (1.5 to 2 s of a new installation's first page). The product is
+    scaled straight to float logits with the bias added: no rounding of the logits, one pass
+    over the model's largest tensor.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+    from onnxruntime.quantization.quant_utils import compute_scale_zp
+
+    found = projection(model)
+    if found is None:
         return False
-    bias = [i for i in add.input if i in consts]
-    deq = [made_by.get(i) for i in add.input if i not in consts]
-    if len(bias) != 1 or len(deq) != 1 or deq[0] is None:
-        return False
-    dq = deq[0]
-    mm = made_by.get(dq.input[0]) if dq.op_type == "DequantizeLinear" else None
-    if mm is None or mm.op_type != "QLinearMatMul" or mm.input[3] not in consts:
-        return False
-    users = [n for n in g.node if mm.output[0] in n.input or dq.output[0] in n.input]
-    if len(users) != 2:  # the product feeds only this chain
-        return False
-    a, a_scale, a_zp, b, b_scale, b_zp = mm.input[:6]
+    mm, add = found
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    a, w = mm.input
+    bias = next(i for i in add.input if i in inits)
+    weights = numpy_helper.to_array(inits[w]).astype(np.float32)
+    absmax = np.maximum(-np.minimum(weights.min(axis=0), 0), np.maximum(weights.max(axis=0), 0))
+    scale = absmax.astype(np.float64) * 2.0 / 254.0  # [-absmax, absmax] onto [-127, 127]
+    scale = np.where(scale < np.finfo(np.float32).tiny, 1.0, scale)
+    quantized = np.clip(np.round(weights / scale), -128, 127).astype(np.int8)
+    lo, hi = (np.array(v, np.float32) for v in a_range)
+    a_zp, a_scale = compute_scale_zp(lo, hi, np.array(0, np.uint8), np.array(255, np.uint8))
+    g.initializer.extend(
+        [
+            numpy_helper.from_array(quantized, f"{w}_quantized"),
+            helper.make_tensor(f"{w}_scale", onnx.TensorProto.FLOAT, [scale.size], scale.tolist()),
+            numpy_helper.from_array(np.zeros(scale.size, np.int8), f"{w}_zero_point"),
+            helper.make_tensor(f"{a}_scale", onnx.TensorProto.FLOAT, [], [float(a_scale)]),
+            numpy_helper.from_array(np.asarray(a_zp, np.uint8), f"{a}_zero_point"),
+        ]
+    )
+    quantize = helper.make_node(
+        "QuantizeLinear",
+        [a, f"{a}_scale", f"{a}_zero_point"],
+        [f"{a}_quantized"],
+        name=f"{a}_QuantizeLinear",
+    )
     fused = helper.make_node(
         "MatMulIntegerToFloat",
-        [a, b, a_scale, b_scale, a_zp, b_zp, bias[0]],
+        [
+            *(f"{a}_quantized", f"{w}_quantized", f"{a}_scale", f"{w}_scale"),
+            *(f"{a}_zero_point", f"{w}_zero_point", bias),
+        ],
         [add.output[0]],
         name=f"{mm.name}_to_float",
         domain="com.microsoft",
     )
     index = list(g.node).index(mm)
-    for node in (mm, dq, add):
-        g.node.remove(node)
+    g.node.remove(mm)
+    g.node.remove(add)
     g.node.insert(index, fused)
+    g.node.insert(index, quantize)
     after_fusion(model)
     return True
 

@@ -3,14 +3,22 @@ cached on disk.
 
 Recipe (onnxruntime's ``quantize_static``, QOperator format): the ``x * (1 + erf(x / sqrt 2))
 / 2`` chains are first fused into ``Gelu`` nodes (left in float); ``Conv`` and ``MatMul``
-nodes are quantized, weights to per-channel int8, activations to uint8; the final projection
-then writes float logits and the outputs become each step's best class and its probability
-(:func:`.local_model_edits.float_projection`, :func:`.local_model_edits.best_class_outputs`).
+nodes are quantized, weights to per-channel int8, activations to uint8, except the final
+projection onto the character set, quantized the same way by
+:func:`.local_model_edits.integer_projection` so that it writes float logits; the outputs
+become each step's best class and its probability
+(:func:`.local_model_edits.best_class_outputs`).
 Activation ranges come from running the fp32 model on text lines rendered here at run time
 (PyMuPDF's built-in fonts: English, German, French, digits, punctuation, Chinese and
 Japanese; light blur, grain or black-and-white thresholding); never the corpus, never a
 download. Each range is the tensor's minimum and maximum, clipped to the 99.999th
 percentile of its absolute values (onnxruntime's "Percentile" calibration).
+
+The ranges of rapidocr's recogniser are computed once and shipped beside this module
+(:data:`RANGES_FILE`, made by ``python -m ocr_loaders._engines.local_quant``): calibrating
+took 2.5 to 4 s of a new installation's first page. They are used only for the model file
+whose SHA-256 they name and for this :data:`RECIPE_VERSION`; any other recogniser is
+calibrated at run time, as above.
 
 The result is kept on disk by :mod:`.local_model_cache` (named by the fp32 file's hash,
 onnxruntime's version and :data:`RECIPE_VERSION`).
@@ -23,10 +31,13 @@ not measured; they keep the fp32 model.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import math
 import platform
 import random
+import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -35,7 +46,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .local_model_cache import derived_model
-from .local_model_edits import after_fusion, best_class_outputs, float_projection
+from .local_model_edits import after_fusion, best_class_outputs, integer_projection, projection
 from .local_onnx import rec_input
 
 if TYPE_CHECKING:
@@ -49,6 +60,7 @@ QUANTIZED_OPS = ("Conv", "MatMul")
 PERCENTILE = 99.999
 """Activation ranges keep this share of absolute values; rarer outliers saturate."""
 CALIBRATION_LINES = 24
+RANGES_FILE = "local_quant_ranges.json"
 
 _LATIN = (
     "The quarterly report was filed on 12 March 2019, three weeks after the deadline. "
@@ -101,7 +113,9 @@ def quantize(fp32: Path) -> bytes:
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    inputs = [rec_input(c) for c in calibration_lines()]
+    known = shipped_ranges(hashlib.sha256(fp32.read_bytes()).hexdigest())
+    ranges = known or calibrated_ranges(fp32)
+    line = rec_input(calibration_lines(1)[0])
 
     with tempfile.TemporaryDirectory(prefix="ocr-loaders-quant-") as tmp:
         pre, out = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
@@ -110,14 +124,17 @@ def quantize(fp32: Path) -> bytes:
         fuse_gelu(model)
         onnx.save(model, pre)
         name = model.graph.input[0].name
-        ranges = activation_ranges(model, ({name: x} for x in inputs))
+        found = projection(model)
+        if found is None:
+            raise RuntimeError("the recogniser has no MatMul projection before its softmax")
+        head = found[0]
         del model
 
         class One(CalibrationDataReader):  # type: ignore[misc]
             """One input: the ranges come from ``TensorQuantOverrides``."""
 
             def __init__(self) -> None:
-                self._left = [{name: inputs[-1]}]
+                self._left = [{name: line}]
 
             def get_next(self) -> dict[str, np.ndarray] | None:
                 return self._left.pop() if self._left else None
@@ -131,6 +148,7 @@ def quantize(fp32: Path) -> bytes:
             weight_type=QuantType.QInt8,
             per_channel=True,
             op_types_to_quantize=list(QUANTIZED_OPS),
+            nodes_to_exclude=[head.name],  # quantized below, in one array operation
             extra_options={
                 "TensorQuantOverrides": {
                     t: [{"rmin": lo, "rmax": hi}] for t, (lo, hi) in ranges.items()
@@ -138,11 +156,54 @@ def quantize(fp32: Path) -> bytes:
             },
         )
         quantized = onnx.load(out)
-        if not float_projection(quantized):
-            raise RuntimeError("the int8 recogniser has no QLinearMatMul projection to edit")
+        if not integer_projection(quantized, ranges[head.input[0]]):
+            raise RuntimeError("the int8 recogniser lost its float projection")
         best_class_outputs(quantized)
         serialized: bytes = quantized.SerializeToString()
         return serialized
+
+
+def shipped_ranges(digest: str) -> dict[str, tuple[np.float32, np.float32]] | None:
+    """The shipped activation ranges (:data:`RANGES_FILE`) when they were computed for the
+    recogniser whose SHA-256 is ``digest`` with this :data:`RECIPE_VERSION`, else ``None``."""
+    from importlib import resources
+
+    try:
+        data = json.loads(resources.files(__package__).joinpath(RANGES_FILE).read_text("utf-8"))
+    except (OSError, ValueError):
+        log.warning("the shipped ranges of the int8 recogniser cannot be read; calibrating")
+        return None
+    if data.get("recipe") != RECIPE_VERSION or data.get("model_sha256") != digest:
+        return None
+    return {t: (np.float32(lo), np.float32(hi)) for t, (lo, hi) in data["ranges"].items()}
+
+
+def calibrated_ranges(fp32: Path) -> dict[str, tuple[np.float32, np.float32]]:
+    """The activation ranges of the recogniser ``fp32``, calibrated now (seconds)."""
+    import onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory(prefix="ocr-loaders-quant-") as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(fp32, pre, skip_symbolic_shape=True)
+        model = onnx.load(pre)
+    fuse_gelu(model)
+    name = model.graph.input[0].name
+    return activation_ranges(model, ({name: rec_input(c)} for c in calibration_lines()))
+
+
+def write_shipped_ranges(fp32: Path, path: Path) -> None:
+    """Calibrate the recogniser ``fp32`` and write its ranges to ``path`` (the shipped
+    :data:`RANGES_FILE`), named by the model's SHA-256 and :data:`RECIPE_VERSION`."""
+    ranges = calibrated_ranges(fp32)
+    data = {
+        "recipe": RECIPE_VERSION,
+        "model": fp32.name,
+        "model_sha256": hashlib.sha256(fp32.read_bytes()).hexdigest(),
+        "ranges": {t: [float(lo), float(hi)] for t, (lo, hi) in sorted(ranges.items())},
+    }
+    text = re.sub(r"\[\s+(\S+),\s+(\S+)\s+\]", r"[\1, \2]", json.dumps(data, indent=1))
+    path.write_text(text + "\n", encoding="utf-8")  # a tensor per line
 
 
 def activation_ranges(
@@ -331,3 +392,9 @@ def _degrade(gray: np.ndarray, rng: random.Random, noise: np.random.Generator) -
         img += noise.normal(0.0, rng.uniform(0.0, 6.0), img.shape).astype(np.float32)
     out = np.clip(img, 0, 255).astype(np.uint8)
     return np.ascontiguousarray(np.repeat(out[:, :, np.newaxis], 3, axis=2))
+
+
+if __name__ == "__main__":  # remake the shipped ranges after a recipe or model change
+    from .local_ocr import REC_MODEL, models_dir
+
+    write_shipped_ranges(models_dir() / REC_MODEL, Path(__file__).with_name(RANGES_FILE))
