@@ -122,7 +122,10 @@ def test_stragglers_get_backup_copies_once_every_page_is_sent(tmp_path: Path) ->
     last_new = max(first_seen.values())
     copies = [r for r in fast_requests if r.started > first_seen[r.image_sha256]]
     assert len(copies) == len(slow_requests)
-    assert all(r.started >= last_new for r in copies)
+    # Arrival at two servers can trail the sending order by a scheduling delay (a new
+    # connection to the slow server on a loaded machine); a copy made while pages were still
+    # being sent would arrive among them, a tenth of a second or more before the last.
+    assert all(r.started >= last_new - 0.05 for r in copies)
 
 
 def test_no_backups_with_one_endpoint(tmp_path: Path) -> None:
