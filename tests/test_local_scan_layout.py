@@ -307,16 +307,21 @@ def test_a_footnote_mark_after_a_full_stop_ends_the_sentence() -> None:
     ]
 
 
+def _body(text: str, top: float, count: int) -> list[TextLine]:
+    """``count`` OCR-like body lines of ``text``, 30 px tall, 36 px apart from ``top``."""
+    return [TextLine((100, top + 36 * k, 1000, top + 30 + 36 * k), text, 30) for k in range(count)]
+
+
 def test_a_section_number_beside_a_bold_heading_keeps_it_a_heading() -> None:
     """OCR cannot weigh ``3.1`` (too few letters), so it is not bold; the row is still a
     bold heading, since its letters are."""
     body = "Our dense passage retriever uses a dense encoder which maps any text passage"
-    lines = [TextLine((100, 100 + 36 * k, 1000, 130 + 36 * k), body, 30) for k in range(4)]
-    lines += [
+    lines = [
+        *_body(body, 100, 4),
         TextLine((100, 260, 136, 292), "3.1", 32),
         TextLine((170, 260, 330, 292), "Overview", 32, bold=True),
+        *_body(body, 300, 3),
     ]
-    lines += [TextLine((100, 300 + 36 * k, 1000, 330 + 36 * k), body, 30) for k in range(3)]
     blocks = layout_page(lines, [], [], 1100, 500, ocr=True)
     assert [b.text for b in blocks][1] == "## 3.1 Overview"
 
@@ -325,11 +330,11 @@ def test_a_displayed_formula_read_by_ocr_is_not_a_heading() -> None:
     """A formula's OCR line is tall (fraction bars, sums) and reads as loose letters and
     digits: not a heading, whatever its height or weight."""
     body = "Sei p eine Überlagerung und X einfach zusammenhängend, dann gilt die Aussage"
-    lines = [TextLine((100, 100 + 36 * k, 1000, 130 + 36 * k), body, 30) for k in range(3)]
-    lines += [
+    lines = [
+        *_body(body, 100, 3),
         TextLine((300, 220, 800, 270), "x n x 0 1 k n1 f x x 1 n 1", 50),
         TextLine((300, 290, 700, 322), "d p q 2 d r q yq yp 2", 32, bold=True),
+        *_body(body, 340, 3),
     ]
-    lines += [TextLine((100, 340 + 36 * k, 1000, 370 + 36 * k), body, 30) for k in range(3)]
     blocks = layout_page(lines, [], [], 1100, 500, ocr=True)
     assert [b.label for b in blocks if b.text.startswith(("x n", "d p"))] == ["text", "text"]
