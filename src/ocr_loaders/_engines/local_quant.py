@@ -111,18 +111,14 @@ def quantize(fp32: Path) -> bytes:
         QuantType,
         quantize_static,
     )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     known = shipped_ranges(hashlib.sha256(fp32.read_bytes()).hexdigest())
-    ranges = known or calibrated_ranges(fp32)
     line = rec_input(calibration_lines(1)[0])
 
     with tempfile.TemporaryDirectory(prefix="ocr-loaders-quant-") as tmp:
         pre, out = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
-        quant_pre_process(fp32, pre, skip_symbolic_shape=True)
-        model = onnx.load(pre)
-        fuse_gelu(model)
-        onnx.save(model, pre)
+        model = prepared(fp32, pre)
+        ranges = known or calibrated_ranges(model)
         name = model.graph.input[0].name
         found = projection(model)
         if found is None:
@@ -178,16 +174,21 @@ def shipped_ranges(digest: str) -> dict[str, tuple[np.float32, np.float32]] | No
     return {t: (np.float32(lo), np.float32(hi)) for t, (lo, hi) in data["ranges"].items()}
 
 
-def calibrated_ranges(fp32: Path) -> dict[str, tuple[np.float32, np.float32]]:
-    """The activation ranges of the recogniser ``fp32``, calibrated now (seconds)."""
+def prepared(fp32: Path, pre: Path) -> onnx.ModelProto:
+    """The recogniser ``fp32`` as the quantizer reads it: onnxruntime's pre-processing,
+    then :func:`fuse_gelu`; also saved at ``pre``."""
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with tempfile.TemporaryDirectory(prefix="ocr-loaders-quant-") as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        quant_pre_process(fp32, pre, skip_symbolic_shape=True)
-        model = onnx.load(pre)
+    quant_pre_process(fp32, pre, skip_symbolic_shape=True)
+    model = onnx.load(pre)
     fuse_gelu(model)
+    onnx.save(model, pre)
+    return model
+
+
+def calibrated_ranges(model: onnx.ModelProto) -> dict[str, tuple[np.float32, np.float32]]:
+    """The activation ranges of a :func:`prepared` recogniser, calibrated now (seconds)."""
     name = model.graph.input[0].name
     return activation_ranges(model, ({name: rec_input(c)} for c in calibration_lines()))
 
@@ -195,7 +196,8 @@ def calibrated_ranges(fp32: Path) -> dict[str, tuple[np.float32, np.float32]]:
 def write_shipped_ranges(fp32: Path, path: Path) -> None:
     """Calibrate the recogniser ``fp32`` and write its ranges to ``path`` (the shipped
     :data:`RANGES_FILE`), named by the model's SHA-256 and :data:`RECIPE_VERSION`."""
-    ranges = calibrated_ranges(fp32)
+    with tempfile.TemporaryDirectory(prefix="ocr-loaders-quant-") as tmp:
+        ranges = calibrated_ranges(prepared(fp32, Path(tmp) / "pre.onnx"))
     data = {
         "recipe": RECIPE_VERSION,
         "model": fp32.name,

@@ -39,7 +39,8 @@ for headings at the body's size, and taller boxes hold large type or slanted lab
 def stroke_ratio(crop: np.ndarray) -> float | None:
     """Mean dark run over mean light run inside words, along the rows of a grayscale line
     crop (text running left to right or upside down); ``None`` when the crop has too little
-    contrast or ink to tell. Light runs over twice the median (word spaces) are left out."""
+    contrast or ink to tell. Light runs over twice the median (word spaces) and dark runs
+    over 0.7 of the crop's height (rules, underlines, dashes) are left out."""
     height, crop = crop.shape[0], crop[::2]  # every other row is enough
     hist = np.bincount(crop[:, ::2].ravel(), minlength=256)
     cum = np.cumsum(hist)
