@@ -109,8 +109,8 @@ def test_engine_loads_the_zeroed_copies(monkeypatch: pytest.MonkeyPatch, vnni: b
         return real(source, recipe, make, directory)  # type: ignore[arg-type]
 
     monkeypatch.setattr(local_ocr, "derived_model", recording)
-    monkeypatch.setattr(local_ocr, "int8_supported", lambda: vnni)
-    monkeypatch.setattr(local_ocr, "int8_model", fp32_recogniser)
+    monkeypatch.setattr(local_ocr, "int8_levels", lambda: 255 if vnni else None)
+    monkeypatch.setattr(local_ocr, "int8_model", lambda fp32, levels: fp32_recogniser(fp32))
     monkeypatch.setattr(local_ocr, "_models", None)  # restored after the test
     with local_ocr._lock:
         local_ocr._get_models()

@@ -55,7 +55,7 @@ from .local_ocr import (
     scale_lines,
 )
 from .local_onnx import DET_MAX_SIDE, gray_of
-from .local_quant import RECIPE_VERSION, int8_supported
+from .local_quant import int8_levels, int8_recipe
 from .local_scan_tables import erase_rules, find_ruled_grids, grid_tables
 from .local_tables import TableRegion
 from .local_textlayer import OCR_DPI, OCR_MAX_SIDE_PX, LocalPageData, extract_page
@@ -167,7 +167,7 @@ class LocalEngine:
         return (
             f"local/v{ENGINE_VERSION}/pymupdf-{mupdf}/rapidocr-{rapidocr_version()}"
             f"/{DET_MODEL}+{REC_MODEL}"
-            + (f"-int8-r{RECIPE_VERSION}" if int8_supported() else "")
+            + (f"-{int8_recipe(levels)}" if (levels := int8_levels()) is not None else "")
             + f"/side{DET_MAX_SIDE}/score{MIN_SCORE}"
             f"/dpi{OCR_DPI:g}-{OCR_MAX_SIDE_PX}px" + ("/force-ocr" if self.force_ocr else "")
         )

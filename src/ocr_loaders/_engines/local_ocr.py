@@ -2,7 +2,7 @@
 
 The models are loaded from the ``rapidocr/models`` folder of the installed wheel by explicit
 path, so no downloader is ever reached; a missing file is an error, not a download. On
-CPUs with VNNI the recogniser is read as an int8 copy, made from its file on first use and
+x86-64 CPUs with AVX2 the recogniser is read as an int8 copy, made from its file on first use and
 cached (:mod:`.local_quant`); the fp32 models are read from cached copies edited by
 :mod:`.local_model_edits` (subnormal weights zeroed, the recogniser returning each step's
 best class). They are run by
@@ -38,7 +38,7 @@ from .local_onnx import (
     release_freed_memory,
     split_at_gaps,
 )
-from .local_quant import int8_model, int8_supported
+from .local_quant import int8_levels, int8_model
 from .local_weight import bold_lines
 
 log = logging.getLogger(__name__)
@@ -108,8 +108,9 @@ def _get_models() -> OcrModels:
         )
     try:
         det = derived_model(paths[DET_MODEL], DENORMAL_RECIPE, without_denormal_weights)
-        if int8_supported():
-            rec = int8_model(paths[REC_MODEL])
+        levels = int8_levels()
+        if levels is not None:
+            rec = int8_model(paths[REC_MODEL], levels=levels)
         else:
             rec = derived_model(paths[REC_MODEL], FP32_REC_RECIPE, fp32_recogniser)
     except ImportError as exc:  # pragma: no cover - onnx is a dependency

@@ -9,7 +9,7 @@ projection onto the character set, quantized the same way by
 become each step's best class and its probability
 (:func:`.local_model_edits.best_class_outputs`).
 Activation ranges come from running the fp32 model on text lines rendered here at run time
-(PyMuPDF's built-in fonts: English, German, French, digits, punctuation, Chinese and
+(:mod:`.local_calibration`; PyMuPDF's built-in fonts: English, German, French, digits, punctuation, Chinese and
 Japanese; light blur, grain or black-and-white thresholding); never the corpus, never a
 download. Each range is the tensor's minimum and maximum, clipped to the 99.999th
 percentile of its absolute values (onnxruntime's "Percentile" calibration).
@@ -23,9 +23,13 @@ calibrated at run time, as above.
 The result is kept on disk by :mod:`.local_model_cache` (named by the fp32 file's hash,
 onnxruntime's version and :data:`RECIPE_VERSION`).
 
-Only x86-64 CPUs with VNNI use it (:func:`int8_supported`): without VNNI onnxruntime's
-uint8 x int8 kernels add products in 16-bit registers that can saturate, and other CPUs were
-not measured; they keep the fp32 model.
+x86-64 CPUs use it (:func:`int8_levels`). With VNNI onnxruntime sums the uint8 x int8
+products in 32 bits and activations use all 256 codes. With AVX2 alone its kernels add each
+pair of products in a signed 16-bit register (``vpmaddubsw``), which saturates above 32,767
+(2 x 255 x 127 does not fit): there the activations entering int8 weight products are
+quantized to 128 codes (2 x 127 x 127 fits), a copy of its own in the cache (weights stay
+8-bit: 7-bit weights changed more characters). Other CPUs were not measured; they keep the
+fp32 model.
 """
 
 from __future__ import annotations
@@ -36,7 +40,6 @@ import json
 import logging
 import math
 import platform
-import random
 import re
 import tempfile
 from collections.abc import Iterable
@@ -45,6 +48,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .local_calibration import calibration_lines
 from .local_model_cache import derived_model
 from .local_model_edits import after_fusion, best_class_outputs, integer_projection, projection
 from .local_onnx import rec_input
@@ -59,51 +63,51 @@ RECIPE_VERSION = "2"
 QUANTIZED_OPS = ("Conv", "MatMul")
 PERCENTILE = 99.999
 """Activation ranges keep this share of absolute values; rarer outliers saturate."""
-CALIBRATION_LINES = 24
 RANGES_FILE = "local_quant_ranges.json"
 
-_LATIN = (
-    "The quarterly report was filed on 12 March 2019, three weeks after the deadline. "
-    "Revenue rose 4.7% to $1,284.50 million (see Table 3, p. 17); costs fell by 2,310 units. "
-    "In Section 2.1 we describe the method; results follow in Sections 3-5 and Appendix B. "
-    "Call +1 (555) 014-2398 or write to info@example.org before 5:30 p.m. on Friday! "
-    "Item No. 48-A: 250 g @ EUR 3.99/kg = EUR 0.998; total 17.45; VAT 19 % included. "
-    "Quality, speed and memory: which matters most? It depends on the reader's needs. "
-    "Die Überprüfung ergab größere Abweichungen bei Maßnahmen für Bäume und Gewässer. "
-    "Straße, Grüße, Öffnungszeiten: Mo.-Fr. 8:00-18:00 Uhr, Sa. nach Vereinbarung. "
-    "Le comité a approuvé la réforme après un débat très animé ; les élèves étaient déçus. "
-    "Où est la bibliothèque ? À côté du théâtre, près de la gare, à gauche de l'hôpital. "
-    '"Quoted text", [brackets], {braces}, <angles>, a/b, x_y, #7, *note, & so on; 1st 2nd.'
-)
-_CJK = (
-    "本报告介绍了文字识别模型的量化方法和测试结果，准确率保持不变。"
-    "会議は午後三時に始まり、予算と日程について話し合いました。"
-    "第3章では2024年の売上高（約1,200億円）を分析する。"
-)
-_LATIN_FONTS = ("helv", "hebo", "heit", "tiro", "tibo", "tiit", "cour", "cobo")
+FULL_LEVELS = 255
+"""Largest uint8 code of the activations on CPUs with VNNI (products summed in 32 bits)."""
+PAIR_LEVELS = 127
+"""Largest uint8 code of the activations entering int8 weight products on CPUs with AVX2 but
+no VNNI: a pair of products, 2 x 127 x 127, fits the 16-bit sum of ``vpmaddubsw``."""
 
 
 @functools.cache
-def int8_supported() -> bool:
-    """Whether this CPU reads the int8 model: x86-64 with VNNI (``avx512_vnni`` or
-    ``avx_vnni`` in ``/proc/cpuinfo``)."""
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return False
+def int8_levels() -> int | None:
+    """The largest uint8 code the int8 recogniser's activations may use on this CPU
+    (:func:`levels_for` its ``/proc/cpuinfo``); ``None`` where the fp32 model is used."""
     try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+        cpuinfo = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
     except OSError:
-        return False
-    return "avx512_vnni" in flags or "avx_vnni" in flags
+        return None
+    return levels_for(platform.machine(), cpuinfo)
 
 
-def int8_model(fp32: Path, directory: Path | None = None) -> bytes:
-    """The serialized int8 copy of the recogniser ``fp32``: from the cache when a whole copy
-    is there, else quantized now (seconds) and stored."""
-    return derived_model(fp32, f"int8-r{RECIPE_VERSION}", lambda path: quantize(path), directory)
+def levels_for(machine: str, cpuinfo: str) -> int | None:
+    """:data:`FULL_LEVELS` on x86-64 with VNNI (``avx512_vnni`` or ``avx_vnni`` among the
+    ``flags`` of ``cpuinfo``), :data:`PAIR_LEVELS` with AVX2 alone, else ``None``."""
+    if machine.lower() not in ("x86_64", "amd64"):
+        return None
+    flags = {f for line in re.findall(r"(?m)^flags\s*:(.*)$", cpuinfo) for f in line.split()}
+    if flags & {"avx512_vnni", "avx_vnni"}:
+        return FULL_LEVELS
+    return PAIR_LEVELS if "avx2" in flags else None
 
 
-def quantize(fp32: Path) -> bytes:
-    """The recogniser ``fp32`` quantized (see the module docstring for the recipe)."""
+def int8_recipe(levels: int = FULL_LEVELS) -> str:
+    """The cache recipe name of the int8 copy for ``levels`` (:func:`int8_levels`)."""
+    return f"int8{'' if levels == FULL_LEVELS else f'a{levels}'}-r{RECIPE_VERSION}"
+
+
+def int8_model(fp32: Path, directory: Path | None = None, levels: int = FULL_LEVELS) -> bytes:
+    """The serialized int8 copy of the recogniser ``fp32`` for ``levels``: from the cache
+    when a whole copy is there, else quantized now (seconds) and stored."""
+    return derived_model(fp32, int8_recipe(levels), lambda path: quantize(path, levels), directory)
+
+
+def quantize(fp32: Path, levels: int = FULL_LEVELS) -> bytes:
+    """The recogniser ``fp32`` quantized (see the module docstring for the recipe), the
+    activations entering int8 weight products on codes 0 to ``levels``."""
     import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -124,6 +128,7 @@ def quantize(fp32: Path) -> bytes:
         if found is None:
             raise RuntimeError("the recogniser has no MatMul projection before its softmax")
         head = found[0]
+        narrow = weight_product_inputs(model) if levels < FULL_LEVELS else set()
         del model
 
         class One(CalibrationDataReader):  # type: ignore[misc]
@@ -147,16 +152,39 @@ def quantize(fp32: Path) -> bytes:
             nodes_to_exclude=[head.name],  # quantized below, in one array operation
             extra_options={
                 "TensorQuantOverrides": {
-                    t: [{"rmin": lo, "rmax": hi}] for t, (lo, hi) in ranges.items()
+                    t: [_narrowed(lo, hi, levels) if t in narrow else {"rmin": lo, "rmax": hi}]
+                    for t, (lo, hi) in ranges.items()
                 }
             },
         )
         quantized = onnx.load(out)
-        if not integer_projection(quantized, ranges[head.input[0]]):
+        if not integer_projection(quantized, ranges[head.input[0]], levels):
             raise RuntimeError("the int8 recogniser lost its float projection")
         best_class_outputs(quantized)
         serialized: bytes = quantized.SerializeToString()
         return serialized
+
+
+def weight_product_inputs(model: onnx.ModelProto) -> set[str]:
+    """The activations multiplied by a weight matrix (a ``QUANTIZED_OPS`` node whose second
+    input is a constant): those whose codes meet int8 weights in the quantized model."""
+    consts = {i.name for i in model.graph.initializer}
+    return {
+        n.input[0]
+        for n in model.graph.node
+        if n.op_type in QUANTIZED_OPS and len(n.input) > 1 and n.input[1] in consts
+    }
+
+
+def _narrowed(lo: np.float32, hi: np.float32, levels: int) -> dict[str, np.ndarray]:
+    """The quantizer's override putting the range ``lo`` .. ``hi`` on codes 0 to ``levels``
+    (onnxruntime's own scale function, as for the other activations)."""
+    from onnxruntime.quantization.quant_utils import compute_scale_zp
+
+    zero, scale = compute_scale_zp(
+        np.array(lo, np.float32), np.array(hi, np.float32), np.uint8(0), np.uint8(levels)
+    )
+    return {"scale": np.asarray(scale, np.float32), "zero_point": np.asarray(zero, np.uint8)}
 
 
 def shipped_ranges(digest: str) -> dict[str, tuple[np.float32, np.float32]] | None:
@@ -337,63 +365,6 @@ def fuse_gelu(model: onnx.ModelProto) -> int:
     model.graph.node.extend(n for n in kept if n is not None)
     after_fusion(model)
     return sum(n is not None for n in replaced.values())
-
-
-# --- calibration inputs, rendered here ------------------------------------------------------
-
-
-def calibration_lines(n: int = CALIBRATION_LINES, seed: int = 0) -> list[np.ndarray]:
-    """``n`` BGR line crops as the detector cuts them: Latin text (English, German, French,
-    digits, punctuation) in eight fonts and a few CJK lines, 7 to 16 pt at 150 to 300 dpi,
-    with varied margins, contrast, blur, noise, or thresholded like a bilevel scan."""
-    import pymupdf
-
-    rng = random.Random(seed)
-    noise = np.random.default_rng(seed)
-    latin, cjk = _LATIN.split(), _CJK
-    out = []
-    for i in range(n):
-        if i % 8 == 7:
-            start = rng.randrange(len(cjk) - 8)
-            text, font = cjk[start : start + rng.randint(6, 24)], "china-s"
-        else:
-            start = rng.randrange(len(latin))
-            words = [latin[(start + k) % len(latin)] for k in range(rng.randint(1, 14))]
-            text, font = " ".join(words), _LATIN_FONTS[i % len(_LATIN_FONTS)]
-        size = rng.uniform(7, 16)
-        f = pymupdf.Font(font)
-        pad_x, pad_y = size * rng.uniform(0.1, 0.6), size * rng.uniform(0.1, 0.4)
-        width = f.text_length(text, fontsize=size) + 2 * pad_x
-        height = size * (f.ascender - f.descender) + 2 * pad_y
-        doc = pymupdf.open()
-        page = doc.new_page(width=width, height=height)
-        writer = pymupdf.TextWriter(page.rect)
-        writer.append((pad_x, pad_y + size * f.ascender), text, font=f, fontsize=size)
-        writer.write_text(page)
-        pix = page.get_pixmap(dpi=rng.randint(150, 300), colorspace=pymupdf.csGRAY)
-        gray = np.frombuffer(pix.samples, np.uint8).reshape(pix.height, pix.width)
-        doc.close()
-        out.append(_degrade(gray, rng, noise))
-    return out
-
-
-def _degrade(gray: np.ndarray, rng: random.Random, noise: np.random.Generator) -> np.ndarray:
-    """Scan-like variation of a rendered grayscale image, as BGR: a third thresholded to
-    black and white, the others with paper and ink tones, a light blur and grain."""
-    import cv2
-
-    img: np.ndarray = gray.astype(np.float32)
-    if rng.random() < 1 / 3:
-        img = np.where(img < rng.uniform(100, 180), 0.0, 255.0).astype(np.float32)
-    else:
-        paper, ink = rng.uniform(215, 255), rng.uniform(0, 70)
-        img = ink + (paper - ink) * img / 255.0
-        sigma = rng.uniform(0.0, 1.0)
-        if sigma > 0.3:
-            img = cv2.GaussianBlur(img, (0, 0), sigma)
-        img += noise.normal(0.0, rng.uniform(0.0, 6.0), img.shape).astype(np.float32)
-    out = np.clip(img, 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(np.repeat(out[:, :, np.newaxis], 3, axis=2))
 
 
 if __name__ == "__main__":  # remake the shipped ranges after a recipe or model change
