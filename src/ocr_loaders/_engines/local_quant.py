@@ -9,10 +9,10 @@ projection onto the character set, quantized the same way by
 become each step's best class and its probability
 (:func:`.local_model_edits.best_class_outputs`).
 Activation ranges come from running the fp32 model on text lines rendered here at run time
-(:mod:`.local_calibration`; PyMuPDF's built-in fonts: English, German, French, digits, punctuation, Chinese and
-Japanese; light blur, grain or black-and-white thresholding); never the corpus, never a
-download. Each range is the tensor's minimum and maximum, clipped to the 99.999th
-percentile of its absolute values (onnxruntime's "Percentile" calibration).
+(:mod:`.local_calibration`; PyMuPDF's built-in fonts: English, German, French, digits,
+punctuation, Chinese and Japanese; light blur, grain or black-and-white thresholding); never
+the corpus, never a download. Each range is the tensor's minimum and maximum, clipped to the
+99.999th percentile of its absolute values (onnxruntime's "Percentile" calibration).
 
 The ranges of rapidocr's recogniser are computed once and shipped beside this module
 (:data:`RANGES_FILE`, made by ``python -m ocr_loaders._engines.local_quant``): calibrating
