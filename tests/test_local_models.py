@@ -16,7 +16,7 @@ import pytest
 from onnx import helper, numpy_helper
 from PIL import Image
 
-from ocr_loaders._engines import local_ocr, local_onnx
+from ocr_loaders._engines import local_ocr, local_onnx, local_quant
 from ocr_loaders._engines.local import ocr_array_grounded, ocr_image_grounded, recognize_page_data
 from ocr_loaders._engines.local_model_cache import derived_model
 from ocr_loaders._engines.local_model_edits import fp32_recogniser, without_denormal_weights
@@ -109,7 +109,7 @@ def test_engine_loads_the_zeroed_copies(monkeypatch: pytest.MonkeyPatch, vnni: b
         return real(source, recipe, make, directory)  # type: ignore[arg-type]
 
     monkeypatch.setattr(local_ocr, "derived_model", recording)
-    monkeypatch.setattr(local_ocr, "int8_levels", lambda: 255 if vnni else None)
+    monkeypatch.setattr(local_ocr, "int8_levels", lambda: local_quant.FULL_LEVELS if vnni else None)
     monkeypatch.setattr(local_ocr, "int8_model", lambda fp32, levels: fp32_recogniser(fp32))
     monkeypatch.setattr(local_ocr, "_models", None)  # restored after the test
     with local_ocr._lock:

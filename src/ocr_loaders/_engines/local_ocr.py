@@ -2,8 +2,8 @@
 
 The models are loaded from the ``rapidocr/models`` folder of the installed wheel by explicit
 path, so no downloader is ever reached; a missing file is an error, not a download. On
-x86-64 CPUs with AVX2 the recogniser is read as an int8 copy, made from its file on first use and
-cached (:mod:`.local_quant`); the fp32 models are read from cached copies edited by
+x86-64 CPUs with AVX2 the recogniser is read as an int8 copy, made from its file on first use
+and cached (:mod:`.local_quant`); the fp32 models are read from cached copies edited by
 :mod:`.local_model_edits` (subnormal weights zeroed, the recogniser returning each step's
 best class). They are run by
 :mod:`.local_onnx`. One process-wide instance, loaded once, serves every caller under a lock

@@ -96,7 +96,8 @@ def levels_for(machine: str, cpuinfo: str) -> int | None:
 
 def int8_recipe(levels: int = FULL_LEVELS) -> str:
     """The cache recipe name of the int8 copy for ``levels`` (:func:`int8_levels`)."""
-    return f"int8{'' if levels == FULL_LEVELS else f'a{levels}'}-r{RECIPE_VERSION}"
+    codes = "" if levels == FULL_LEVELS else f"a{levels}"
+    return f"int8{codes}-r{RECIPE_VERSION}"
 
 
 def int8_model(fp32: Path, directory: Path | None = None, levels: int = FULL_LEVELS) -> bytes:
