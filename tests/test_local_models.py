@@ -125,25 +125,26 @@ def _quads(found: list[local_onnx.Detection]) -> list[list[list[float]]]:
     return [d.quad.tolist() for d in found]
 
 
-def test_the_detector_reads_the_same_in_and_out_of_the_arena(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Pages up to ``DET_ARENA_MAX_PIXELS`` are read in onnxruntime's arena, larger ones in a
-    session without it: the same model, so the same lines; and a map read in the arena is
-    the caller's own array, not memory a later run (of another size) writes over."""
+def test_the_detector_reads_the_same_in_both_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inputs up to ``DET_BLOCKED_MAX_PIXELS`` are read in onnxruntime's blocked layout,
+    larger ones without it: the same model, so the same lines (scores equal to float
+    rounding); and a map is the caller's own array, not arena memory a later run (of another
+    size, in the other session) writes over."""
     with local_ocr._lock:
         models = local_ocr._get_models()
     img = _page_text_gray()
-    other = np.ascontiguousarray(np.rot90(_page_text_gray(dpi=150)))
-    in_arena = models.detect(img)
-    models.detect(other)
-    assert len(in_arena) >= 4
-    assert _quads(models.detect(img)) == _quads(in_arena)
-
-    monkeypatch.setattr(local_onnx, "DET_ARENA_MAX_PIXELS", 0)  # every input: no arena
-    without = models.detect(img)
-    assert _quads(without) == _quads(in_arena)
-    assert [d.score for d in without] == [d.score for d in in_arena]
+    blocked = models.detect(img)
+    assert len(blocked) >= 4
+    held = models._det_map(np.full((1, 3, 256, 320), 0.5, np.float32))
+    kept = held.copy()
+    monkeypatch.setattr(local_onnx, "DET_BLOCKED_MAX_PIXELS", 0)  # every input: unblocked
+    plain = models.detect(img)
+    models.detect(np.ascontiguousarray(np.rot90(_page_text_gray(dpi=150))))
+    assert np.array_equal(held, kept)
+    assert _quads(plain) == _quads(blocked)
+    assert np.allclose([d.score for d in plain], [d.score for d in blocked], rtol=0, atol=1e-4)
+    monkeypatch.undo()
+    assert _quads(models.detect(img)) == _quads(blocked)
 
 
 # --- grayscale pages ------------------------------------------------------------------------

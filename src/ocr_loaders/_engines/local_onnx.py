@@ -17,9 +17,10 @@ docs/local-engine.md):
   core on a shared machine and bought nothing here);
 * the detector runs in onnxruntime's memory arena, which hands its memory back at the end of
   each run (without an arena every activation was a fresh mapping from the system: half a
-  second of system time per Letter page); near-square pages, whose activations the arena
-  packs less tightly than the system allocator does, run in a second session without it. The
-  recogniser keeps its arena (its tensors are a few MB, reused from crop to crop).
+  second of system time per Letter page); near-square pages run in a second session, in the
+  arena too, without onnxruntime's blocked (NCHWc) layout, in which their activations grew
+  past 300 MB on an AVX-512 CPU. The recogniser keeps its arena (its tensors are a few MB,
+  reused from crop to crop).
 """
 
 from __future__ import annotations
@@ -47,11 +48,12 @@ DET_MAX_RATIO = 8.0
 """Wider images (a single line) are padded below to this width : height ratio."""
 GAP_SPLIT = 1.0
 """A line box is cut at whitespace wider than this many times its ink height."""
-DET_ARENA_MAX_PIXELS = 1280 * 1088
-"""Detector inputs up to this many pixels (every common paper shape at ``DET_MAX_SIDE``) run in
-onnxruntime's arena: 160-200 MB of working memory against 230-300 MB without it, and a third
-less time. Larger (near-square) inputs use more memory in the arena than without it (295-315
-MB against 265-285 at 1280 x 1152 to 1280 x 1280), so they run without it."""
+DET_BLOCKED_MAX_PIXELS = 1280 * 1088
+"""Detector inputs up to this many pixels (every common paper shape at ``DET_MAX_SIDE``) run
+in onnxruntime's blocked (NCHWc) layout, the faster one; its working memory in the arena is
+185 to 210 MB there. Larger (near-square) inputs run without that layout: in it a 1280 x 1280
+input took 320 to 330 MB on an AVX-512 CPU (its blocks are 16 channels wide, 8 with AVX2),
+without it 230 to 240 MB on every CPU measured (docs/local-engine.md, "Near-square pages")."""
 REC_HEIGHT = 48
 REC_MIN_WIDTH = 320
 """Shortest input width; a crop narrower than this is padded."""
@@ -113,14 +115,14 @@ M_MMAP_THRESHOLD = -3
 _mapped = False
 
 
-def _session(model: Path | bytes, threads: int, arena: bool) -> Any:
-    """An onnxruntime session on the CPU for a model file or a serialized model, with or
-    without onnxruntime's memory arena (it keeps what a run allocated for the next run)."""
+def _session(model: Path | bytes, threads: int, blocked: bool = True) -> Any:
+    """An onnxruntime session on the CPU, in its memory arena, for a model file or a
+    serialized model; ``blocked=False`` leaves out the rewrite of convolutions into
+    onnxruntime's blocked (NCHWc) layout."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 4
-    opts.enable_cpu_mem_arena = arena
     opts.enable_mem_pattern = False
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = threads
@@ -128,7 +130,12 @@ def _session(model: Path | bytes, threads: int, arena: bool) -> Any:
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
     source = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        source,
+        sess_options=opts,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=[] if blocked else ["NchwcTransformer"],
+    )
 
 
 def _shrinking_run() -> Any:
@@ -158,10 +165,10 @@ class OcrModels:
 
     def __init__(self, det: Path | bytes, rec: Path | bytes) -> None:
         map_large_allocations()
-        self._det = _session(det, threads=REC_WORKERS, arena=True)
-        self._det_large = _session(det, threads=REC_WORKERS, arena=False)
+        self._det = _session(det, threads=REC_WORKERS)
+        self._det_square = _session(det, threads=REC_WORKERS, blocked=False)
         self._det_run = _shrinking_run()
-        self._rec = _session(rec, threads=1, arena=True)
+        self._rec = _session(rec, threads=1)
         outputs = [o.name for o in self._rec.get_outputs()]
         if outputs != [BEST_PROB, BEST_CLASS]:
             raise ValueError(
@@ -208,22 +215,21 @@ class OcrModels:
         return found
 
     def _det_map(self, x: np.ndarray) -> np.ndarray:
-        """The detector's text probability map for input ``x`` (1 x 3 x h x w).
+        """The detector's text probability map for input ``x`` (1 x 3 x h x w), in the
+        blocked-layout session up to ``DET_BLOCKED_MAX_PIXELS``, else in the other.
 
-        In the arena session the map is written into an array of ours: with no output of the
-        run left in the arena, the arena hands all of its memory back when the run ends.
+        The map is written into an array of ours: with no output of the run left in the arena,
+        the arena hands all of its memory back when the run ends.
         """
-        if x.shape[2] * x.shape[3] > DET_ARENA_MAX_PIXELS:
-            plain = self._det_large
-            out: np.ndarray = plain.run(None, {plain.get_inputs()[0].name: x})[0][0, 0]
-            return out
+        large = x.shape[2] * x.shape[3] > DET_BLOCKED_MAX_PIXELS
+        session = self._det_square if large else self._det
         pred = np.empty((1, 1, *x.shape[2:]), np.float32)
-        binding = self._det.io_binding()
-        binding.bind_cpu_input(self._det.get_inputs()[0].name, x)
+        binding = session.io_binding()
+        binding.bind_cpu_input(session.get_inputs()[0].name, x)
         binding.bind_output(
-            self._det.get_outputs()[0].name, "cpu", 0, np.float32, pred.shape, pred.ctypes.data
+            session.get_outputs()[0].name, "cpu", 0, np.float32, pred.shape, pred.ctypes.data
         )
-        self._det.run_with_iobinding(binding, self._det_run)
+        session.run_with_iobinding(binding, self._det_run)
         mapped: np.ndarray = pred[0, 0]
         return mapped
 
