@@ -138,11 +138,11 @@ def test_the_detector_reads_the_same_in_both_sessions(monkeypatch: pytest.Monkey
     held = models._det_map(np.full((1, 3, 256, 320), 0.5, np.float32))
     kept = held.copy()
     monkeypatch.setattr(local_onnx, "DET_BLOCKED_MAX_PIXELS", 0)  # every input: unblocked
-    plain = models.detect(img)
+    unblocked = models.detect(img)
     models.detect(np.ascontiguousarray(np.rot90(_page_text_gray(dpi=150))))
     assert np.array_equal(held, kept)
-    assert _quads(plain) == _quads(blocked)
-    assert np.allclose([d.score for d in plain], [d.score for d in blocked], rtol=0, atol=1e-4)
+    assert _quads(unblocked) == _quads(blocked)
+    assert np.allclose([d.score for d in unblocked], [d.score for d in blocked], rtol=0, atol=1e-4)
     monkeypatch.undo()
     assert _quads(models.detect(img)) == _quads(blocked)
 
